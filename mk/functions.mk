@@ -1,0 +1,63 @@
+# The Azure Functions app: local debugging with Core Tools and the deployable zip.
+# Included by the root Makefile (-include mk/*.mk); also usable alone (make -f mk/functions.mk …).
+#
+#   make func           build (debug), lay the app out in target/func-app/ and run `func start`
+#                       there against Azurite (start it first: see docs/functions.md)
+#   make package        static x86_64-unknown-linux-musl release build + target/functions/retail-ingest.zip
+#   make package-zip    just the zip, from PACKAGE_BIN (any build; the layout test uses the debug one)
+#
+# The app root, in the zip and in target/func-app/, is what the host expects:
+#   host.json, <Function>/function.json for each function, retail-ingest (mode 0755).
+# local.settings.json is never packaged; `make func` copies it (or the .example) for Core Tools.
+
+FUNC_FUNCTIONS   := IngestFunction ReingestFunction IngestDateFunction RunStatusFunction
+FUNC_APP_DIR     ?= target/func-app
+PACKAGE_TARGET   ?= x86_64-unknown-linux-musl
+PACKAGE_BIN      ?= target/$(PACKAGE_TARGET)/release/retail-ingest
+PACKAGE_DIR      ?= target/functions/app
+PACKAGE_ZIP      ?= target/functions/retail-ingest.zip
+FUNC             ?= func
+FUNC_PORT        ?= 7071
+
+.PHONY: func func-app package package-zip
+
+# Copies the app root ($(1): destination) from the repository and $(2) (the executable).
+define func_layout
+	rm -rf $(1)
+	mkdir -p $(1)
+	cp host.json $(1)/host.json
+	for f in $(FUNC_FUNCTIONS); do mkdir -p $(1)/$$f && cp $$f/function.json $(1)/$$f/function.json || exit 1; done
+	cp $(2) $(1)/retail-ingest
+	chmod 0755 $(1)/retail-ingest
+endef
+
+func-app:
+	cargo build --bin retail-ingest
+	$(call func_layout,$(FUNC_APP_DIR),target/debug/retail-ingest)
+	if [ -f local.settings.json ]; then cp local.settings.json $(FUNC_APP_DIR)/; \
+	  else cp local.settings.json.example $(FUNC_APP_DIR)/local.settings.json; fi
+	@echo "func-app: $(FUNC_APP_DIR) is ready"
+
+func: func-app
+	@command -v $(FUNC) >/dev/null || { echo "func: Azure Functions Core Tools v4 ('$(FUNC)') is not installed: npm install -g azure-functions-core-tools@4 (see docs/functions.md)"; exit 1; }
+	@curl -s -o /dev/null http://127.0.0.1:10000/ || echo "func: warning: nothing answers on 127.0.0.1:10000; start Azurite first (docs/functions.md)"
+	cd $(FUNC_APP_DIR) && $(FUNC) start --custom --port $(FUNC_PORT)
+
+package:
+	@rustup target list --installed | grep -qx '$(PACKAGE_TARGET)' || rustup target add $(PACKAGE_TARGET)
+	@case '$(PACKAGE_TARGET)' in *musl*) command -v musl-gcc >/dev/null || { \
+	  echo "package: musl-gcc is missing (C code of zstd and ring is built for musl): apt-get install musl-tools"; exit 1; } ;; esac
+	cargo build --release --locked --target $(PACKAGE_TARGET) --bin retail-ingest
+	@case '$(PACKAGE_TARGET)' in *musl*) file $(PACKAGE_BIN) | grep -q 'statically linked' || { \
+	  echo "package: $(PACKAGE_BIN) is not statically linked"; file $(PACKAGE_BIN); exit 1; } ;; esac
+	$(MAKE) -f mk/functions.mk package-zip PACKAGE_BIN=$(PACKAGE_BIN) PACKAGE_ZIP=$(PACKAGE_ZIP) PACKAGE_DIR=$(PACKAGE_DIR)
+
+# zip -X: no extra attributes (steadier output); the Unix mode, and so the run bit, is kept.
+package-zip:
+	@test -x '$(PACKAGE_BIN)' || { echo "package-zip: no executable at PACKAGE_BIN=$(PACKAGE_BIN)"; exit 1; }
+	$(call func_layout,$(PACKAGE_DIR),$(PACKAGE_BIN))
+	mkdir -p $(dir $(PACKAGE_ZIP))
+	rm -f $(PACKAGE_ZIP)
+	cd $(PACKAGE_DIR) && zip -q -X -r $(abspath $(PACKAGE_ZIP)) host.json retail-ingest $(FUNC_FUNCTIONS)
+	@echo "package-zip: $(PACKAGE_ZIP)"
+	@unzip -Z $(PACKAGE_ZIP) | sed -n '3,$$p'

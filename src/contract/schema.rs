@@ -1,0 +1,86 @@
+//! Column names and the Arrow schemas of every output (contract sections 4–6).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Columns of a transaction file, in the contract's order (section 5). Rule order for
+/// `invalid_{column}` follows this order.
+pub const TRANSACTION_COLUMNS: [&str; 8] =
+    ["transaction_id", "client_id", "date", "hour", "minute", "product_id", "quantity", "store_id"];
+
+/// Columns of `clients.csv`.
+pub const CLIENT_COLUMNS: [&str; 5] = ["id", "name", "job", "email", "account_id"];
+/// Columns of `stores.csv`.
+pub const STORE_COLUMNS: [&str; 5] = ["id", "latlng", "opening", "closing", "type"];
+/// Columns of `products.csv`.
+pub const PRODUCT_COLUMNS: [&str; 4] = ["id", "ean", "brand", "description"];
+
+fn list_of_strings() -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)))
+}
+
+/// `formatted/transactions_{date}/transactions.parquet`, in the contract's column order.
+pub static TRANSACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("transaction_id", DataType::Utf8, false),
+        Field::new("client_id", DataType::Utf8, false),
+        Field::new("account_id", DataType::Utf8, true),
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("store_id", DataType::Utf8, false),
+        Field::new("quantity", DataType::Int32, false),
+        Field::new("datetime", DataType::Timestamp(TimeUnit::Microsecond, None), false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("hour", DataType::Int8, false),
+        Field::new("minute", DataType::Int8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("source_line", DataType::Int64, false),
+        Field::new("quality_flags", list_of_strings(), false),
+    ]))
+});
+
+/// Every `rejects.parquet` (transactions and referentials alike).
+pub static REJECTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("source_line", DataType::Int64, false),
+        Field::new("raw", DataType::Utf8, false),
+        Field::new("reasons", list_of_strings(), false),
+        Field::new("message", DataType::Utf8, false),
+    ]))
+});
+
+/// `formatted/clients/clients.parquet`.
+pub static CLIENTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("job", DataType::Utf8, true),
+        Field::new("email", DataType::Utf8, true),
+        Field::new("account_id", DataType::Utf8, false),
+    ]))
+});
+
+/// `formatted/stores/stores.parquet`: `latlng` split into `latitude`, `longitude`.
+pub static STORES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("latitude", DataType::Float64, false),
+        Field::new("longitude", DataType::Float64, false),
+        Field::new("opening", DataType::Int8, false),
+        Field::new("closing", DataType::Int8, false),
+        Field::new("type", DataType::Int32, false),
+    ]))
+});
+
+/// `formatted/products/products.parquet`. `quality_flags` holds `ean_check_digit` when the
+/// EAN's GS1 check digit is wrong (a warning, section 3).
+pub static PRODUCTS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("ean", DataType::Utf8, false),
+        Field::new("brand", DataType::Utf8, true),
+        Field::new("description", DataType::Utf8, true),
+        Field::new("quality_flags", list_of_strings(), false),
+    ]))
+});

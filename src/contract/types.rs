@@ -1,0 +1,161 @@
+//! The value types of contract section 3: one strict parser per type.
+//!
+//! Each parser takes a field's text and returns the typed value or `None`; the caller turns
+//! `None` into `invalid_{column}`. Spaces and tabs around non-text values are trimmed; text is
+//! kept exactly as sent.
+
+/// Trims the spaces and tabs the contract allows around non-text values.
+pub fn trim(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
+}
+
+/// An identifier: 1–19 ASCII digits, returned exactly as written (leading zeros kept).
+pub fn identifier(text: &str) -> Option<&str> {
+    let text = trim(text);
+    (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
+}
+
+/// An EAN: 13 ASCII digits, and whether its GS1 check digit is right.
+pub fn ean(text: &str) -> Option<(&str, bool)> {
+    let text = trim(text);
+    let digits = text.as_bytes();
+    if digits.len() != 13 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let sum: u32 = digits[..12]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| u32::from(d - b'0') * if i % 2 == 0 { 1 } else { 3 })
+        .sum();
+    let check = (10 - sum % 10) % 10;
+    Some((text, check == u32::from(digits[12] - b'0')))
+}
+
+/// A `YYYY-MM-DD` calendar date.
+pub fn date(text: &str) -> Option<chrono::NaiveDate> {
+    super::names::parse_iso_date(trim(text).as_bytes())
+}
+
+/// One or two digits with a value of at most `max` (`8` and `08` alike).
+fn small_number(text: &str, max: u8) -> Option<i8> {
+    let digits = trim(text).as_bytes();
+    let value = match digits {
+        [a] if a.is_ascii_digit() => a - b'0',
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => (a - b'0') * 10 + (b - b'0'),
+        _ => return None,
+    };
+    (value <= max).then(|| value as i8)
+}
+
+/// An hour, 0–23.
+pub fn hour(text: &str) -> Option<i8> {
+    small_number(text, 23)
+}
+
+/// A minute, 0–59.
+pub fn minute(text: &str) -> Option<i8> {
+    small_number(text, 59)
+}
+
+/// A non-negative integer that fits `i32` (quantity, store type): plain digits only.
+pub fn non_negative_i32(text: &str) -> Option<i32> {
+    let digits = trim(text).as_bytes();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0i32, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(i32::from(b - b'0'))
+    })
+}
+
+/// Text: kept as sent; empty means null.
+pub fn text(text: &str) -> Option<&str> {
+    (!text.is_empty()).then_some(text)
+}
+
+/// `(lat,lng)` with optional spaces, lat in [-90, 90], lng in [-180, 180].
+pub fn latlng(text: &str) -> Option<(f64, f64)> {
+    let inner = trim(text).strip_prefix('(')?.strip_suffix(')')?;
+    let (lat, lng) = inner.split_once(',')?;
+    let (lat, lng) = (decimal(lat)?, decimal(lng)?);
+    ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lng)).then_some((lat, lng))
+}
+
+/// A plain decimal number (`-91.06177`): optional sign, digits, optional fraction. No exponent,
+/// no `inf` or `nan`, which `f64::from_str` would accept.
+fn decimal(text: &str) -> Option<f64> {
+    let text = text.trim_matches([' ', '\t']);
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || (unsigned.contains('.') && fraction.is_empty()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_keep_leading_zeros_and_refuse_everything_else() {
+        assert_eq!(identifier("060446873667"), Some("060446873667"));
+        assert_eq!(identifier(" 42\t"), Some("42"));
+        assert_eq!(identifier("1234567890123456789"), Some("1234567890123456789"));
+        for bad in ["", " ", "12345678901234567890", "12a", "-1", "1.0", "１２"] {
+            assert_eq!(identifier(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn eans_have_thirteen_digits_and_a_checked_digit() {
+        assert_eq!(ean("4006381333931"), Some(("4006381333931", true)));
+        assert_eq!(ean("4006381333932"), Some(("4006381333932", false)));
+        assert_eq!(ean("400638133393"), None);
+        assert_eq!(ean("400638133393x"), None);
+    }
+
+    #[test]
+    fn hours_minutes_and_quantities_are_plain_bounded_integers() {
+        assert_eq!(hour("8"), Some(8));
+        assert_eq!(hour("08"), Some(8));
+        assert_eq!(hour(" 20 "), Some(20));
+        for bad in ["24", "008", "", "-1", "+1", "1.0", "a"] {
+            assert_eq!(hour(bad), None, "{bad:?}");
+        }
+        assert_eq!(minute("59"), Some(59));
+        assert_eq!(minute("60"), None);
+        assert_eq!(non_negative_i32("0"), Some(0));
+        assert_eq!(non_negative_i32("2147483647"), Some(i32::MAX));
+        for bad in ["2147483648", "99999999999999999999", "-1", "1.0", "1e3", "", "+5"] {
+            assert_eq!(non_negative_i32(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dates_are_real_calendar_dates() {
+        assert!(date("2023-11-23").is_some());
+        assert!(date(" 2023-11-23 ").is_some());
+        assert!(date("2023-02-30").is_none());
+        assert!(date("2023-11-23T00:00").is_none());
+    }
+
+    #[test]
+    fn latlng_is_a_bounded_pair() {
+        assert_eq!(latlng("(33.41012,-91.06177)"), Some((33.41012, -91.06177)));
+        assert_eq!(latlng(" ( 33.4 , -91 ) "), Some((33.4, -91.0)));
+        for bad in ["33.4,-91", "(91,0)", "(0,181)", "(nan,0)", "(1e2,0)", "(1.,2)", "(,2)", "(1;2)"] {
+            assert_eq!(latlng(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn text_is_kept_exactly_and_empty_is_null() {
+        assert_eq!(text(" a "), Some(" a "));
+        assert_eq!(text(""), None);
+    }
+}

@@ -1,0 +1,62 @@
+//! Where everything lives in the store (contract sections 4, 6 and 7). Inputs sit under the
+//! landing prefix; outputs, reports, quarantine and locks at the store's root.
+
+use object_store::path::Path;
+
+use crate::contract::{IngestDate, ReferentialKind};
+
+/// A landing blob: `{prefix}/{name}`.
+pub fn landing(prefix: &str, name: &str) -> Path {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() { Path::from(name) } else { Path::from(format!("{prefix}/{name}")) }
+}
+
+/// `formatted/transactions_{date}/transactions.parquet`
+pub fn transactions(date: IngestDate) -> Path {
+    Path::from(format!("formatted/transactions_{date}/transactions.parquet"))
+}
+
+/// `formatted/transactions_{date}/_report.json`: present means the date's output is complete.
+pub fn published_report(date: IngestDate) -> Path {
+    Path::from(format!("formatted/transactions_{date}/_report.json"))
+}
+
+/// `rejected/transactions_{date}/rejects.parquet`
+pub fn transaction_rejects(date: IngestDate) -> Path {
+    Path::from(format!("rejected/transactions_{date}/rejects.parquet"))
+}
+
+/// `runs/{date}/{run_id}.json`: every run's report, never overwritten.
+pub fn run_report(date: IngestDate, run_id: &str) -> Path {
+    Path::from(format!("runs/{date}/{run_id}.json"))
+}
+
+/// `formatted/{stem}/{stem}.parquet`
+pub fn referential(kind: ReferentialKind) -> Path {
+    Path::from(format!("formatted/{0}/{0}.parquet", kind.stem()))
+}
+
+/// `formatted/{stem}/_source.json`: which source version the formatted copy was made from.
+pub fn referential_source(kind: ReferentialKind) -> Path {
+    Path::from(format!("formatted/{}/_source.json", kind.stem()))
+}
+
+/// `rejected/{stem}/rejects.parquet`
+pub fn referential_rejects(kind: ReferentialKind) -> Path {
+    Path::from(format!("rejected/{}/rejects.parquet", kind.stem()))
+}
+
+/// `error/{name}`: a quarantined file.
+pub fn quarantined(name: &str) -> Path {
+    Path::from(format!("error/{name}"))
+}
+
+/// `error/{name}.error.json`: what is wrong with it.
+pub fn quarantine_note(name: &str) -> Path {
+    Path::from(format!("error/{name}.error.json"))
+}
+
+/// `locks/{date}.json`: held while a run of the date is under way.
+pub fn lock(date: IngestDate) -> Path {
+    Path::from(format!("locks/{date}.json"))
+}

@@ -1,0 +1,321 @@
+//! The three referentials (contract section 4): format a changed source, reuse an unchanged
+//! one's formatted copy, quarantine an invalid one and fall back to the last good copy, and
+//! block the date when no usable version exists.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Builder, Int8Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, SchemaRef};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+use serde::{Deserialize, Serialize};
+
+use super::csv_file::{FileProblem, RowErrors, read_csv};
+use super::rejects::RejectsBuilder;
+use super::report::{ReferentialReport, ReferentialSource, RuleCounts};
+use super::{PipelineError, parquet_io, paths, storage_error};
+use crate::contract::schema::{self, CLIENT_COLUMNS, PRODUCT_COLUMNS, STORE_COLUMNS};
+use crate::contract::{CONTRACT_VERSION, ReferentialKind, types};
+
+/// Warning on a product whose EAN has a wrong GS1 check digit (section 3): kept, flagged.
+pub const EAN_CHECK_DIGIT: &str = "ean_check_digit";
+
+/// Written beside each formatted referential: the source version it was made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceNote {
+    /// Source blob name.
+    pub source: String,
+    /// Source ETag.
+    pub etag: String,
+    /// Source size in bytes.
+    pub size: u64,
+    /// Contract version the copy was formatted under.
+    pub contract_version: u32,
+    /// Records read.
+    pub rows: u64,
+    /// Rule → rejected records.
+    pub rejected: RuleCounts,
+    /// Ids that appear more than once.
+    pub ambiguous_ids: Vec<String>,
+}
+
+/// A referential a run will use.
+pub struct Prepared {
+    /// Which one.
+    pub kind: ReferentialKind,
+    /// What the report says of it.
+    pub report: ReferentialReport,
+    /// The formatted rows when they were parsed in this run (else load the formatted copy).
+    pub fresh: Option<RecordBatch>,
+}
+
+/// The formatted table of a source file.
+pub struct Formatted {
+    /// The table (formatted schema).
+    pub batch: RecordBatch,
+    /// Rejected records.
+    pub rejects: RejectsBuilder,
+    /// Records read.
+    pub rows: u64,
+}
+
+/// Decides, for one referential, which version the run uses; formats and quarantines as
+/// needed. `Err(reason)` inside `Ok` means the date is blocked.
+pub async fn prepare(
+    store: &Arc<dyn ObjectStore>,
+    kind: ReferentialKind,
+    source: Option<&ObjectMeta>,
+    max_reject_ratio: f64,
+    run_id: &str,
+) -> Result<Result<Prepared, String>, PipelineError> {
+    let note = read_note(store, kind).await?;
+    let Some(meta) = source else {
+        return Ok(fallback(kind, note, format!("{} is absent", kind.file_name())));
+    };
+    let etag = meta.e_tag.clone().unwrap_or_default();
+    if let Some(note) = &note {
+        if note.etag == etag && note.size == meta.size && note.contract_version == CONTRACT_VERSION {
+            return Ok(Ok(Prepared { kind, report: report_of(note, ReferentialSource::Cached, None), fresh: None }));
+        }
+    }
+
+    let bytes = super::fetch(store, meta).await?;
+    let parsed = {
+        let bytes = bytes.clone();
+        tokio::task::spawn_blocking(move || format(kind, &bytes, max_reject_ratio))
+            .await
+            .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))?
+    };
+    match parsed {
+        Ok(mut formatted) => {
+            let ambiguous_ids = ambiguous_ids(kind, &formatted.batch);
+            let note = SourceNote {
+                source: kind.file_name().to_owned(),
+                etag,
+                size: meta.size,
+                contract_version: CONTRACT_VERSION,
+                rows: formatted.rows,
+                rejected: formatted.rejects.rule_counts().clone(),
+                ambiguous_ids,
+            };
+            publish(store, kind, &formatted.batch, &formatted.rejects.finish(), &note).await?;
+            Ok(Ok(Prepared {
+                kind,
+                report: report_of(&note, ReferentialSource::Fresh, None),
+                fresh: Some(formatted.batch),
+            }))
+        }
+        Err(problem) => {
+            let quarantine =
+                super::quarantine::quarantine(store, &meta.location, kind.file_name(), meta, &bytes, &problem, run_id, None)
+                    .await?;
+            Ok(fallback(kind, note, format!("{} was quarantined: {}", kind.file_name(), quarantine.reason)))
+        }
+    }
+}
+
+fn fallback(kind: ReferentialKind, note: Option<SourceNote>, reason: String) -> Result<Prepared, String> {
+    match note {
+        Some(note) => Ok(Prepared {
+            kind,
+            report: report_of(&note, ReferentialSource::Fallback, Some(reason)),
+            fresh: None,
+        }),
+        None => Err(format!("{reason} and no formatted copy exists")),
+    }
+}
+
+fn report_of(note: &SourceNote, source: ReferentialSource, reason: Option<String>) -> ReferentialReport {
+    ReferentialReport {
+        etag: note.etag.clone(),
+        rows: note.rows,
+        rejected: note.rejected.clone(),
+        source,
+        ambiguous_ids: note.ambiguous_ids.clone(),
+        reason,
+    }
+}
+
+async fn read_note(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Option<SourceNote>, PipelineError> {
+    let path = paths::referential_source(kind);
+    let Some(bytes) = super::get_optional(store, &path).await? else { return Ok(None) };
+    // An unreadable note (older format, torn by hand) just means "reformat".
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+/// Writes the formatted copy and its rejects, then the note: the note last, so that a copy
+/// is never trusted before it is whole.
+async fn publish(
+    store: &Arc<dyn ObjectStore>,
+    kind: ReferentialKind,
+    batch: &RecordBatch,
+    rejects: &RecordBatch,
+    note: &SourceNote,
+) -> Result<(), PipelineError> {
+    let table_path = paths::referential(kind);
+    let table = parquet_io::encode(&formatted_schema(kind), std::slice::from_ref(batch))
+        .map_err(|source| PipelineError::Parquet { path: table_path.to_string(), source })?;
+    let rejects_path = paths::referential_rejects(kind);
+    let rejects = parquet_io::encode(&schema::REJECTS, std::slice::from_ref(rejects))
+        .map_err(|source| PipelineError::Parquet { path: rejects_path.to_string(), source })?;
+    super::put(store, &table_path, table).await?;
+    super::put(store, &rejects_path, rejects).await?;
+    let note_bytes = serde_json::to_vec_pretty(note).expect("a note serializes");
+    super::put(store, &paths::referential_source(kind), note_bytes.into()).await
+}
+
+/// Loads the columns enrichment needs from a formatted copy.
+pub async fn load(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Vec<RecordBatch>, PipelineError> {
+    let path = paths::referential(kind);
+    let bytes = store
+        .get(&path)
+        .await
+        .map_err(|source| storage_error("read the formatted referential", &path, source))?
+        .bytes()
+        .await
+        .map_err(|source| storage_error("read the formatted referential", &path, source))?;
+    let columns: &[&str] = match kind {
+        ReferentialKind::Clients => &["id", "account_id"],
+        ReferentialKind::Stores => &["id", "opening", "closing"],
+        ReferentialKind::Products => &["id"],
+    };
+    parquet_io::decode(bytes, columns).map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
+}
+
+/// The formatted schema of a referential.
+pub fn formatted_schema(kind: ReferentialKind) -> SchemaRef {
+    match kind {
+        ReferentialKind::Clients => schema::CLIENTS.clone(),
+        ReferentialKind::Stores => schema::STORES.clone(),
+        ReferentialKind::Products => schema::PRODUCTS.clone(),
+    }
+}
+
+fn ambiguous_ids(kind: ReferentialKind, batch: &RecordBatch) -> Vec<String> {
+    use super::lookups::{ClientLookup, ProductLookup, StoreLookup};
+    let batches = std::slice::from_ref(batch);
+    match kind {
+        ReferentialKind::Clients => ClientLookup::from_batches(batches).ambiguous_ids(),
+        ReferentialKind::Stores => StoreLookup::from_batches(batches).ambiguous_ids(),
+        ReferentialKind::Products => ProductLookup::from_batches(batches).ambiguous_ids(),
+    }
+}
+
+const ID: &str = "an identifier (1-19 digits)";
+
+/// Validates and formats a referential's source bytes.
+pub fn format(kind: ReferentialKind, bytes: &[u8], max_reject_ratio: f64) -> Result<Formatted, FileProblem> {
+    let name = kind.file_name();
+    let text_builder = || StringBuilder::new();
+    match kind {
+        ReferentialKind::Clients => {
+            let (mut id, mut name_col, mut job, mut email, mut account) =
+                (text_builder(), text_builder(), text_builder(), text_builder(), text_builder());
+            let read = read_csv(name, bytes, &CLIENT_COLUMNS, max_reject_ratio, |f, _line, errors| {
+                let parsed_id = types::identifier(f[0]);
+                let parsed_account = types::identifier(f[4]);
+                if parsed_id.is_none() {
+                    errors.invalid("id", f[0], ID);
+                }
+                if parsed_account.is_none() {
+                    errors.invalid("account_id", f[4], ID);
+                }
+                if let (Some(parsed_id), Some(parsed_account)) = (parsed_id, parsed_account) {
+                    id.append_value(parsed_id);
+                    name_col.append_option(types::text(f[1]));
+                    job.append_option(types::text(f[2]));
+                    email.append_option(types::text(f[3]));
+                    account.append_value(parsed_account);
+                }
+            })?;
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(id.finish()),
+                Arc::new(name_col.finish()),
+                Arc::new(job.finish()),
+                Arc::new(email.finish()),
+                Arc::new(account.finish()),
+            ];
+            Ok(formatted(kind, columns, read.rows, read.rejects))
+        }
+        ReferentialKind::Stores => {
+            let mut id = text_builder();
+            let (mut latitude, mut longitude) = (Float64Builder::new(), Float64Builder::new());
+            let (mut opening, mut closing) = (Int8Builder::new(), Int8Builder::new());
+            let mut store_type = Int32Builder::new();
+            let read = read_csv(name, bytes, &STORE_COLUMNS, max_reject_ratio, |f, _line, errors| {
+                let values = (
+                    types::identifier(f[0]),
+                    types::latlng(f[1]),
+                    types::hour(f[2]),
+                    types::hour(f[3]),
+                    types::non_negative_i32(f[4]),
+                );
+                check(errors, "id", f[0], ID, values.0.is_some());
+                check(errors, "latlng", f[1], "a (lat,lng) pair within [-90,90] and [-180,180]", values.1.is_some());
+                check(errors, "opening", f[2], "an hour (0-23)", values.2.is_some());
+                check(errors, "closing", f[3], "an hour (0-23)", values.3.is_some());
+                check(errors, "type", f[4], "an integer (0-2147483647)", values.4.is_some());
+                if let (Some(i), Some((lat, lng)), Some(open), Some(close), Some(t)) = values {
+                    id.append_value(i);
+                    latitude.append_value(lat);
+                    longitude.append_value(lng);
+                    opening.append_value(open);
+                    closing.append_value(close);
+                    store_type.append_value(t);
+                }
+            })?;
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(id.finish()),
+                Arc::new(latitude.finish()),
+                Arc::new(longitude.finish()),
+                Arc::new(opening.finish()),
+                Arc::new(closing.finish()),
+                Arc::new(store_type.finish()),
+            ];
+            Ok(formatted(kind, columns, read.rows, read.rejects))
+        }
+        ReferentialKind::Products => {
+            let (mut id, mut ean, mut brand, mut description) =
+                (text_builder(), text_builder(), text_builder(), text_builder());
+            let flags_field = match schema::PRODUCTS.field(4).data_type() {
+                DataType::List(item) => item.clone(),
+                _ => unreachable!("quality_flags is a list column"),
+            };
+            let mut flags = ListBuilder::new(StringBuilder::new()).with_field(flags_field);
+            let read = read_csv(name, bytes, &PRODUCT_COLUMNS, max_reject_ratio, |f, _line, errors| {
+                let parsed_id = types::identifier(f[0]);
+                let parsed_ean = types::ean(f[1]);
+                check(errors, "id", f[0], ID, parsed_id.is_some());
+                check(errors, "ean", f[1], "an EAN (13 digits)", parsed_ean.is_some());
+                if let (Some(parsed_id), Some((parsed_ean, check_digit_ok))) = (parsed_id, parsed_ean) {
+                    id.append_value(parsed_id);
+                    ean.append_value(parsed_ean);
+                    brand.append_option(types::text(f[2]));
+                    description.append_option(types::text(f[3]));
+                    if !check_digit_ok {
+                        flags.values().append_value(EAN_CHECK_DIGIT);
+                    }
+                    flags.append(true);
+                }
+            })?;
+            let columns: Vec<ArrayRef> = vec![
+                Arc::new(id.finish()),
+                Arc::new(ean.finish()),
+                Arc::new(brand.finish()),
+                Arc::new(description.finish()),
+                Arc::new(flags.finish()),
+            ];
+            Ok(formatted(kind, columns, read.rows, read.rejects))
+        }
+    }
+}
+
+fn check(errors: &mut RowErrors, column: &str, value: &str, what: &str, parsed: bool) {
+    if !parsed {
+        errors.invalid(column, value, what);
+    }
+}
+
+fn formatted(kind: ReferentialKind, columns: Vec<ArrayRef>, rows: u64, rejects: RejectsBuilder) -> Formatted {
+    let batch = RecordBatch::try_new(formatted_schema(kind), columns).expect("columns match the formatted schema");
+    Formatted { batch, rejects, rows }
+}

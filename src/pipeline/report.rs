@@ -1,0 +1,233 @@
+//! The run report of contract section 6: what one run of one date read, kept, rejected, flagged
+//! and published. Serialized as `runs/{date}/{run_id}.json` for every run and as
+//! `formatted/transactions_{date}/_report.json` for the run that published the output.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::contract::IngestDate;
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// An end-of-transmission marker (the `IngestFunction` blob trigger).
+    Eot,
+    /// An operator's HTTP reingest request.
+    Http,
+    /// A queued date (`IngestDateFunction`).
+    Queue,
+    /// The command line.
+    Cli,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// The date's output was published.
+    Succeeded,
+    /// The inputs match the published report's: nothing was redone.
+    Unchanged,
+    /// A file listed by the marker is missing: nothing was ingested (the host retries).
+    Incomplete,
+    /// A referential has no usable version at all: nothing was ingested.
+    Blocked,
+}
+
+impl RunStatus {
+    /// True for `succeeded` and `unchanged`: the date's output is complete.
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Unchanged)
+    }
+
+    /// The status as written in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Unchanged => "unchanged",
+            Self::Incomplete => "incomplete",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+/// Rule name → number of rows.
+pub type RuleCounts = BTreeMap<String, u64>;
+
+/// The report of one run of one date.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Version of the data contract applied.
+    pub contract_version: u32,
+    /// Version of retail-ingest that ran.
+    pub program_version: String,
+    /// The date ingested.
+    pub date: IngestDate,
+    /// Unique, sortable id of this run (`20231124T091201Z-1a2b3c4d`).
+    pub run_id: String,
+    /// What started the run.
+    pub trigger: Trigger,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Why it ended so, for `unchanged`, `incomplete` and `blocked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `unchanged`: the run whose output stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_run_id: Option<String>,
+    /// When the run started (UTC).
+    pub started_at: DateTime<Utc>,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+    /// One entry per transaction file of the date, in processing order.
+    pub inputs: Vec<InputReport>,
+    /// The inputs' counts summed.
+    pub totals: Totals,
+    /// Blobs named like transaction files that match no pattern: never ingested.
+    pub unrecognized: Vec<String>,
+    /// Marker runs only: files present but not listed in the marker (ingested anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlisted: Option<Vec<String>>,
+    /// Marker runs only: files listed in the marker but absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_files: Option<Vec<String>>,
+    /// Hours from the earliest store opening to the latest closing with no file at all.
+    pub missing_hours: Vec<u8>,
+    /// Per referential (`clients`, `stores`, `products`): the version used.
+    pub referentials: BTreeMap<String, ReferentialReport>,
+    /// The files this run published (empty unless `succeeded`).
+    pub outputs: Vec<OutputReport>,
+}
+
+/// One transaction file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InputReport {
+    /// Blob name.
+    pub name: String,
+    /// ETag of the version read.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The hour its name carries.
+    pub hour: u8,
+    /// Records read (data records after the header; quarantined files included).
+    pub rows: u64,
+    /// Rows in the formatted output.
+    pub kept: u64,
+    /// Rows in the rejects output.
+    pub rejected_rows: u64,
+    /// Rule → rejected rows carrying it (a row may carry several).
+    pub rejected: RuleCounts,
+    /// Kept rows with at least one flag.
+    pub flagged_rows: u64,
+    /// Rule → kept rows carrying it.
+    pub flags: RuleCounts,
+    /// Set when the file was quarantined: its rows are in neither output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<QuarantineReport>,
+}
+
+/// Why and where a file was quarantined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineReport {
+    /// What is wrong, in one sentence.
+    pub reason: String,
+    /// Where the file now is (`error/{name}`).
+    pub path: String,
+    /// Where the details are (`error/{name}.error.json`).
+    pub error_file: String,
+    /// True when an earlier run quarantined it (this run found it under `error/`).
+    #[serde(default)]
+    pub earlier_run: bool,
+}
+
+/// The counts of every input summed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Transaction files of the date (quarantined ones included).
+    pub files: u64,
+    /// Records read: `kept` + `rejected_rows` + `quarantined_rows`.
+    pub rows: u64,
+    /// Rows in the formatted output.
+    pub kept: u64,
+    /// Rows in the rejects output.
+    pub rejected_rows: u64,
+    /// Rule → rejected rows.
+    pub rejected: RuleCounts,
+    /// Kept rows with at least one flag.
+    pub flagged_rows: u64,
+    /// Rule → kept rows.
+    pub flags: RuleCounts,
+    /// Files quarantined.
+    pub quarantined_files: u64,
+    /// Rows of quarantined files.
+    pub quarantined_rows: u64,
+}
+
+/// Where a referential came from in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReferentialSource {
+    /// Parsed in this run (the source changed).
+    Fresh,
+    /// Source unchanged: the formatted copy was used.
+    Cached,
+    /// Source invalid or absent: the last good formatted copy was used.
+    Fallback,
+}
+
+/// The version of one referential a run used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferentialReport {
+    /// ETag of the source blob this version was formatted from.
+    pub etag: String,
+    /// Records read from that source.
+    pub rows: u64,
+    /// Rule → rejected rows of that source.
+    pub rejected: RuleCounts,
+    /// `fresh`, `cached` or `fallback`.
+    pub source: ReferentialSource,
+    /// Ids that appear more than once among valid rows.
+    pub ambiguous_ids: Vec<String>,
+    /// For `fallback`: why the source could not be used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One published file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputReport {
+    /// Path in the store.
+    pub path: String,
+    /// Rows written.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+impl RunReport {
+    /// One line for logs and the Functions host's `Logs`:
+    /// `2023-11-23: succeeded, 237617 rows kept, 2383 rejected, 7000 flagged, 0 files quarantined`.
+    pub fn summary(&self) -> String {
+        let mut line = format!(
+            "{}: {}, {} rows kept, {} rejected, {} flagged, {} files quarantined",
+            self.date,
+            self.status.as_str(),
+            self.totals.kept,
+            self.totals.rejected_rows,
+            self.totals.flagged_rows,
+            self.totals.quarantined_files
+        );
+        if !self.missing_hours.is_empty() {
+            let hours: Vec<String> = self.missing_hours.iter().map(u8::to_string).collect();
+            line.push_str(&format!(", missing hours {}", hours.join(",")));
+        }
+        if let Some(reason) = &self.reason {
+            line.push_str(&format!(" ({reason})"));
+        }
+        line
+    }
+}

@@ -1,0 +1,464 @@
+//! The run of one date, stage by stage: lock → list → marker → referentials → idempotency →
+//! read and validate (files in parallel) → quarantine → duplicates → write → publish → report.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringBuilder};
+use arrow::datatypes::DataType;
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::listing::{self, Landing};
+use super::lock::DateLock;
+use super::lookups::{ClientLookup, Lookups, ProductLookup, StoreLookup};
+use super::referentials::{self, Prepared};
+use super::report::{InputReport, OutputReport, QuarantineReport, RunReport, RunStatus, Totals};
+use super::transactions::{self, FileOutcome, KeptRows};
+use super::{Pipeline, PipelineError, RunRequest, paths, put, storage_error};
+use crate::contract::rules::Warning;
+use crate::contract::schema;
+use crate::contract::{CONTRACT_VERSION, EotMarker, ReferentialKind};
+
+pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result<RunReport, PipelineError> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let run_id = format!("{}-{}", started_at.format("%Y%m%dT%H%M%S%.3fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let settings = &pipeline.settings;
+    let lock = DateLock::acquire(&pipeline.store, request.date, &run_id, settings.lock_wait, settings.lock_ttl).await?;
+    let mut report = RunReport {
+        contract_version: CONTRACT_VERSION,
+        program_version: env!("CARGO_PKG_VERSION").to_owned(),
+        date: request.date,
+        run_id,
+        trigger: request.trigger,
+        status: RunStatus::Succeeded,
+        reason: None,
+        published_run_id: None,
+        started_at,
+        duration_ms: 0,
+        inputs: Vec::new(),
+        totals: Totals::default(),
+        unrecognized: Vec::new(),
+        unlisted: None,
+        missing_files: None,
+        missing_hours: Vec::new(),
+        referentials: BTreeMap::new(),
+        outputs: Vec::new(),
+    };
+    let result = run_locked(pipeline, &request, &mut report, started).await;
+    lock.release().await;
+    result.map(|()| report)
+}
+
+async fn run_locked(
+    pipeline: &Pipeline,
+    request: &RunRequest,
+    report: &mut RunReport,
+    started: Instant,
+) -> Result<(), PipelineError> {
+    let store = &pipeline.store;
+    let settings = &pipeline.settings;
+    let date = request.date;
+
+    let landing = listing::list(store, &settings.landing_prefix, date).await?;
+    report.unrecognized.clone_from(&landing.unrecognized);
+
+    if let Some(marker) = &request.marker {
+        let present: BTreeSet<&str> = landing
+            .transactions
+            .iter()
+            .map(|(file, _)| file.name.as_str())
+            .chain(landing.earlier_quarantined.iter().map(|note| note.file.as_str()))
+            .collect();
+        let listed: Vec<&str> = match marker {
+            EotMarker::Everything => present.iter().copied().collect(),
+            EotMarker::Listed(names) => names.iter().map(String::as_str).collect(),
+        };
+        let mut missing: Vec<String> = listed.iter().filter(|n| !present.contains(*n)).map(|n| n.to_string()).collect();
+        missing.dedup();
+        let unlisted = present.iter().filter(|n| !listed.contains(n)).map(|n| n.to_string()).collect();
+        report.unlisted = Some(unlisted);
+        if !missing.is_empty() {
+            report.status = RunStatus::Incomplete;
+            report.reason = Some(format!("the marker lists {} file(s) not present: {}", missing.len(), missing.join(", ")));
+            report.missing_files = Some(missing);
+            return record_only(store, report, started).await;
+        }
+        report.missing_files = Some(missing);
+    }
+
+    let mut prepared = Vec::new();
+    let mut blocked = Vec::new();
+    for kind in ReferentialKind::ALL {
+        let source = landing.referentials.get(&kind);
+        match referentials::prepare(store, kind, source, settings.max_reject_ratio, &report.run_id).await? {
+            Ok(ready) => {
+                report.referentials.insert(kind.stem().to_owned(), ready.report.clone());
+                prepared.push(ready);
+            }
+            Err(reason) => blocked.push(reason),
+        }
+    }
+    if !blocked.is_empty() {
+        report.status = RunStatus::Blocked;
+        report.reason = Some(blocked.join("; "));
+        return record_only(store, report, started).await;
+    }
+
+    if !request.force {
+        if let Some(published) = pipeline.published_report(date).await? {
+            if fingerprint_of_report(&published) == fingerprint_now(&landing, report) {
+                report.status = RunStatus::Unchanged;
+                report.reason = Some(format!(
+                    "inputs, referential versions and contract version match run {}",
+                    published.run_id
+                ));
+                report.published_run_id = Some(published.run_id);
+                report.inputs = published.inputs;
+                report.totals = published.totals;
+                report.missing_hours = published.missing_hours;
+                report.outputs = published.outputs;
+                return record_only(store, report, started).await;
+            }
+        }
+    }
+
+    let lookups = pipeline.lookups.get(store, prepared).await?;
+    report.missing_hours = missing_hours(&landing, &lookups.stores);
+    let outcomes = read_files(store, &landing, &lookups, settings.max_reject_ratio).await?;
+
+    // Quarantine first, so that duplicate detection sees only rows of files that stay.
+    let mut files = Vec::new();
+    for (file, meta, outcome, bytes) in outcomes {
+        let mut input = InputReport {
+            name: file.name.clone(),
+            etag: meta.e_tag.clone().unwrap_or_default(),
+            size: meta.size,
+            hour: file.hour,
+            ..InputReport::default()
+        };
+        match outcome {
+            FileOutcome::Read { kept, rejects, rows } => {
+                input.rows = rows;
+                input.kept = kept.len as u64;
+                input.rejected_rows = rejects.len() as u64;
+                input.rejected = rejects.rule_counts().clone();
+                files.push((input, Some((kept, rejects))));
+            }
+            FileOutcome::Invalid(problem) => {
+                input.rows = problem.rows;
+                let bytes = bytes.unwrap_or_default();
+                let quarantine = super::quarantine::quarantine(
+                    store,
+                    &meta.location,
+                    &file.name,
+                    &meta,
+                    &bytes,
+                    &problem,
+                    &report.run_id,
+                    Some(date),
+                )
+                .await?;
+                input.quarantined = Some(quarantine);
+                files.push((input, None));
+            }
+        }
+    }
+    for note in &landing.earlier_quarantined {
+        let hour = crate::contract::TransactionFileName::parse(&note.file).map_or(0, |f| f.hour);
+        let input = InputReport {
+            name: note.file.clone(),
+            etag: note.original.etag.clone(),
+            size: note.original.size,
+            hour,
+            rows: note.rows,
+            quarantined: Some(QuarantineReport {
+                reason: note.reason.clone(),
+                path: note.quarantined_path.clone(),
+                error_file: paths::quarantine_note(&note.file).to_string(),
+                earlier_run: true,
+            }),
+            ..InputReport::default()
+        };
+        files.push((input, None));
+    }
+    files.sort_by(|(a, _), (b, _)| (a.hour, &a.name).cmp(&(b.hour, &b.name)));
+
+    flag_duplicates(files.iter_mut().filter_map(|(_, read)| read.as_mut().map(|(kept, _)| kept)));
+
+    let mut kept_batches = Vec::new();
+    let mut reject_batches = Vec::new();
+    for (input, read) in &mut files {
+        if let Some((kept, rejects)) = read {
+            count_flags(kept, input);
+            if kept.len > 0 {
+                kept_batches.push(transactions_batch(kept));
+            }
+            if !rejects.is_empty() {
+                reject_batches.push(rejects.finish());
+            }
+        }
+    }
+    report.inputs = files.into_iter().map(|(input, _)| input).collect();
+    report.totals = totals(&report.inputs);
+
+    publish(store, report, &kept_batches, &reject_batches).await?;
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    write_reports(store, report, true).await
+}
+
+type ReadResult =
+    (crate::contract::TransactionFileName, object_store::ObjectMeta, FileOutcome, Option<bytes::Bytes>);
+
+/// Fetches and validates every file, several at once, keeping the contract's order.
+async fn read_files(
+    store: &Arc<dyn ObjectStore>,
+    landing: &Landing,
+    lookups: &Lookups,
+    max_reject_ratio: f64,
+) -> Result<Vec<ReadResult>, PipelineError> {
+    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
+    futures::stream::iter(landing.transactions.iter().cloned())
+        .map(|(file, meta)| {
+            let store = Arc::clone(store);
+            let lookups = lookups.clone();
+            async move {
+                let bytes = super::fetch(&store, &meta).await?;
+                let (file, outcome, bytes) = tokio::task::spawn_blocking(move || {
+                    let outcome = transactions::read_file(&file, &bytes, &lookups, max_reject_ratio);
+                    // Keep the bytes only for files to quarantine: the copy is checked against them.
+                    let bytes = matches!(outcome, FileOutcome::Invalid(_)).then_some(bytes);
+                    (file, outcome, bytes)
+                })
+                .await
+                .map_err(|e| PipelineError::Internal(format!("validating {} panicked: {e}", meta.location)))?;
+                Ok::<_, PipelineError>((file, meta, outcome, bytes))
+            }
+        })
+        .buffered(parallelism)
+        .try_collect()
+        .await
+}
+
+/// `duplicate_transaction_id`: every occurrence of an id kept more than once in the date.
+fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut KeptRows>) {
+    let mut files: Vec<&mut KeptRows> = files.collect();
+    let duplicated: Vec<Vec<usize>> = {
+        let mut seen: HashMap<&str, u32> = HashMap::new();
+        for kept in &files {
+            let ids = kept.columns[0].as_string::<i32>();
+            for id in ids.iter().flatten() {
+                *seen.entry(id).or_default() += 1;
+            }
+        }
+        files
+            .iter()
+            .map(|kept| {
+                let ids = kept.columns[0].as_string::<i32>();
+                (0..kept.len).filter(|&row| seen.get(ids.value(row)).copied().unwrap_or(0) > 1).collect()
+            })
+            .collect()
+    };
+    for (kept, rows) in files.iter_mut().zip(duplicated) {
+        for row in rows {
+            kept.flags[row].insert(Warning::DuplicateTransactionId);
+        }
+    }
+}
+
+fn count_flags(kept: &KeptRows, input: &mut InputReport) {
+    let mut counts = [0u64; Warning::ALL.len()];
+    for flags in &kept.flags {
+        input.flagged_rows += u64::from(!flags.is_empty());
+        for warning in flags.iter() {
+            counts[warning as usize] += 1;
+        }
+    }
+    for (warning, count) in Warning::ALL.iter().zip(counts) {
+        if count > 0 {
+            input.flags.insert(warning.name().to_owned(), count);
+        }
+    }
+}
+
+fn transactions_batch(kept: &KeptRows) -> RecordBatch {
+    let item = match schema::TRANSACTIONS.field(12).data_type() {
+        DataType::List(item) => item.clone(),
+        _ => unreachable!("quality_flags is a list column"),
+    };
+    let mut flags = ListBuilder::with_capacity(StringBuilder::new(), kept.len).with_field(item);
+    for row in &kept.flags {
+        for warning in row.iter() {
+            flags.values().append_value(warning.name());
+        }
+        flags.append(true);
+    }
+    let mut columns: Vec<ArrayRef> = kept.columns.clone();
+    columns.push(Arc::new(flags.finish()));
+    RecordBatch::try_new(schema::TRANSACTIONS.clone(), columns).expect("kept columns match the transactions schema")
+}
+
+fn totals(inputs: &[InputReport]) -> Totals {
+    let mut totals = Totals { files: inputs.len() as u64, ..Totals::default() };
+    for input in inputs {
+        totals.rows += input.rows;
+        totals.kept += input.kept;
+        totals.rejected_rows += input.rejected_rows;
+        totals.flagged_rows += input.flagged_rows;
+        for (rule, count) in &input.rejected {
+            *totals.rejected.entry(rule.clone()).or_default() += count;
+        }
+        for (rule, count) in &input.flags {
+            *totals.flags.entry(rule.clone()).or_default() += count;
+        }
+        if input.quarantined.is_some() {
+            totals.quarantined_files += 1;
+            totals.quarantined_rows += input.rows;
+        }
+    }
+    totals
+}
+
+/// Hours from the earliest opening to the latest closing with no file at all (quarantined
+/// files count as present: they are listed in `inputs`).
+fn missing_hours(landing: &Landing, stores: &StoreLookup) -> Vec<u8> {
+    let Some((opening, closing)) = stores.span else { return Vec::new() };
+    let present: BTreeSet<u8> = landing
+        .transactions
+        .iter()
+        .map(|(file, _)| file.hour)
+        .chain(landing.earlier_quarantined.iter().filter_map(|n| {
+            crate::contract::TransactionFileName::parse(&n.file).map(|f| f.hour)
+        }))
+        .collect();
+    (opening.max(0) as u8..=closing.max(0) as u8).filter(|hour| !present.contains(hour)).collect()
+}
+
+type Fingerprint = (u32, Vec<(String, String, u64)>, Vec<(String, String)>);
+
+/// What makes two runs of a date the same work: inputs (names, ETags, sizes), referential
+/// versions and contract version.
+fn fingerprint_of_report(report: &RunReport) -> Fingerprint {
+    let mut inputs: Vec<_> = report.inputs.iter().map(|i| (i.name.clone(), i.etag.clone(), i.size)).collect();
+    inputs.sort();
+    let referentials = report.referentials.iter().map(|(k, r)| (k.clone(), r.etag.clone())).collect();
+    (report.contract_version, inputs, referentials)
+}
+
+fn fingerprint_now(landing: &Landing, report: &RunReport) -> Fingerprint {
+    let mut inputs: Vec<_> = landing
+        .transactions
+        .iter()
+        .map(|(file, meta)| (file.name.clone(), meta.e_tag.clone().unwrap_or_default(), meta.size))
+        .chain(landing.earlier_quarantined.iter().map(|n| (n.file.clone(), n.original.etag.clone(), n.original.size)))
+        .collect();
+    inputs.sort();
+    let referentials = report.referentials.iter().map(|(k, r)| (k.clone(), r.etag.clone())).collect();
+    (CONTRACT_VERSION, inputs, referentials)
+}
+
+/// Publishes the date's data, then its report. The previous `_report.json` goes first, so that
+/// a reader never finds a report beside data it does not describe; each file is one atomic put.
+async fn publish(
+    store: &Arc<dyn ObjectStore>,
+    report: &mut RunReport,
+    kept: &[RecordBatch],
+    rejects: &[RecordBatch],
+) -> Result<(), PipelineError> {
+    let date = report.date;
+    let report_path = paths::published_report(date);
+    match store.delete(&report_path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(storage_error("withdraw the previous report", &report_path, e)),
+    }
+    for (path, schema, batches) in [
+        (paths::transactions(date), &*schema::TRANSACTIONS, kept),
+        (paths::transaction_rejects(date), &*schema::REJECTS, rejects),
+    ] {
+        let bytes = super::parquet_io::encode(schema, batches)
+            .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })?;
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
+        put(store, &path, bytes).await?;
+    }
+    Ok(())
+}
+
+/// Ends a run that publishes nothing: only its `runs/` report is written.
+async fn record_only(store: &Arc<dyn ObjectStore>, report: &mut RunReport, started: Instant) -> Result<(), PipelineError> {
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    write_reports(store, report, false).await
+}
+
+async fn write_reports(store: &Arc<dyn ObjectStore>, report: &RunReport, published: bool) -> Result<(), PipelineError> {
+    let body = bytes::Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
+    put(store, &paths::run_report(report.date, &report.run_id), body.clone()).await?;
+    if published {
+        put(store, &paths::published_report(report.date), body).await?;
+    }
+    Ok(())
+}
+
+/// Referential lookups kept between dates, keyed by the source version they came from.
+#[derive(Default)]
+pub(super) struct LookupCache {
+    inner: tokio::sync::Mutex<CachedLookups>,
+}
+
+#[derive(Default)]
+struct CachedLookups {
+    clients: Option<(String, Arc<ClientLookup>)>,
+    stores: Option<(String, Arc<StoreLookup>)>,
+    products: Option<(String, Arc<ProductLookup>)>,
+}
+
+impl LookupCache {
+    async fn get(&self, store: &Arc<dyn ObjectStore>, prepared: Vec<Prepared>) -> Result<Lookups, PipelineError> {
+        let mut cache = self.inner.lock().await;
+        for ready in prepared {
+            let etag = ready.report.etag.clone();
+            let batches = match ready.fresh {
+                Some(batch) => Some(vec![batch]),
+                None => {
+                    let cached_etag = match ready.kind {
+                        ReferentialKind::Clients => cache.clients.as_ref().map(|c| &c.0),
+                        ReferentialKind::Stores => cache.stores.as_ref().map(|c| &c.0),
+                        ReferentialKind::Products => cache.products.as_ref().map(|c| &c.0),
+                    };
+                    if cached_etag == Some(&etag) { None } else { Some(referentials::load(store, ready.kind).await?) }
+                }
+            };
+            let Some(batches) = batches else { continue };
+            let build = move || match ready.kind {
+                ReferentialKind::Clients => Built::Clients(ClientLookup::from_batches(&batches)),
+                ReferentialKind::Stores => Built::Stores(StoreLookup::from_batches(&batches)),
+                ReferentialKind::Products => Built::Products(ProductLookup::from_batches(&batches)),
+            };
+            let built = tokio::task::spawn_blocking(build)
+                .await
+                .map_err(|e| PipelineError::Internal(format!("building a lookup panicked: {e}")))?;
+            match built {
+                Built::Clients(lookup) => cache.clients = Some((etag, Arc::new(lookup))),
+                Built::Stores(lookup) => cache.stores = Some((etag, Arc::new(lookup))),
+                Built::Products(lookup) => cache.products = Some((etag, Arc::new(lookup))),
+            }
+        }
+        match (&cache.clients, &cache.stores, &cache.products) {
+            (Some(clients), Some(stores), Some(products)) => Ok(Lookups {
+                clients: Arc::clone(&clients.1),
+                stores: Arc::clone(&stores.1),
+                products: Arc::clone(&products.1),
+            }),
+            _ => Err(PipelineError::Internal("a referential lookup is missing after preparation".into())),
+        }
+    }
+}
+
+enum Built {
+    Clients(ClientLookup),
+    Stores(StoreLookup),
+    Products(ProductLookup),
+}

@@ -1,0 +1,6 @@
+
+mod sample;
+mod functions;
+mod azurite;
+mod storage;
+mod functions_config;
