@@ -70,8 +70,8 @@ var allTags = union(tags, {
   app: baseName
   env: envName
 })
-// Storage account names: 3-24 lowercase letters and digits.
-var storageAccountName = 'st${take(replace(baseName, '-', ''), 10)}${take(envName, 4)}${take(token, 8)}'
+// Storage account names: 3-24 lowercase letters and digits (2 + 10 + 4 + 8 at most).
+var storageAccountName = toLower('st${take(replace(baseName, '-', ''), 10)}${take(envName, 4)}${take(token, 8)}')
 var functionAppName = 'func-${baseName}-${envName}-${take(token, 6)}'
 var planName = 'plan-${baseName}-${envName}'
 var logAnalyticsName = 'log-${baseName}-${envName}'

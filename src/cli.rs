@@ -223,12 +223,20 @@ type Outcome = (IngestDate, Result<RunReport, String>);
 
 /// Runs dates one after the other (each date already uses every core), with a progress bar
 /// on a terminal when there are several.
-async fn run_dates(pipeline: &Pipeline, dates: &[IngestDate], trigger: Trigger, force: bool, show: bool) -> Vec<Outcome> {
+async fn run_dates(
+    pipeline: &Pipeline,
+    dates: &[IngestDate],
+    trigger: Trigger,
+    force: bool,
+    show: bool,
+) -> Vec<Outcome> {
     let progress = (show && dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(dates.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} dates  {msg}  [{elapsed_precise}, eta {eta}]")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} dates  {msg}  [{elapsed_precise}, eta {eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
@@ -267,7 +275,8 @@ fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> String {
         }
     };
     let totals = &report.totals;
-    let _ = writeln!(out, 
+    let _ = writeln!(
+        out,
         "{date}  {:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
         report.status.as_str(),
         totals.rows,
@@ -300,7 +309,11 @@ fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> String {
     }
     for (name, referential) in &report.referentials {
         if referential.source == crate::pipeline::report::ReferentialSource::Fallback {
-            let _ = writeln!(out, "    {name}: last good copy used ({})", referential.reason.as_deref().unwrap_or("source unusable"));
+            let _ = writeln!(
+                out,
+                "    {name}: last good copy used ({})",
+                referential.reason.as_deref().unwrap_or("source unusable")
+            );
         }
     }
     for output in &report.outputs {
@@ -350,7 +363,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Show the file-level rules too: a file with the wrong delimiter (quarantined) and a name
     // with an impossible hour (reported as unrecognized).
     let first = dates[0];
-    put_text(&store, &format!("transactions_{first}_21.csv"), "transaction_id,client_id,date,hour,minute,product_id,quantity,store_id\n1,2,2023-11-23,21,0,3,1,4\n").await?;
+    put_text(
+        &store,
+        &format!("transactions_{first}_21.csv"),
+        "transaction_id,client_id,date,hour,minute,product_id,quantity,store_id\n1,2,2023-11-23,21,0,3,1,4\n",
+    )
+    .await?;
     put_text(&store, &format!("transactions_{first}_24.csv"), "not ingested\n").await?;
     println!(
         "Wrote a sample container to {}: {} dates, {} transaction rows, plus one file with ',' delimiters and one with hour 24.\n",
@@ -394,7 +412,8 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         spec.seed = seed;
     }
     spec.eot_markers = args.markers;
-    let manifest = write_sample(store.as_ref(), &args.prefix, &spec).await.context("cannot write the sample")?;
+    let manifest =
+        write_sample(store.as_ref(), &args.prefix, &spec).await.context("cannot write the sample")?;
     if args.manifest {
         println!("{}", serde_json::to_string_pretty(&manifest)?);
     } else {

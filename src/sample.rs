@@ -9,7 +9,8 @@
 //!
 //! Same spec, same bytes: the generator uses its own SplitMix64 stream (not `rand`'s, whose
 //! algorithms may change between versions), seeded per referential and per date, so a date's
-//! files depend only on the seed, the referentials' sizes and the date itself.
+//! files do not depend on `first_date` or `days`: generating one day or thirty gives the same
+//! file for that day.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -279,22 +280,24 @@ pub async fn write_sample(
     let mut referentials = BTreeMap::new();
 
     let clients = Clients::generate(spec, &mut buf);
-    referentials.insert("clients".to_owned(), writer.put("clients.csv", &mut buf, clients.rows).await?);
-    let mut duplicated: Vec<String> = clients.duplicated.iter().map(|id| id.to_string()).collect();
+    let bytes = writer.put("clients.csv", &mut buf).await?;
+    let mut duplicated: Vec<String> = clients.duplicated.iter().map(ToString::to_string).collect();
     duplicated.sort_unstable();
-    if let Some(clients) = referentials.get_mut("clients") {
-        clients.ambiguous_ids = duplicated;
-    }
+    referentials.insert(
+        "clients".to_owned(),
+        ReferentialManifest::new("clients.csv", clients.rows, bytes, duplicated),
+    );
 
     let stores = Stores::generate(spec, &mut buf);
-    referentials
-        .insert("stores".to_owned(), writer.put("stores.csv", &mut buf, stores.list.len() as u64).await?);
+    let bytes = writer.put("stores.csv", &mut buf).await?;
+    let rows = stores.list.len() as u64;
+    referentials.insert("stores".to_owned(), ReferentialManifest::new("stores.csv", rows, bytes, Vec::new()));
 
     let products = Products::generate(spec, &mut buf);
-    referentials.insert(
-        "products".to_owned(),
-        writer.put("products.csv", &mut buf, products.ids.len() as u64).await?,
-    );
+    let bytes = writer.put("products.csv", &mut buf).await?;
+    let rows = products.ids.len() as u64;
+    referentials
+        .insert("products".to_owned(), ReferentialManifest::new("products.csv", rows, bytes, Vec::new()));
 
     let refs = Referentials { clients, stores, products };
     let mut dates = BTreeMap::new();
@@ -308,7 +311,7 @@ pub async fn write_sample(
                 buf.extend_from_slice(file.as_bytes());
                 buf.push(b'\n');
             }
-            writer.put(&name, &mut buf, 0).await?;
+            writer.put(&name, &mut buf).await?;
             markers.push(name);
         }
         dates.insert(date, manifest);
@@ -330,13 +333,9 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Puts `buf` as blob `name`, leaving `buf` empty with its capacity kept for the next blob.
-    async fn put(
-        &mut self,
-        name: &str,
-        buf: &mut Vec<u8>,
-        rows: u64,
-    ) -> Result<ReferentialManifest, object_store::Error> {
+    /// Puts `buf` as blob `name` and returns its size, leaving `buf` empty with its capacity
+    /// kept for the next blob.
+    async fn put(&mut self, name: &str, buf: &mut Vec<u8>) -> Result<u64, object_store::Error> {
         let path = if self.prefix.is_empty() {
             Path::from(name)
         } else {
@@ -347,7 +346,13 @@ impl Writer<'_> {
         let body = std::mem::replace(buf, Vec::with_capacity(capacity));
         self.store.put(&path, PutPayload::from(body)).await?;
         self.bytes += size;
-        Ok(ReferentialManifest { name: name.to_owned(), rows, bytes: size, ambiguous_ids: Vec::new() })
+        Ok(size)
+    }
+}
+
+impl ReferentialManifest {
+    fn new(name: &str, rows: u64, bytes: u64, ambiguous_ids: Vec<String>) -> Self {
+        Self { name: name.to_owned(), rows, bytes, ambiguous_ids }
     }
 }
 
@@ -973,8 +978,7 @@ async fn write_date(
             }
             date_kept.extend_from_slice(&file_kept);
         }
-        let size = buf.len() as u64;
-        writer.put(&name, buf, 0).await?;
+        let size = writer.put(&name, buf).await?;
         inputs.push(FileManifest {
             name,
             hour,

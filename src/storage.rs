@@ -717,16 +717,37 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
 /// Lists the root of the store once, so that a wrong endpoint, wrong credentials or a missing
 /// container give one clear line at start-up rather than a failure halfway through a run.
 pub async fn check_reachable(store: &dyn ObjectStore, settings: &StoreSettings) -> Result<(), StorageError> {
-    match store.list_with_delimiter(None).await {
-        Ok(_) => Ok(()),
-        Err(object_store::Error::NotFound { .. }) => Err(StorageError::Unreachable {
-            store: settings.describe(),
-            reason: "the container does not exist".to_owned(),
-        }),
-        Err(e) => {
-            Err(StorageError::Unreachable { store: settings.describe(), reason: one_line(settings, &e) })
+    let Err(error) = store.list_with_delimiter(None).await else {
+        return Ok(());
+    };
+    let line = one_line(settings, &error);
+    // Azure answers with an XML body whose `<Code>` says what is wrong: name the common cases
+    // in words and keep the code, rather than showing the whole body.
+    let reason = match (&error, azure_error_code(&line)) {
+        (object_store::Error::NotFound { .. }, _) | (_, Some("ContainerNotFound")) => {
+            "the container does not exist".to_owned()
         }
-    }
+        (
+            _,
+            Some(
+                code @ ("AuthenticationFailed"
+                | "AuthorizationFailure"
+                | "AuthorizationPermissionMismatch"
+                | "AuthorizationResourceTypeMismatch"
+                | "AuthorizationServiceMismatch"),
+            ),
+        ) => format!("the credentials were refused ({code})"),
+        (_, Some(code)) => format!("Azure answered {code}: {line}"),
+        (_, None) => line,
+    };
+    Err(StorageError::Unreachable { store: settings.describe(), reason })
+}
+
+/// The `<Code>…</Code>` of an Azure error body, if the text holds one.
+fn azure_error_code(text: &str) -> Option<&str> {
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = start + text[start..].find("</Code>")?;
+    Some(text[start..end].trim()).filter(|code| !code.is_empty())
 }
 
 /// The retry policy for Azure requests (values in the module docs).

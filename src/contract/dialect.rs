@@ -104,7 +104,12 @@ impl<'a> Tokenizer<'a> {
                         fields.push(Cow::Borrowed(&self.text[i..]));
                         self.count_lines(start, bytes.len());
                         self.pos = bytes.len();
-                        return Some(Record { line, raw: &self.text[start..], quoting: Quoting::Unclosed });
+                        let rest = &self.text[start..];
+                        let raw = rest
+                            .strip_suffix("\r\n")
+                            .or_else(|| rest.strip_suffix(['\n', '\r']))
+                            .unwrap_or(rest);
+                        return Some(Record { line, raw, quoting: Quoting::Unclosed });
                     }
                 }
             } else {
@@ -274,7 +279,7 @@ mod tests {
         assert_eq!(got[3].3, Quoting::Sound);
         assert_eq!(got[4].3, Quoting::Unclosed);
         assert_eq!(got[4].0, 5);
-        assert_eq!(got[4].1, "\"open;7\n8;9\n");
+        assert_eq!(got[4].1, "\"open;7\n8;9");
         assert_eq!(got.len(), 5);
     }
 

@@ -23,7 +23,11 @@ pub struct NotUtf8 {
 
 impl std::fmt::Display for NotUtf8 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "not UTF-8: byte {} at line {}, column {} (offset {})", self.byte, self.line, self.column, self.offset)
+        write!(
+            f,
+            "not UTF-8: byte {} at line {}, column {} (offset {})",
+            self.byte, self.line, self.column, self.offset
+        )
     }
 }
 
@@ -34,7 +38,12 @@ pub fn decode_text(bytes: &[u8]) -> Result<&str, NotUtf8> {
         let before = &bytes[..offset];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
         let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        NotUtf8 { line, column: (offset - line_start + 1) as u64, offset, byte: format!("0x{:02X}", bytes[offset]) }
+        NotUtf8 {
+            line,
+            column: (offset - line_start + 1) as u64,
+            offset,
+            byte: format!("0x{:02X}", bytes[offset]),
+        }
     })
 }
 
@@ -70,7 +79,10 @@ impl std::fmt::Display for HeaderProblem {
 
 /// Maps the contract's columns to their positions in a header (names trimmed,
 /// case-sensitive, any order). `positions[i]` is where `expected[i]` is.
-pub fn match_header<const N: usize>(fields: &[Cow<'_, str>], expected: &[&str; N]) -> Result<[usize; N], HeaderProblem> {
+pub fn match_header<const N: usize>(
+    fields: &[Cow<'_, str>],
+    expected: &[&str; N],
+) -> Result<[usize; N], HeaderProblem> {
     let mut positions = [usize::MAX; N];
     let mut problem = HeaderProblem::default();
     for (index, field) in fields.iter().enumerate() {

@@ -8,7 +8,9 @@ pub mod rules;
 pub mod schema;
 pub mod types;
 
-pub use names::{EotMarker, IngestDate, InvalidDate, InvalidMarker, LandingBlob, ReferentialKind, TransactionFileName};
+pub use names::{
+    EotMarker, IngestDate, InvalidDate, InvalidMarker, LandingBlob, ReferentialKind, TransactionFileName,
+};
 
 /// The version of `docs/data-contract.md` this build implements; part of every report and of
 /// the idempotency fingerprint.

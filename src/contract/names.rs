@@ -23,9 +23,7 @@ pub struct InvalidDate {
 impl IngestDate {
     /// Parses exactly `YYYY-MM-DD` (four-digit year, two-digit month and day, a real date).
     pub fn parse(text: &str) -> Result<Self, InvalidDate> {
-        parse_iso_date(text.as_bytes())
-            .map(Self)
-            .ok_or_else(|| InvalidDate { value: shorten(text) })
+        parse_iso_date(text.as_bytes()).map(Self).ok_or_else(|| InvalidDate { value: shorten(text) })
     }
 
     /// The date as chrono sees it.
@@ -88,9 +86,9 @@ pub(crate) fn parse_iso_date(bytes: &[u8]) -> Option<NaiveDate> {
         return None;
     }
     let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        bytes[range].iter().try_fold(0u32, |acc, &b| {
-            b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-        })
+        bytes[range]
+            .iter()
+            .try_fold(0u32, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
     };
     let year = i32::try_from(number(0..4)?).ok()?;
     NaiveDate::from_ymd_opt(year, number(5..7)?, number(8..10)?)
@@ -225,8 +223,8 @@ impl EotMarker {
     /// A listed name must be a transaction file of that date; anything path-like is refused
     /// so that a marker can never make the pipeline touch another blob.
     pub fn parse(date: IngestDate, bytes: &[u8]) -> Result<Self, InvalidMarker> {
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| InvalidMarker::NotUtf8 { offset: e.valid_up_to() })?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| InvalidMarker::NotUtf8 { offset: e.valid_up_to() })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut names = Vec::new();
         for (index, line) in text.split('\n').enumerate() {
@@ -237,11 +235,7 @@ impl EotMarker {
             match TransactionFileName::parse(name) {
                 Some(file) if file.date == date => names.push(file.name),
                 _ => {
-                    return Err(InvalidMarker::BadName {
-                        line: index + 1,
-                        value: shorten(name),
-                        date,
-                    });
+                    return Err(InvalidMarker::BadName { line: index + 1, value: shorten(name), date });
                 }
             }
         }
@@ -267,7 +261,16 @@ mod tests {
     #[test]
     fn dates_are_strict_calendar_dates() {
         assert_eq!(IngestDate::parse("2023-11-23").unwrap().to_string(), "2023-11-23");
-        for bad in ["2023-02-30", "2023-13-01", "2023-1-01", "23-11-23", " 2023-11-23", "2023/11/23", "", "２０２３-11-23"] {
+        for bad in [
+            "2023-02-30",
+            "2023-13-01",
+            "2023-1-01",
+            "23-11-23",
+            " 2023-11-23",
+            "2023/11/23",
+            "",
+            "２０２３-11-23",
+        ] {
             assert!(IngestDate::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(IngestDate::parse("1970-01-02").unwrap().days_since_epoch(), 1);
@@ -301,14 +304,25 @@ mod tests {
         assert_eq!(EotMarker::parse(date, b""), Ok(EotMarker::Everything));
         assert_eq!(EotMarker::parse(date, b"# nothing\r\n \n"), Ok(EotMarker::Everything));
         assert_eq!(
-            EotMarker::parse(date, b" transactions_2023-11-23_8.csv \r\n# c\n\ntransactions_2023-11-23_9.csv"),
+            EotMarker::parse(
+                date,
+                b" transactions_2023-11-23_8.csv \r\n# c\n\ntransactions_2023-11-23_9.csv"
+            ),
             Ok(EotMarker::Listed(vec![
                 "transactions_2023-11-23_8.csv".into(),
                 "transactions_2023-11-23_9.csv".into()
             ]))
         );
-        for bad in ["../clients.csv", "transactions_2023-11-24_8.csv", "a/transactions_2023-11-23_8.csv", "transactions_2023-11-23_8.csv%2F"] {
-            assert!(matches!(EotMarker::parse(date, bad.as_bytes()), Err(InvalidMarker::BadName { line: 1, .. })), "{bad}");
+        for bad in [
+            "../clients.csv",
+            "transactions_2023-11-24_8.csv",
+            "a/transactions_2023-11-23_8.csv",
+            "transactions_2023-11-23_8.csv%2F",
+        ] {
+            assert!(
+                matches!(EotMarker::parse(date, bad.as_bytes()), Err(InvalidMarker::BadName { line: 1, .. })),
+                "{bad}"
+            );
         }
         assert_eq!(EotMarker::parse(date, b"\xff"), Err(InvalidMarker::NotUtf8 { offset: 0 }));
     }

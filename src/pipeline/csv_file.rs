@@ -122,8 +122,12 @@ pub fn read_csv<const N: usize>(
         errors.clear();
         if record.quoting != Quoting::Sound || fields.len() != N {
             let message = match record.quoting {
-                Quoting::StrayQuote => "malformed_row: a quote inside an unquoted field or after a closing quote".into(),
-                Quoting::Unclosed => "malformed_row: a quote is never closed (the rest of the file is this record)".into(),
+                Quoting::StrayQuote => {
+                    "malformed_row: a quote inside an unquoted field or after a closing quote".into()
+                }
+                Quoting::Unclosed => {
+                    "malformed_row: a quote is never closed (the rest of the file is this record)".into()
+                }
                 Quoting::Sound => format!("malformed_row: {} fields, expected {N}", fields.len()),
             };
             errors.push(rules::MALFORMED_ROW, message);

@@ -26,12 +26,15 @@ pub struct Landing {
 }
 
 /// Lists the landing root and `error/` once.
-pub async fn list(store: &Arc<dyn ObjectStore>, prefix: &str, date: IngestDate) -> Result<Landing, PipelineError> {
+pub async fn list(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    date: IngestDate,
+) -> Result<Landing, PipelineError> {
     let prefix_path = (!prefix.trim_matches('/').is_empty()).then(|| Path::from(prefix.trim_matches('/')));
-    let listing = store
-        .list_with_delimiter(prefix_path.as_ref())
-        .await
-        .map_err(|e| storage_error("list the landing container", &prefix_path.clone().unwrap_or_default(), e))?;
+    let listing = store.list_with_delimiter(prefix_path.as_ref()).await.map_err(|e| {
+        storage_error("list the landing container", &prefix_path.clone().unwrap_or_default(), e)
+    })?;
     let mut landing = Landing::default();
     let date_text = date.to_string();
     for meta in listing.objects {
@@ -66,11 +69,15 @@ async fn earlier_quarantined(
     present: &[(TransactionFileName, ObjectMeta)],
 ) -> Result<Vec<QuarantineNote>, PipelineError> {
     let error_dir = Path::from("error");
-    let listing =
-        store.list_with_delimiter(Some(&error_dir)).await.map_err(|e| storage_error("list quarantine", &error_dir, e))?;
+    let listing = store
+        .list_with_delimiter(Some(&error_dir))
+        .await
+        .map_err(|e| storage_error("list quarantine", &error_dir, e))?;
     let mut notes = Vec::new();
     for meta in listing.objects {
-        let Some(name) = meta.location.filename().and_then(|n| n.strip_suffix(".error.json")) else { continue };
+        let Some(name) = meta.location.filename().and_then(|n| n.strip_suffix(".error.json")) else {
+            continue;
+        };
         let Some(file) = TransactionFileName::parse(name) else { continue };
         if file.date != date || present.iter().any(|(p, _)| p.name == file.name) {
             continue;

@@ -38,8 +38,10 @@ impl DateLock {
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
-            let expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
-            let note = serde_json::to_vec(&LockNote { run_id: run_id.to_owned(), expires_at }).expect("serializes");
+            let expires_at =
+                Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+            let note =
+                serde_json::to_vec(&LockNote { run_id: run_id.to_owned(), expires_at }).expect("serializes");
             let options = PutOptions { mode: PutMode::Create, ..Default::default() };
             match store.put_opts(&path, note.into(), options).await {
                 Ok(_) => return Ok(Self { store: Arc::clone(store), path }),

@@ -40,6 +40,8 @@ pub struct PipelineSettings {
     pub lock_wait: Duration,
     /// After how long a lock left by a crashed run is considered abandoned.
     pub lock_ttl: Duration,
+    /// Files validated at once; `None` means one per core. Outputs are identical whatever it is.
+    pub parallelism: Option<usize>,
 }
 
 impl Default for PipelineSettings {
@@ -49,6 +51,7 @@ impl Default for PipelineSettings {
             max_reject_ratio: crate::contract::DEFAULT_MAX_REJECT_RATIO,
             lock_wait: Duration::from_secs(120),
             lock_ttl: Duration::from_secs(45 * 60),
+            parallelism: None,
         }
     }
 }
@@ -102,7 +105,9 @@ pub enum PipelineError {
     },
     /// The quarantine copy differs from the bytes that were judged (the source changed
     /// meanwhile): the original is kept and the run fails so that it is judged again.
-    #[error("quarantine of {path} aborted: the copy differs from the file that was read (it changed meanwhile); the original is kept")]
+    #[error(
+        "quarantine of {path} aborted: the copy differs from the file that was read (it changed meanwhile); the original is kept"
+    )]
     QuarantineMismatch {
         /// The source blob.
         path: String,
@@ -152,7 +157,9 @@ impl Pipeline {
     pub async fn published_report(&self, date: IngestDate) -> Result<Option<RunReport>, PipelineError> {
         let path = paths::published_report(date);
         let Some(bytes) = get_optional(&self.store, &path).await? else { return Ok(None) };
-        serde_json::from_slice(&bytes).map(Some).map_err(|source| PipelineError::Report { path: path.to_string(), source })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| PipelineError::Report { path: path.to_string(), source })
     }
 }
 
@@ -173,12 +180,19 @@ async fn get_optional(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Optio
 /// bytes that were judged.
 async fn fetch(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Result<Bytes, PipelineError> {
     let options = GetOptions { if_match: meta.e_tag.clone(), ..Default::default() };
-    let result = store.get_opts(&meta.location, options).await.map_err(|e| storage_error("read", &meta.location, e))?;
+    let result = store
+        .get_opts(&meta.location, options)
+        .await
+        .map_err(|e| storage_error("read", &meta.location, e))?;
     result.bytes().await.map_err(|e| storage_error("read", &meta.location, e))
 }
 
 /// Writes a whole blob in one atomic put (object_store writes a local file to a temporary
 /// name and renames it; Azure commits a block blob in one request).
 async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) -> Result<(), PipelineError> {
-    store.put(path, PutPayload::from_bytes(bytes)).await.map(|_| ()).map_err(|e| storage_error("write", path, e))
+    store
+        .put(path, PutPayload::from_bytes(bytes))
+        .await
+        .map(|_| ())
+        .map_err(|e| storage_error("write", path, e))
 }

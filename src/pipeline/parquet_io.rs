@@ -37,9 +37,8 @@ pub fn decode(bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>, Parque
         builder
     } else {
         let schema = builder.parquet_schema();
-        let indices: Vec<usize> = (0..schema.num_columns())
-            .filter(|&i| columns.contains(&schema.column(i).name()))
-            .collect();
+        let indices: Vec<usize> =
+            (0..schema.num_columns()).filter(|&i| columns.contains(&schema.column(i).name())).collect();
         let mask = parquet::arrow::ProjectionMask::leaves(schema, indices);
         builder.with_projection(mask)
     };

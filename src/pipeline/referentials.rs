@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, Int8Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder};
+use arrow::array::{
+    ArrayRef, Float64Builder, Int8Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder,
+};
 use arrow::datatypes::{DataType, SchemaRef};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
@@ -74,7 +76,11 @@ pub async fn prepare(
     let etag = meta.e_tag.clone().unwrap_or_default();
     if let Some(note) = &note {
         if note.etag == etag && note.size == meta.size && note.contract_version == CONTRACT_VERSION {
-            return Ok(Ok(Prepared { kind, report: report_of(note, ReferentialSource::Cached, None), fresh: None }));
+            return Ok(Ok(Prepared {
+                kind,
+                report: report_of(note, ReferentialSource::Cached, None),
+                fresh: None,
+            }));
         }
     }
 
@@ -105,9 +111,17 @@ pub async fn prepare(
             }))
         }
         Err(problem) => {
-            let quarantine =
-                super::quarantine::quarantine(store, &meta.location, kind.file_name(), meta, &bytes, &problem, run_id, None)
-                    .await?;
+            let quarantine = super::quarantine::quarantine(
+                store,
+                &meta.location,
+                kind.file_name(),
+                meta,
+                &bytes,
+                &problem,
+                run_id,
+                None,
+            )
+            .await?;
             Ok(fallback(kind, note, format!("{} was quarantined: {}", kind.file_name(), quarantine.reason)))
         }
     }
@@ -135,7 +149,10 @@ fn report_of(note: &SourceNote, source: ReferentialSource, reason: Option<String
     }
 }
 
-async fn read_note(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Option<SourceNote>, PipelineError> {
+async fn read_note(
+    store: &Arc<dyn ObjectStore>,
+    kind: ReferentialKind,
+) -> Result<Option<SourceNote>, PipelineError> {
     let path = paths::referential_source(kind);
     let Some(bytes) = super::get_optional(store, &path).await? else { return Ok(None) };
     // An unreadable note (older format, torn by hand) just means "reformat".
@@ -164,7 +181,10 @@ async fn publish(
 }
 
 /// Loads the columns enrichment needs from a formatted copy.
-pub async fn load(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Vec<RecordBatch>, PipelineError> {
+pub async fn load(
+    store: &Arc<dyn ObjectStore>,
+    kind: ReferentialKind,
+) -> Result<Vec<RecordBatch>, PipelineError> {
     let path = paths::referential(kind);
     let bytes = store
         .get(&path)
@@ -178,7 +198,8 @@ pub async fn load(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result
         ReferentialKind::Stores => &["id", "opening", "closing"],
         ReferentialKind::Products => &["id"],
     };
-    parquet_io::decode(bytes, columns).map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
+    parquet_io::decode(bytes, columns)
+        .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
 }
 
 /// The formatted schema of a referential.
@@ -250,7 +271,13 @@ pub fn format(kind: ReferentialKind, bytes: &[u8], max_reject_ratio: f64) -> Res
                     types::non_negative_i32(f[4]),
                 );
                 check(errors, "id", f[0], ID, values.0.is_some());
-                check(errors, "latlng", f[1], "a (lat,lng) pair within [-90,90] and [-180,180]", values.1.is_some());
+                check(
+                    errors,
+                    "latlng",
+                    f[1],
+                    "a (lat,lng) pair within [-90,90] and [-180,180]",
+                    values.1.is_some(),
+                );
                 check(errors, "opening", f[2], "an hour (0-23)", values.2.is_some());
                 check(errors, "closing", f[3], "an hour (0-23)", values.3.is_some());
                 check(errors, "type", f[4], "an integer (0-2147483647)", values.4.is_some());
@@ -316,6 +343,7 @@ fn check(errors: &mut RowErrors, column: &str, value: &str, what: &str, parsed: 
 }
 
 fn formatted(kind: ReferentialKind, columns: Vec<ArrayRef>, rows: u64, rejects: RejectsBuilder) -> Formatted {
-    let batch = RecordBatch::try_new(formatted_schema(kind), columns).expect("columns match the formatted schema");
+    let batch =
+        RecordBatch::try_new(formatted_schema(kind), columns).expect("columns match the formatted schema");
     Formatted { batch, rejects, rows }
 }

@@ -25,9 +25,15 @@ use crate::contract::{CONTRACT_VERSION, EotMarker, ReferentialKind};
 pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
     let started_at = Utc::now();
-    let run_id = format!("{}-{}", started_at.format("%Y%m%dT%H%M%S%.3fZ"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let run_id = format!(
+        "{}-{}",
+        started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
     let settings = &pipeline.settings;
-    let lock = DateLock::acquire(&pipeline.store, request.date, &run_id, settings.lock_wait, settings.lock_ttl).await?;
+    let lock =
+        DateLock::acquire(&pipeline.store, request.date, &run_id, settings.lock_wait, settings.lock_ttl)
+            .await?;
     let mut report = RunReport {
         contract_version: CONTRACT_VERSION,
         program_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -77,13 +83,18 @@ async fn run_locked(
             EotMarker::Everything => present.iter().copied().collect(),
             EotMarker::Listed(names) => names.iter().map(String::as_str).collect(),
         };
-        let mut missing: Vec<String> = listed.iter().filter(|n| !present.contains(*n)).map(|n| n.to_string()).collect();
+        let mut missing: Vec<String> =
+            listed.iter().filter(|n| !present.contains(*n)).map(|n| n.to_string()).collect();
         missing.dedup();
         let unlisted = present.iter().filter(|n| !listed.contains(n)).map(|n| n.to_string()).collect();
         report.unlisted = Some(unlisted);
         if !missing.is_empty() {
             report.status = RunStatus::Incomplete;
-            report.reason = Some(format!("the marker lists {} file(s) not present: {}", missing.len(), missing.join(", ")));
+            report.reason = Some(format!(
+                "the marker lists {} file(s) not present: {}",
+                missing.len(),
+                missing.join(", ")
+            ));
             report.missing_files = Some(missing);
             return record_only(store, report, started).await;
         }
@@ -128,7 +139,10 @@ async fn run_locked(
 
     let lookups = pipeline.lookups.get(store, prepared).await?;
     report.missing_hours = missing_hours(&landing, &lookups.stores);
-    let outcomes = read_files(store, &landing, &lookups, settings.max_reject_ratio).await?;
+    let parallelism =
+        settings.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let outcomes =
+        read_files(store, &landing, &lookups, settings.max_reject_ratio, parallelism.max(1)).await?;
 
     // Quarantine first, so that duplicate detection sees only rows of files that stay.
     let mut files = Vec::new();
@@ -219,8 +233,8 @@ async fn read_files(
     landing: &Landing,
     lookups: &Lookups,
     max_reject_ratio: f64,
+    parallelism: usize,
 ) -> Result<Vec<ReadResult>, PipelineError> {
-    let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
     futures::stream::iter(landing.transactions.iter().cloned())
         .map(|(file, meta)| {
             let store = Arc::clone(store);
@@ -234,7 +248,9 @@ async fn read_files(
                     (file, outcome, bytes)
                 })
                 .await
-                .map_err(|e| PipelineError::Internal(format!("validating {} panicked: {e}", meta.location)))?;
+                .map_err(|e| {
+                    PipelineError::Internal(format!("validating {} panicked: {e}", meta.location))
+                })?;
                 Ok::<_, PipelineError>((file, meta, outcome, bytes))
             }
         })
@@ -298,7 +314,8 @@ fn transactions_batch(kept: &KeptRows) -> RecordBatch {
     }
     let mut columns: Vec<ArrayRef> = kept.columns.clone();
     columns.push(Arc::new(flags.finish()));
-    RecordBatch::try_new(schema::TRANSACTIONS.clone(), columns).expect("kept columns match the transactions schema")
+    RecordBatch::try_new(schema::TRANSACTIONS.clone(), columns)
+        .expect("kept columns match the transactions schema")
 }
 
 fn totals(inputs: &[InputReport]) -> Totals {
@@ -330,9 +347,12 @@ fn missing_hours(landing: &Landing, stores: &StoreLookup) -> Vec<u8> {
         .transactions
         .iter()
         .map(|(file, _)| file.hour)
-        .chain(landing.earlier_quarantined.iter().filter_map(|n| {
-            crate::contract::TransactionFileName::parse(&n.file).map(|f| f.hour)
-        }))
+        .chain(
+            landing
+                .earlier_quarantined
+                .iter()
+                .filter_map(|n| crate::contract::TransactionFileName::parse(&n.file).map(|f| f.hour)),
+        )
         .collect();
     (opening.max(0) as u8..=closing.max(0) as u8).filter(|hour| !present.contains(hour)).collect()
 }
@@ -353,7 +373,12 @@ fn fingerprint_now(landing: &Landing, report: &RunReport) -> Fingerprint {
         .transactions
         .iter()
         .map(|(file, meta)| (file.name.clone(), meta.e_tag.clone().unwrap_or_default(), meta.size))
-        .chain(landing.earlier_quarantined.iter().map(|n| (n.file.clone(), n.original.etag.clone(), n.original.size)))
+        .chain(
+            landing
+                .earlier_quarantined
+                .iter()
+                .map(|n| (n.file.clone(), n.original.etag.clone(), n.original.size)),
+        )
         .collect();
     inputs.sort();
     let referentials = report.referentials.iter().map(|(k, r)| (k.clone(), r.etag.clone())).collect();
@@ -388,12 +413,20 @@ async fn publish(
 }
 
 /// Ends a run that publishes nothing: only its `runs/` report is written.
-async fn record_only(store: &Arc<dyn ObjectStore>, report: &mut RunReport, started: Instant) -> Result<(), PipelineError> {
+async fn record_only(
+    store: &Arc<dyn ObjectStore>,
+    report: &mut RunReport,
+    started: Instant,
+) -> Result<(), PipelineError> {
     report.duration_ms = started.elapsed().as_millis() as u64;
     write_reports(store, report, false).await
 }
 
-async fn write_reports(store: &Arc<dyn ObjectStore>, report: &RunReport, published: bool) -> Result<(), PipelineError> {
+async fn write_reports(
+    store: &Arc<dyn ObjectStore>,
+    report: &RunReport,
+    published: bool,
+) -> Result<(), PipelineError> {
     let body = bytes::Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
     put(store, &paths::run_report(report.date, &report.run_id), body.clone()).await?;
     if published {
@@ -416,7 +449,11 @@ struct CachedLookups {
 }
 
 impl LookupCache {
-    async fn get(&self, store: &Arc<dyn ObjectStore>, prepared: Vec<Prepared>) -> Result<Lookups, PipelineError> {
+    async fn get(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        prepared: Vec<Prepared>,
+    ) -> Result<Lookups, PipelineError> {
         let mut cache = self.inner.lock().await;
         for ready in prepared {
             let etag = ready.report.etag.clone();
@@ -428,7 +465,11 @@ impl LookupCache {
                         ReferentialKind::Stores => cache.stores.as_ref().map(|c| &c.0),
                         ReferentialKind::Products => cache.products.as_ref().map(|c| &c.0),
                     };
-                    if cached_etag == Some(&etag) { None } else { Some(referentials::load(store, ready.kind).await?) }
+                    if cached_etag == Some(&etag) {
+                        None
+                    } else {
+                        Some(referentials::load(store, ready.kind).await?)
+                    }
                 }
             };
             let Some(batches) = batches else { continue };

@@ -34,7 +34,12 @@ pub enum FileOutcome {
 }
 
 /// Validates one transaction file and enriches its kept rows from the referentials.
-pub fn read_file(file: &TransactionFileName, bytes: &[u8], lookups: &Lookups, max_reject_ratio: f64) -> FileOutcome {
+pub fn read_file(
+    file: &TransactionFileName,
+    bytes: &[u8],
+    lookups: &Lookups,
+    max_reject_ratio: f64,
+) -> FileOutcome {
     let mut kept = KeptBuilder::new(file, bytes.len());
     let read = read_csv(&file.name, bytes, &TRANSACTION_COLUMNS, max_reject_ratio, |fields, line, errors| {
         if let Some(row) = parse_row(file, fields, errors) {
@@ -64,7 +69,11 @@ struct Row<'a> {
 /// Applies the error rules to one record's fields (in `TRANSACTION_COLUMNS` order). Returns
 /// the typed row when every value parsed; it is kept only if no error was recorded
 /// (`date_mismatch` is an error on a fully parsed row).
-fn parse_row<'a>(file: &TransactionFileName, fields: &[&'a str; 8], errors: &mut RowErrors) -> Option<Row<'a>> {
+fn parse_row<'a>(
+    file: &TransactionFileName,
+    fields: &[&'a str; 8],
+    errors: &mut RowErrors,
+) -> Option<Row<'a>> {
     const ID: &str = "an identifier (1-19 digits)";
     let [transaction_id, client_id, date, hour, minute, product_id, quantity, store_id] = *fields;
     let checked = |errors: &mut RowErrors, column: usize, value: &str, what: &str, parsed: bool| {
@@ -91,7 +100,10 @@ fn parse_row<'a>(file: &TransactionFileName, fields: &[&'a str; 8], errors: &mut
 
     if let Some(date) = date_v {
         if date != file.date.naive() {
-            errors.push(rules::DATE_MISMATCH, format!("date_mismatch: row date {date} differs from the file's {}", file.date));
+            errors.push(
+                rules::DATE_MISMATCH,
+                format!("date_mismatch: row date {date} differs from the file's {}", file.date),
+            );
         }
     }
     Some(Row {

@@ -382,3 +382,58 @@ async fn thirty_real_size_days_generate_in_well_under_a_minute() {
     assert_eq!(manifest.total_rows(), u64::from(days) * 13 * 20_000);
     assert!(elapsed.as_secs() < 60);
 }
+
+/// The oracle and the pipeline agree, including on the edges the demo never reaches: files
+/// quarantined for too many rejects, rows at hours outside 8–20, a date with a single file.
+#[tokio::test]
+async fn the_pipeline_reports_exactly_the_manifests_figures() {
+    use retail_ingest::pipeline::{Pipeline, PipelineSettings, RunRequest, Trigger};
+    for spec in [
+        SampleSpec { rows_per_file: 40, defect_rate: 0.08, days: 3, clients: 50, ..small_spec() },
+        SampleSpec { hours: FileHours::Every(vec![6, 12, 21]), defect_rate: 0.05, days: 1, ..small_spec() },
+        SampleSpec { hours: FileHours::Every(vec![13]), days: 1, ..small_spec() },
+    ] {
+        let dir = tempdir();
+        let manifest = generate(dir.path(), "landing", &spec).await;
+        if spec.rows_per_file == 40 {
+            assert!(manifest.dates.values().any(|d| !d.quarantined_files.is_empty()), "no file quarantined");
+        }
+        let store = std::sync::Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"));
+        let settings = PipelineSettings { landing_prefix: "landing".into(), ..PipelineSettings::default() };
+        let pipeline = Pipeline::new(store, settings);
+        for (&date, day) in &manifest.dates {
+            let request = RunRequest { date, trigger: Trigger::Cli, force: false, marker: None };
+            let report = pipeline.run_date(request).await.expect("run");
+            let context = format!("{date} of {spec:?}");
+            assert!(report.status.is_success(), "{context}: {:?}", report.reason);
+            let totals = &report.totals;
+            assert_eq!(
+                (
+                    totals.rows,
+                    totals.kept,
+                    totals.rejected_rows,
+                    totals.quarantined_rows,
+                    totals.flagged_rows
+                ),
+                (day.rows, day.kept, day.rejected_rows, day.quarantined_rows, day.flagged_rows),
+                "{context}"
+            );
+            assert_eq!((&totals.rejected, &totals.flags), (&day.rejected, &day.flags), "{context}");
+            assert_eq!(report.missing_hours, day.missing_hours, "{context}");
+            let quarantined: Vec<&str> =
+                report.inputs.iter().filter(|i| i.quarantined.is_some()).map(|i| i.name.as_str()).collect();
+            assert_eq!(quarantined, day.quarantined_files, "{context}");
+            for (input, expected) in report.inputs.iter().zip(&day.inputs) {
+                assert_eq!((&input.name, input.rows), (&expected.name, expected.rows), "{context}");
+                if !expected.quarantined {
+                    assert_eq!(
+                        (input.kept, &input.flags),
+                        (expected.kept, &expected.flags),
+                        "{}",
+                        expected.name
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The `retail-ingest` command line as a user meets it: exit codes, one-line errors, summaries.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+use crate::helpers::fixture;
+
+fn binary() -> Command {
+    let mut command = Command::cargo_bin("retail-ingest").expect("binary built");
+    command.env_remove("INGEST_STORE").env_remove("INGEST_CONTAINER").env_remove("RUST_BACKTRACE");
+    command
+}
+
+fn store_with_fixtures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["clients.csv", "stores.csv", "products.csv", "transactions_2023-11-23_9.csv"] {
+        std::fs::copy(fixture("contract").join(name), dir.path().join(name)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_malformed_date_is_a_one_line_error_with_exit_code_2() {
+    let output = binary().args(["run", "--store", "/nonexistent", "--dates", "2023-02-30"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("'2023-02-30' is not a calendar date (YYYY-MM-DD)"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_store_is_a_one_line_error_without_secrets() {
+    let output = binary()
+        .args(["run", "--store", "azure://landing", "--dates", "2023-11-23"])
+        .env(
+            "INGEST_STORAGE_CONNECTION_STRING",
+            "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=U0VDUkVUS0VZU0VDUkVUS0VZ;BlobEndpoint=http://127.0.0.1:9/acct",
+        )
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("U0VDUkVUS0VZU0VDUkVUS0VZ"), "{stderr}");
+}
+
+#[test]
+fn a_successful_run_exits_0_and_prints_the_summary() {
+    let dir = store_with_fixtures();
+    binary()
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("2023-11-23  succeeded"))
+        .stdout(predicate::str::contains("11 rows: 10 kept, 1 rejected, 8 flagged"))
+        .stdout(predicate::str::contains(
+            "-> formatted/transactions_2023-11-23/transactions.parquet (10 rows",
+        ));
+    binary()
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("2023-11-23  unchanged"));
+}
+
+#[test]
+fn a_blocked_date_exits_1_and_json_reports_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .args(["run", "--json", "--store"])
+        .arg(dir.path())
+        .args(["--from", "2023-11-23", "--to", "2023-11-24"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    let statuses: Vec<&str> =
+        reports.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["blocked", "blocked"]);
+    assert!(reports[0]["reason"].as_str().unwrap().contains("clients.csv is absent"));
+}
+
+#[test]
+fn demo_generates_a_sample_ingests_it_and_says_where_to_look() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo");
+    binary()
+        .args(["demo", "--days", "1", "--store"])
+        .arg(&store)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("2023-11-23  succeeded"))
+        .stdout(predicate::str::contains("quarantined transactions_2023-11-23_21.csv"))
+        .stdout(predicate::str::contains("unrecognized (not ingested): transactions_2023-11-23_24.csv"))
+        .stdout(predicate::str::contains("Look in"));
+    assert!(store.join("formatted/transactions_2023-11-23/_report.json").exists());
+    // A second demo replaces its own store, never someone else's directory.
+    binary().args(["demo", "--days", "1", "--store"]).arg(&store).assert().code(0);
+    let foreign = dir.path().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    binary()
+        .args(["demo", "--store"])
+        .arg(&foreign)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is not a demo store"));
+}

@@ -1,0 +1,226 @@
+//! Setup shared by the integration tests: a store in a temporary directory, fixture files,
+//! pipeline runs, and reading Parquet back.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Int8Type, Int32Type, Int64Type};
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use retail_ingest::contract::{EotMarker, IngestDate};
+use retail_ingest::pipeline::{Pipeline, PipelineSettings, RunReport, RunRequest, Trigger};
+
+/// `tests/fixtures/{name}`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// `../shared/data/real`, which tests named `real_data_*` need (`make test` skips them by name
+/// when it is absent, and fails in CI).
+pub fn real_data() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: real_data_* tests need it (make test skips them when it is absent)",
+        dir.display()
+    );
+    dir
+}
+
+/// Parses a date the test knows is valid.
+pub fn date(text: &str) -> IngestDate {
+    IngestDate::parse(text).expect("test dates are valid")
+}
+
+/// A store in a fresh temporary directory.
+pub struct TestStore {
+    pub dir: tempfile::TempDir,
+    pub store: Arc<dyn ObjectStore>,
+    pub settings: PipelineSettings,
+}
+
+impl TestStore {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("local store"));
+        Self { dir, store, settings: PipelineSettings::default() }
+    }
+
+    /// The store with the three fixture referentials of `tests/fixtures/contract`.
+    pub async fn with_referentials() -> Self {
+        let store = Self::new();
+        for name in ["clients.csv", "stores.csv", "products.csv"] {
+            store.put_fixture("contract", name).await;
+        }
+        store
+    }
+
+    pub async fn put(&self, path: &str, bytes: impl Into<Bytes>) {
+        self.store.put(&StorePath::from(path), bytes.into().into()).await.expect("put");
+    }
+
+    pub async fn put_fixture(&self, folder: &str, name: &str) {
+        let bytes = std::fs::read(fixture(folder).join(name)).expect("fixture exists");
+        self.put(name, bytes).await;
+    }
+
+    pub async fn get(&self, path: &str) -> Option<Bytes> {
+        match self.store.get(&StorePath::from(path)).await {
+            Ok(result) => Some(result.bytes().await.expect("read")),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => panic!("get {path}: {e}"),
+        }
+    }
+
+    pub async fn exists(&self, path: &str) -> bool {
+        self.get(path).await.is_some()
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        let bytes = self.get(path).await.unwrap_or_else(|| panic!("{path} exists"));
+        serde_json::from_slice(&bytes).expect("valid JSON")
+    }
+
+    /// Every blob path, sorted.
+    pub async fn paths(&self) -> Vec<String> {
+        use futures::TryStreamExt;
+        let mut paths: Vec<String> =
+            self.store.list(None).map_ok(|m| m.location.to_string()).try_collect().await.expect("list");
+        paths.sort();
+        paths
+    }
+
+    pub fn pipeline(&self) -> Pipeline {
+        Pipeline::new(Arc::clone(&self.store), self.settings.clone())
+    }
+
+    pub async fn run(&self, day: &str) -> RunReport {
+        self.run_with(day, false, None).await
+    }
+
+    pub async fn run_with(&self, day: &str, force: bool, marker: Option<EotMarker>) -> RunReport {
+        let request = RunRequest { date: date(day), trigger: Trigger::Cli, force, marker };
+        self.pipeline().run_date(request).await.expect("the run finishes")
+    }
+
+    pub async fn parquet(&self, path: &str) -> Vec<RecordBatch> {
+        let bytes = self.get(path).await.unwrap_or_else(|| panic!("{path} exists"));
+        read_parquet(bytes)
+    }
+}
+
+pub fn read_parquet(bytes: Bytes) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .expect("valid parquet")
+        .build()
+        .expect("reader")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("batches")
+}
+
+/// One output row as text, for readable assertions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub transaction_id: String,
+    pub client_id: String,
+    pub account_id: Option<String>,
+    pub product_id: String,
+    pub store_id: String,
+    pub quantity: i32,
+    pub datetime_us: i64,
+    pub hour: i8,
+    pub minute: i8,
+    pub source_file: String,
+    pub source_line: i64,
+    pub flags: Vec<String>,
+}
+
+pub fn transaction_rows(batches: &[RecordBatch]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let text = |name: &str| batch.column_by_name(name).expect(name).as_string::<i32>().clone();
+        let (tid, cid, aid, pid, sid, file) = (
+            text("transaction_id"),
+            text("client_id"),
+            text("account_id"),
+            text("product_id"),
+            text("store_id"),
+            text("source_file"),
+        );
+        let quantity = batch.column_by_name("quantity").unwrap().as_primitive::<Int32Type>().clone();
+        let datetime = batch
+            .column_by_name("datetime")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+            .clone();
+        let hour = batch.column_by_name("hour").unwrap().as_primitive::<Int8Type>().clone();
+        let minute = batch.column_by_name("minute").unwrap().as_primitive::<Int8Type>().clone();
+        let line = batch.column_by_name("source_line").unwrap().as_primitive::<Int64Type>().clone();
+        let flags = batch.column_by_name("quality_flags").unwrap().as_list::<i32>().clone();
+        for i in 0..batch.num_rows() {
+            let row_flags = flags.value(i);
+            let row_flags = row_flags.as_string::<i32>();
+            rows.push(Row {
+                transaction_id: tid.value(i).into(),
+                client_id: cid.value(i).into(),
+                account_id: (!aid.is_null(i)).then(|| aid.value(i).to_owned()),
+                product_id: pid.value(i).into(),
+                store_id: sid.value(i).into(),
+                quantity: quantity.value(i),
+                datetime_us: datetime.value(i),
+                hour: hour.value(i),
+                minute: minute.value(i),
+                source_file: file.value(i).into(),
+                source_line: line.value(i),
+                flags: row_flags.iter().flatten().map(str::to_owned).collect(),
+            });
+        }
+    }
+    rows
+}
+
+/// One rejected row: (file, line, raw, reasons, message).
+pub type Reject = (String, i64, String, Vec<String>, String);
+
+pub fn reject_rows(batches: &[RecordBatch]) -> Vec<Reject> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        let file = batch.column(0).as_string::<i32>();
+        let line = batch.column(1).as_primitive::<Int64Type>();
+        let raw = batch.column(2).as_string::<i32>();
+        let reasons = batch.column(3).as_list::<i32>();
+        let message = batch.column(4).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let row_reasons = reasons.value(i);
+            rows.push((
+                file.value(i).into(),
+                line.value(i),
+                raw.value(i).into(),
+                row_reasons.as_string::<i32>().iter().flatten().map(str::to_owned).collect(),
+                message.value(i).into(),
+            ));
+        }
+    }
+    rows
+}
+
+/// The accounting invariant of the contract: every row read is kept, rejected or quarantined.
+pub fn assert_accounting(report: &RunReport) {
+    let totals = &report.totals;
+    assert_eq!(
+        totals.rows,
+        totals.kept + totals.rejected_rows + totals.quarantined_rows,
+        "totals: {totals:?}"
+    );
+    for input in &report.inputs {
+        let quarantined = if input.quarantined.is_some() { input.rows } else { 0 };
+        assert_eq!(input.rows, input.kept + input.rejected_rows + quarantined, "input {}", input.name);
+    }
+    let summed: u64 = report.inputs.iter().map(|i| i.rows).sum();
+    assert_eq!(summed, totals.rows);
+}
