@@ -95,6 +95,19 @@ def shortened(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.len_chars() <= 80).then(expr).otherwise(expr.str.slice(0, 80) + pl.lit("…"))
 
 
+def write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    """Writes whole or not at all (a new file renamed into place), like retail-ingest."""
+    partial = path.with_name(path.name + ".partial")
+    frame.write_parquet(partial, **PARQUET)
+    partial.replace(path)
+
+
+def write_text(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
 def header_line(path: Path) -> int:
     """0-based index of the header line: blank lines and `#` comments before it are skipped."""
     with path.open("rb") as handle:
@@ -146,8 +159,8 @@ class Referentials:
         else:
             formatted = getattr(self, f"_format_{kind}")(source)
             folder.mkdir(parents=True, exist_ok=True)
-            formatted.write_parquet(folder / f"{kind}.parquet", **PARQUET)
-            note_path.write_text(json.dumps(note))
+            write_parquet(formatted, folder / f"{kind}.parquet")
+            write_text(note_path, json.dumps(note))
             formatted = formatted.select(needed)
         # Multiplicity per id: an id seen twice takes no attribute (ambiguous), so a join on the
         # lookup never multiplies rows.
@@ -351,8 +364,8 @@ def run_date(landing: Path, out: Path, date: str, refs: Referentials) -> dict:
     rejects_dir = out / "rejected" / f"transactions_{date}"
     kept_dir.mkdir(parents=True, exist_ok=True)
     rejects_dir.mkdir(parents=True, exist_ok=True)
-    output.write_parquet(kept_dir / "transactions.parquet", **PARQUET)
-    rejects.write_parquet(rejects_dir / "rejects.parquet", **PARQUET)
+    write_parquet(output, kept_dir / "transactions.parquet")
+    write_parquet(rejects, rejects_dir / "rejects.parquet")
 
     opening, closing = refs.span
     present = {hour for hour, _ in files}
@@ -367,7 +380,7 @@ def run_date(landing: Path, out: Path, date: str, refs: Referentials) -> dict:
         "flags": {row["quality_flags"]: row["count"] for row in flag_counts.unnest("quality_flags").to_dicts()},
         "missing_hours": [h for h in range(opening, closing + 1) if h not in present],
     }
-    (kept_dir / "_summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    write_text(kept_dir / "_summary.json", json.dumps(summary, indent=1, sort_keys=True))
     return summary
 
 

@@ -10,3 +10,4 @@ mod pipeline;
 mod real_data;
 mod sample;
 mod storage;
+mod functions_azurite;
