@@ -31,29 +31,29 @@ define func_layout
 	chmod 0755 $(1)/retail-ingest
 endef
 
-func-app:
+func-app: ## build (debug) and lay the Functions app out in target/func-app/
 	cargo build --bin retail-ingest
 	$(call func_layout,$(FUNC_APP_DIR),target/debug/retail-ingest)
 	if [ -f local.settings.json ]; then cp local.settings.json $(FUNC_APP_DIR)/; \
 	  else cp local.settings.json.example $(FUNC_APP_DIR)/local.settings.json; fi
 	@echo "func-app: $(FUNC_APP_DIR) is ready"
 
-func: func-app
+func: func-app ## run the app with Core Tools (func start) against Azurite: docs/functions.md
 	@command -v $(FUNC) >/dev/null || { echo "func: Azure Functions Core Tools v4 ('$(FUNC)') is not installed: npm install -g azure-functions-core-tools@4 (see docs/functions.md)"; exit 1; }
 	@curl -s -o /dev/null http://127.0.0.1:10000/ || echo "func: warning: nothing answers on 127.0.0.1:10000; start Azurite first (docs/functions.md)"
 	cd $(FUNC_APP_DIR) && $(FUNC) start --custom --port $(FUNC_PORT)
 
-package:
-	@rustup target list --installed | grep -qx '$(PACKAGE_TARGET)' || rustup target add $(PACKAGE_TARGET)
+package: ## static musl release build and the deployable zip target/functions/retail-ingest.zip
+	@rustup target list --installed | grep -x '$(PACKAGE_TARGET)' >/dev/null || rustup target add $(PACKAGE_TARGET)
 	@case '$(PACKAGE_TARGET)' in *musl*) command -v musl-gcc >/dev/null || { \
 	  echo "package: musl-gcc is missing (C code of zstd and ring is built for musl): apt-get install musl-tools"; exit 1; } ;; esac
 	cargo build --release --locked --target $(PACKAGE_TARGET) --bin retail-ingest
-	@case '$(PACKAGE_TARGET)' in *musl*) file $(PACKAGE_BIN) | grep -q 'statically linked' || { \
+	@case '$(PACKAGE_TARGET)' in *musl*) file $(PACKAGE_BIN) | grep 'statically linked' >/dev/null || { \
 	  echo "package: $(PACKAGE_BIN) is not statically linked"; file $(PACKAGE_BIN); exit 1; } ;; esac
 	$(MAKE) -f mk/functions.mk package-zip PACKAGE_BIN=$(PACKAGE_BIN) PACKAGE_ZIP=$(PACKAGE_ZIP) PACKAGE_DIR=$(PACKAGE_DIR)
 
 # zip -X: no extra attributes (steadier output); the Unix mode, and so the run bit, is kept.
-package-zip:
+package-zip: ## the zip alone, from PACKAGE_BIN (any build of retail-ingest)
 	@test -x '$(PACKAGE_BIN)' || { echo "package-zip: no executable at PACKAGE_BIN=$(PACKAGE_BIN)"; exit 1; }
 	$(call func_layout,$(PACKAGE_DIR),$(PACKAGE_BIN))
 	mkdir -p $(dir $(PACKAGE_ZIP))

@@ -451,16 +451,17 @@ impl StoreSettings {
             if !value.is_empty() {
                 text = text.replace(value, "[redacted]");
             }
-            // A SAS also travels piecewise (its `sig` alone), percent-decoded or not.
+            // A SAS is sent as query pairs: its signature may show alone, percent-encoded
+            // or not.
             if let AzureCredentials::Sas(_) = &azure.credentials {
-                for (_, v) in url::form_urlencoded::parse(value.as_bytes()) {
-                    if v.len() >= 8 {
-                        text = text.replace(v.as_ref(), "[redacted]");
-                    }
-                }
-                for part in value.split('&').filter_map(|p| p.split_once('=')).map(|(_, v)| v) {
-                    if part.len() >= 8 {
-                        text = text.replace(part, "[redacted]");
+                let raw = value.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == "sig");
+                let decoded = url::form_urlencoded::parse(value.as_bytes()).find(|(k, _)| k == "sig");
+                for sig in [raw.map(|(_, v)| v.to_owned()), decoded.map(|(_, v)| v.into_owned())]
+                    .into_iter()
+                    .flatten()
+                {
+                    if !sig.is_empty() {
+                        text = text.replace(&sig, "[redacted]");
                     }
                 }
             }

@@ -144,10 +144,10 @@ impl LandingBlob {
         if name.starts_with("transactions") {
             return TransactionFileName::parse(name).map_or(Self::Unrecognized, Self::Transactions);
         }
-        if let Some(date) = name.strip_prefix("eot_").and_then(|r| r.strip_suffix(".txt")) {
-            if let Ok(date) = IngestDate::parse(date) {
-                return Self::Marker(date);
-            }
+        if let Some(date) = name.strip_prefix("eot_").and_then(|r| r.strip_suffix(".txt"))
+            && let Ok(date) = IngestDate::parse(date)
+        {
+            return Self::Marker(date);
         }
         Self::Other
     }

@@ -44,7 +44,7 @@ fn small_number(text: &str, max: u8) -> Option<i8> {
         [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => (a - b'0') * 10 + (b - b'0'),
         _ => return None,
     };
-    (value <= max).then(|| value as i8)
+    (value <= max).then_some(value as i8)
 }
 
 /// An hour, 0–23.

@@ -74,14 +74,16 @@ pub async fn prepare(
         return Ok(fallback(kind, note, format!("{} is absent", kind.file_name())));
     };
     let etag = meta.e_tag.clone().unwrap_or_default();
-    if let Some(note) = &note {
-        if note.etag == etag && note.size == meta.size && note.contract_version == CONTRACT_VERSION {
-            return Ok(Ok(Prepared {
-                kind,
-                report: report_of(note, ReferentialSource::Cached, None),
-                fresh: None,
-            }));
-        }
+    if let Some(note) = &note
+        && note.etag == etag
+        && note.size == meta.size
+        && note.contract_version == CONTRACT_VERSION
+    {
+        return Ok(Ok(Prepared {
+            kind,
+            report: report_of(note, ReferentialSource::Cached, None),
+            fresh: None,
+        }));
     }
 
     let bytes = super::fetch(store, meta).await?;

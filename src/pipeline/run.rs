@@ -119,22 +119,19 @@ async fn run_locked(
         return record_only(store, report, started).await;
     }
 
-    if !request.force {
-        if let Some(published) = pipeline.published_report(date).await? {
-            if fingerprint_of_report(&published) == fingerprint_now(&landing, report) {
-                report.status = RunStatus::Unchanged;
-                report.reason = Some(format!(
-                    "inputs, referential versions and contract version match run {}",
-                    published.run_id
-                ));
-                report.published_run_id = Some(published.run_id);
-                report.inputs = published.inputs;
-                report.totals = published.totals;
-                report.missing_hours = published.missing_hours;
-                report.outputs = published.outputs;
-                return record_only(store, report, started).await;
-            }
-        }
+    if !request.force
+        && let Some(published) = pipeline.published_report(date).await?
+        && fingerprint_of_report(&published) == fingerprint_now(&landing, report)
+    {
+        report.status = RunStatus::Unchanged;
+        report.reason =
+            Some(format!("inputs, referential versions and contract version match run {}", published.run_id));
+        report.published_run_id = Some(published.run_id);
+        report.inputs = published.inputs;
+        report.totals = published.totals;
+        report.missing_hours = published.missing_hours;
+        report.outputs = published.outputs;
+        return record_only(store, report, started).await;
     }
 
     let lookups = pipeline.lookups.get(store, prepared).await?;
@@ -201,7 +198,7 @@ async fn run_locked(
     }
     files.sort_by(|(a, _), (b, _)| (a.hour, &a.name).cmp(&(b.hour, &b.name)));
 
-    flag_duplicates(files.iter_mut().filter_map(|(_, read)| read.as_mut().map(|(kept, _)| kept)));
+    flag_duplicates(files.iter_mut().filter_map(|(_, read)| read.as_mut().map(|(kept, _)| &mut **kept)));
 
     let mut kept_batches = Vec::new();
     let mut reject_batches = Vec::new();

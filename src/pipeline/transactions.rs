@@ -28,7 +28,7 @@ pub struct KeptRows {
 /// What became of one transaction file.
 pub enum FileOutcome {
     /// Validated: kept rows and rejects.
-    Read { kept: KeptRows, rejects: RejectsBuilder, rows: u64 },
+    Read { kept: Box<KeptRows>, rejects: Box<RejectsBuilder>, rows: u64 },
     /// Invalid as a whole: to be quarantined.
     Invalid(FileProblem),
 }
@@ -42,14 +42,16 @@ pub fn read_file(
 ) -> FileOutcome {
     let mut kept = KeptBuilder::new(file, bytes.len());
     let read = read_csv(&file.name, bytes, &TRANSACTION_COLUMNS, max_reject_ratio, |fields, line, errors| {
-        if let Some(row) = parse_row(file, fields, errors) {
-            if errors.is_empty() {
-                kept.push(&row, line, lookups);
-            }
+        if let Some(row) = parse_row(file, fields, errors)
+            && errors.is_empty()
+        {
+            kept.push(&row, line, lookups);
         }
     });
     match read {
-        Ok(CsvRead { rows, rejects }) => FileOutcome::Read { kept: kept.finish(), rejects, rows },
+        Ok(CsvRead { rows, rejects }) => {
+            FileOutcome::Read { kept: Box::new(kept.finish()), rejects: Box::new(rejects), rows }
+        }
         Err(problem) => FileOutcome::Invalid(problem),
     }
 }
@@ -98,13 +100,13 @@ fn parse_row<'a>(
     let store_id_v = types::identifier(store_id);
     checked(errors, 7, store_id, ID, store_id_v.is_some());
 
-    if let Some(date) = date_v {
-        if date != file.date.naive() {
-            errors.push(
-                rules::DATE_MISMATCH,
-                format!("date_mismatch: row date {date} differs from the file's {}", file.date),
-            );
-        }
+    if let Some(date) = date_v
+        && date != file.date.naive()
+    {
+        errors.push(
+            rules::DATE_MISMATCH,
+            format!("date_mismatch: row date {date} differs from the file's {}", file.date),
+        );
     }
     Some(Row {
         transaction_id: transaction_id_v?,
@@ -166,10 +168,10 @@ impl<'f> KeptBuilder<'f> {
             flags.insert(Warning::HourMismatch);
         }
         let store = lookups.store(row.store_id);
-        if let Resolved::Unique(hours) = store {
-            if row.hour < hours.opening || row.hour > hours.closing {
-                flags.insert(Warning::OutsideOpeningHours);
-            }
+        if let Resolved::Unique(hours) = store
+            && (row.hour < hours.opening || row.hour > hours.closing)
+        {
+            flags.insert(Warning::OutsideOpeningHours);
         }
         let product = lookups.product(row.product_id);
         let client = lookups.client(row.client_id);

@@ -157,19 +157,14 @@ async fn reingest_fans_out_two_dates_through_the_azurite_queue_to_ingest_date_fu
     let host = start(&container).await;
     let queues = AzuriteQueues::new(&azurite::queue_endpoint());
 
-    let (function, reply) = host
-        .http("POST", "/api/reingest", Some(r#"{"dates":["2023-11-23","2023-11-24"]}"#))
+    let (function, reply, completed) = host
+        .http_invocation("POST", "/api/reingest", Some(r#"{"dates":["2023-11-23","2023-11-24"]}"#))
         .await
         .expect("routed");
     assert_eq!((function.as_str(), reply.status), ("ReingestFunction", 202));
     assert_eq!(reply.json(), json!({"queued": ["2023-11-23", "2023-11-24"]}));
-
-    // The same invocation, as the host completes it: its queue output goes to Azurite.
-    let body = r#"{"dates":["2023-11-23","2023-11-24"]}"#;
-    let mut request = crate::functions::reingest_invocation(Some(body));
-    request["Metadata"]["sys"]["MethodName"] = json!("ReingestFunction");
-    let completed = host.post_envelope("ReingestFunction", &request).await.completed().clone();
-    host.push_queue_outputs("ReingestFunction", &completed, &queues).await;
+    // The host writes the queue output into the binding's queue.
+    host.push_queue_outputs("ReingestFunction", &completed.expect("completed"), &queues).await;
     let queue = host.queue_name("reingest-dates");
     let mut waiting = queues.peek(&queue).await;
     waiting.sort();
@@ -191,15 +186,12 @@ async fn reingest_fans_out_two_dates_through_the_azurite_queue_to_ingest_date_fu
     }
 
     // Forced: the message is a JSON object, and the date runs again although unchanged.
-    let (_, reply) = host
-        .http("POST", "/api/reingest", Some(r#"{"dates":["2023-11-23"],"force":true}"#))
+    let (_, reply, completed) = host
+        .http_invocation("POST", "/api/reingest", Some(r#"{"dates":["2023-11-23"],"force":true}"#))
         .await
         .expect("routed");
     assert_eq!(reply.json(), json!({"queued": ["2023-11-23"], "force": true}));
-    let mut request = crate::functions::reingest_invocation(Some(r#"{"dates":["2023-11-23"],"force":true}"#));
-    request["Metadata"]["sys"]["MethodName"] = json!("ReingestFunction");
-    let completed = host.post_envelope("ReingestFunction", &request).await.completed().clone();
-    host.push_queue_outputs("ReingestFunction", &completed, &queues).await;
+    host.push_queue_outputs("ReingestFunction", &completed.expect("completed"), &queues).await;
     let deliveries = host.drain_queue("reingest-dates", &queues).await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0].0, r#"{"date":"2023-11-23","force":true}"#);

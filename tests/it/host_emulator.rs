@@ -613,6 +613,17 @@ impl Host {
         path_and_query: &str,
         body: Option<&str>,
     ) -> Option<(String, HttpReply)> {
+        let (function, reply, _) = self.http_invocation(method, path_and_query, body).await?;
+        Some((function, reply))
+    }
+
+    /// [`Host::http`], with the completed invocation of a wrapped function (its other outputs).
+    pub async fn http_invocation(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> Option<(String, HttpReply, Option<Completed>)> {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let (function, params) = self.app.function_for_route(method, path)?;
         if self.app.is_forwarded(&function) {
@@ -627,7 +638,7 @@ impl Host {
             let content_type =
                 response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body = response.text().await.expect("body");
-            return Some((function, HttpReply { status, content_type, body }));
+            return Some((function, HttpReply { status, content_type, body }, None));
         }
         let trigger = self.app.trigger(&function);
         let query_map: Map<String, Value> = url::form_urlencoded::parse(query.as_bytes())
@@ -662,15 +673,18 @@ impl Host {
         if let Some(body) = body {
             promote(&mut metadata, body);
         }
-        let reply = match self.invoke(&function, data, metadata).await {
-            Outcome::Completed(completed) => completed.http.clone().unwrap_or(HttpReply {
-                status: 200,
-                content_type: None,
-                body: String::new(),
-            }),
-            Outcome::Failed(_) => HttpReply { status: 500, content_type: None, body: String::new() },
+        let (reply, completed) = match self.invoke(&function, data, metadata).await {
+            Outcome::Completed(completed) => {
+                let reply = completed.http.clone().unwrap_or(HttpReply {
+                    status: 200,
+                    content_type: None,
+                    body: String::new(),
+                });
+                (reply, Some(completed))
+            }
+            Outcome::Failed(_) => (HttpReply { status: 500, content_type: None, body: String::new() }, None),
         };
-        Some((function, reply))
+        Some((function, reply, completed))
     }
 
     /// Stops the handler as the host does (SIGTERM) and waits for it to exit (30 s at most).

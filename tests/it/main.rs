@@ -3,11 +3,12 @@
 mod azurite;
 mod cli;
 mod functions;
+mod functions_azurite;
 mod functions_config;
 mod helpers;
 mod host_emulator;
+mod hostile;
 mod pipeline;
 mod real_data;
 mod sample;
 mod storage;
-mod functions_azurite;
