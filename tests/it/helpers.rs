@@ -51,9 +51,21 @@ impl TestStore {
         Self { dir, store, settings: PipelineSettings::default() }
     }
 
+    /// A fresh container in the real Azurite that `make test` started.
+    pub fn azurite(label: &str) -> Self {
+        let settings = crate::azurite::azurite_settings(label);
+        let store = retail_ingest::storage::open(&settings).expect("Azurite store");
+        Self { dir: tempfile::tempdir().expect("temp dir"), store, settings: PipelineSettings::default() }
+    }
+
     /// The store with the three fixture referentials of `tests/fixtures/contract`.
     pub async fn with_referentials() -> Self {
-        let store = Self::new();
+        Self::new().and_referentials().await
+    }
+
+    /// Adds the three fixture referentials of `tests/fixtures/contract`.
+    pub async fn and_referentials(self) -> Self {
+        let store = self;
         for name in ["clients.csv", "stores.csv", "products.csv"] {
             store.put_fixture("contract", name).await;
         }

@@ -734,11 +734,13 @@ impl Host {
         let name = self.queue_name(queue);
         let poison = format!("{name}-poison");
         let mut deliveries = Vec::new();
+        // Failed messages, invisible until their visibility timeout (1 s) passes.
+        let mut retrying = std::collections::BTreeSet::new();
         let started = Instant::now();
         loop {
             assert!(started.elapsed() < Duration::from_secs(300), "queue {name} never drained");
             let Some(message) = queues.get(&name, 1).await else {
-                if queues.peek(&name).await.is_empty() {
+                if retrying.is_empty() && queues.peek(&name).await.is_empty() {
                     return deliveries;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -746,13 +748,19 @@ impl Host {
             };
             let (_, outcome) = self.queue_message(queue, &message.text, message.dequeue_count).await;
             match &outcome {
-                Outcome::Completed(_) => queues.delete(&name, &message).await,
+                Outcome::Completed(_) => {
+                    queues.delete(&name, &message).await;
+                    retrying.remove(&message.id);
+                }
                 Outcome::Failed(_) if message.dequeue_count >= self.app.max_dequeue_count() => {
                     queues.create(&poison).await;
                     queues.put(&poison, &message.text).await;
                     queues.delete(&name, &message).await;
+                    retrying.remove(&message.id);
                 }
-                Outcome::Failed(_) => {}
+                Outcome::Failed(_) => {
+                    retrying.insert(message.id.clone());
+                }
             }
             deliveries.push((message.text.clone(), outcome));
         }

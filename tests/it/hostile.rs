@@ -112,7 +112,10 @@ async fn check_file_case(case: &Value) -> Vec<String> {
             format!("note reason {}", note["reason"]),
         );
         if let Some(details) = quarantine.get("details") {
-            expect(json_includes(&note["details"], details), format!("details {} lack {details}", note["details"]));
+            expect(
+                json_includes(&note["details"], details),
+                format!("details {} lack {details}", note["details"]),
+            );
         }
         expect(note["original"]["size"] == bytes.len(), "note's original size".into());
         let kept = store.get(TX).await.map(|b| transaction_rows(&crate::helpers::read_parquet(b)).len());
@@ -145,7 +148,10 @@ async fn check_file_case(case: &Value) -> Vec<String> {
         })
         .collect();
     expected_rejects.sort();
-    expect(got_rejects == expected_rejects, format!("rejects {got_rejects:?} instead of {expected_rejects:?}"));
+    expect(
+        got_rejects == expected_rejects,
+        format!("rejects {got_rejects:?} instead of {expected_rejects:?}"),
+    );
     for reject in &rejects {
         expect(!reject.4.is_empty(), format!("line {}: a reject without a message", reject.1));
         expect(reject.0 == name, format!("line {}: source_file {}", reject.1, reject.0));
@@ -293,7 +299,9 @@ async fn hostile_file_names_are_unrecognized_never_ingested_never_moved() {
     }
     // A run of another date lists those that name no real date or name none at all.
     let other = store.run("2023-11-24").await;
-    for name in ["transactions_2023-02-30_8.csv", "transactions_2023-13-01_8.csv", "transactions_23-11-23_8.csv"] {
+    for name in
+        ["transactions_2023-02-30_8.csv", "transactions_2023-13-01_8.csv", "transactions_23-11-23_8.csv"]
+    {
         assert!(other.unrecognized.iter().any(|n| n == name), "{name}: {:?}", other.unrecognized);
     }
 }
@@ -304,7 +312,10 @@ fn path_like_marker_lines_make_the_marker_invalid() {
     for line in invalid_strings("marker_lines") {
         for content in [line.clone(), format!("transactions_{DAY}_8.csv\n{line}\n"), format!("{line}\r\n")] {
             let error = EotMarker::parse(day, content.as_bytes()).expect_err(&line);
-            assert!(error.to_string().contains("is not a transaction file name of 2023-11-23"), "{line}: {error}");
+            assert!(
+                error.to_string().contains("is not a transaction file name of 2023-11-23"),
+                "{line}: {error}"
+            );
         }
     }
 }
@@ -361,10 +372,7 @@ async fn path_like_status_requests_get_a_400_or_404() {
     let app = App::over(Arc::clone(&store.store));
     for path in invalid_strings("status_paths") {
         let reply = app.send(Request::get(path.as_str()).body(Body::empty()).expect("request")).await;
-        assert!(
-            matches!(reply.status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND),
-            "{path}: {reply:?}"
-        );
+        assert!(matches!(reply.status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND), "{path}: {reply:?}");
         assert!(reply.body.get("contract_version").is_none(), "{path} returned a report");
     }
     // The well-formed date still answers.
