@@ -21,11 +21,11 @@ fn main() {
                 let files = &files;
                 scope.spawn(move || {
                     let (mut bytes, mut records, mut fields_seen) = (0u64, 0u64, 0u64);
-                    let mut fields: Vec<Cow<'_, str>> = Vec::with_capacity(16);
                     for path in files.iter().skip(worker).step_by(threads) {
                         let data = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
                         bytes += data.len() as u64;
                         let Ok(text) = decode_text(&data) else { continue };
+                        let mut fields: Vec<Cow<'_, str>> = Vec::with_capacity(16);
                         let mut tokenizer = Tokenizer::new(text);
                         if tokenizer.header(&mut fields).is_none() {
                             continue;

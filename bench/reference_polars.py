@@ -21,8 +21,9 @@ What it does not do, on purpose (the Rust tests cover it; the bench compares out
 row and refuses to report a ratio when they differ, so a gap here cannot go unnoticed):
 CSV-dialect corner cases the bench data never holds (quoted line breaks, stray quotes, blank
 lines inside the data, records with extra fields, CR line ends), copying quarantined files to
-error/, and the run reports. `source_line` is the header's line + 1 + the row's index, which is
-exact for files with one physical line per record (every real and generated file).
+error/, and the run reports. `source_line` is the header's line + 1 + the row's index, and `raw`
+and the field count come from reading the file's lines a second time: exact for files with one
+physical line per record (every real and generated file; it exits otherwise).
 
 Fastest idiomatic style: one `read_csv` per file (all columns as strings: identifiers keep
 their leading zeros), vectorised validation over the date's rows at once, hash joins for the
@@ -232,11 +233,23 @@ def read_transactions(path: Path, order: int, hour: int) -> pl.DataFrame | None:
     frame = read_strings(path, TRANSACTION_COLUMNS)
     if frame is None:
         return None
-    header_order = frame.columns
+    # The records' text as sent (`raw`) and their field counts (`malformed_row`): the parsed frame
+    # fills a short record's missing fields with "", so read the lines themselves once more.
+    lines = pl.read_csv(
+        path,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        skip_lines=skip + 1,
+        schema={"raw": pl.String},
+        empty_string_is_null=False,
+    )
+    if lines.height != frame.height:
+        sys.exit(f"{path}: records span several lines; the reference does not handle that dialect")
     return frame.with_columns(
-        pl.concat_str([pl.col(c).fill_null("") for c in header_order], separator=";").alias("raw"),
-        # Any missing field (a short record) is malformed; the reader fills it with null.
-        pl.any_horizontal([pl.col(c).is_null() for c in header_order]).alias("malformed"),
+        lines["raw"],
+        (lines["raw"].str.count_matches(";", literal=True) + 1).alias("field_count"),
+        (lines["raw"].str.count_matches(";", literal=True) != len(TRANSACTION_COLUMNS) - 1).alias("malformed"),
         (pl.int_range(pl.len(), dtype=pl.Int64) + (skip + 2)).alias("source_line"),
         pl.lit(path.name).alias("source_file"),
         pl.lit(order, dtype=pl.Int32).alias("file_order"),
@@ -287,7 +300,7 @@ def run_date(landing: Path, out: Path, date: str, refs: Referentials) -> dict:
         + [pl.when(~malformed & mismatch).then(pl.lit("date_mismatch"))]
     ).list.drop_nulls()
     messages = pl.concat_list(
-        [pl.when(malformed).then(pl.lit("malformed_row: a record with missing fields"))]
+        [pl.when(malformed).then(pl.format("malformed_row: {} fields, expected 8", pl.col("field_count")))]
         + [
             pl.when(~malformed & ~ok).then(
                 pl.format("invalid_{}: '{}' is not {}", pl.lit(column), shortened(pl.col(column)), pl.lit(what))

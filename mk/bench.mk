@@ -6,7 +6,8 @@
 #                       the outputs are equal row for row before printing ratios. Several minutes.
 #                       BENCH_ARGS="--only W1,W2 --runs 5" narrows or lengthens it.
 #   make bench-smoke    the same machinery on tiny generated data, one run each, for CI: fails when
-#                       our outputs and the reference's differ. About a minute with a warm build.
+#                       our outputs and the reference's differ. Seconds with a warm build;
+#                       BENCH_PROFILE=debug uses the debug build `make test` already made.
 #
 # Polars comes from PyPI, pinned, into .venv-bench/ (git-ignored). /usr/bin/time (peak RSS, CPU)
 # comes from Debian's `time` package when missing.
@@ -18,8 +19,10 @@ BENCH_STAMP      := $(BENCH_VENV)/.installed
 BENCH_WORK       ?= target/bench
 BENCH_REAL       ?= ../shared/data/real
 BENCH_ARGS       ?=
-BENCH_BIN        := target/release/retail-ingest
-BENCH_FLOOR      := target/release/examples/parse_floor
+# bench-smoke in CI: BENCH_PROFILE=debug reuses the debug build of `make test` (no release build).
+BENCH_PROFILE    ?= release
+BENCH_BIN        := target/$(BENCH_PROFILE)/retail-ingest
+BENCH_FLOOR      := target/$(BENCH_PROFILE)/examples/parse_floor
 
 .PHONY: bench bench-smoke bench-tools bench-build
 
@@ -35,12 +38,12 @@ $(BENCH_STAMP): mk/bench.mk
 	echo "$(POLARS_PKG)" > $@
 
 bench-build:
-	cargo build --release --bin retail-ingest --example parse_floor
+	cargo build $(if $(filter release,$(BENCH_PROFILE)),--release) --bin retail-ingest --example parse_floor
 
-bench: bench-tools bench-build
+bench: bench-tools bench-build ## W1-W5 + handler start beside the Polars reference (BENCHMARKS.md)
 	$(BENCH_VENV)/bin/python bench/bench.py --bin $(BENCH_BIN) --floor $(BENCH_FLOOR) \
 	  --work $(BENCH_WORK) --real $(BENCH_REAL) $(BENCH_ARGS)
 
-bench-smoke: bench-tools bench-build
+bench-smoke: bench-tools bench-build ## tiny bench run; fails when our outputs differ from the reference's
 	$(BENCH_VENV)/bin/python bench/bench.py --smoke --bin $(BENCH_BIN) --floor $(BENCH_FLOOR) \
 	  --work $(BENCH_WORK) --real $(BENCH_REAL) $(BENCH_ARGS)

@@ -48,7 +48,7 @@ package: ## static musl release build and the deployable zip target/functions/re
 	@case '$(PACKAGE_TARGET)' in *musl*) command -v musl-gcc >/dev/null || { \
 	  echo "package: musl-gcc is missing (C code of zstd and ring is built for musl): apt-get install musl-tools"; exit 1; } ;; esac
 	cargo build --release --locked --target $(PACKAGE_TARGET) --bin retail-ingest
-	@case '$(PACKAGE_TARGET)' in *musl*) file $(PACKAGE_BIN) | grep 'statically linked' >/dev/null || { \
+	@case '$(PACKAGE_TARGET)' in *musl*) file $(PACKAGE_BIN) | grep -E 'statically linked|static-pie linked' >/dev/null || { \
 	  echo "package: $(PACKAGE_BIN) is not statically linked"; file $(PACKAGE_BIN); exit 1; } ;; esac
 	$(MAKE) -f mk/functions.mk package-zip PACKAGE_BIN=$(PACKAGE_BIN) PACKAGE_ZIP=$(PACKAGE_ZIP) PACKAGE_DIR=$(PACKAGE_DIR)
 

@@ -1,4 +1,4 @@
-//! The command line: `run`, `demo`, `generate`, `serve`. Parses flags, builds settings, calls
+//! The command line: `run`, `report`, `demo`, `generate`, `serve`. Parses flags, builds settings, calls
 //! the library, and presents the results (summaries, progress, exit codes).
 //!
 //! Exit codes: 0 when every date succeeded or was unchanged; 1 when a date ended `incomplete`
@@ -33,6 +33,8 @@ pub struct Cli {
 enum Command {
     /// Ingest dates from the landing container (default: today, UTC).
     Run(RunArgs),
+    /// Render the data-quality page of published dates again (and store_daily when absent).
+    Report(ReportArgs),
     /// Generate a realistic sample container in a local directory, ingest it, show the result.
     Demo(DemoArgs),
     /// Write a generated sample container (for tests and benchmarks); ingests nothing.
@@ -84,6 +86,17 @@ struct RunArgs {
     /// Print the reports as a JSON array on stdout instead of a summary.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The store: a local directory, or azure://<container> with credentials in the
+    /// environment. Env: INGEST_STORE. Default: ./ingest-store.
+    #[arg(long, value_name = "DIR|azure://CONTAINER")]
+    store: Option<String>,
+    /// Published dates to render (YYYY-MM-DD).
+    #[arg(long, num_args = 1.., value_name = "DATE", required = true)]
+    dates: Vec<IngestDate>,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +181,7 @@ pub fn main(cli: Cli) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run(args).await,
+        Command::Report(args) => report(args).await,
         Command::Demo(args) => demo(args).await,
         Command::Generate(args) => generate(args).await,
         Command::Serve(args) => {
@@ -220,6 +234,33 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 type Outcome = (IngestDate, Result<RunReport, String>);
+
+/// `report`: the page of each published date again, from its `_report.json` and Parquet files.
+async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (store, _) = open_store(args.store.as_deref()).await?;
+    let mut all_fine = true;
+    for &date in &args.dates {
+        match crate::quality::rerender(&store, date).await {
+            Ok(Some(written)) => {
+                print(&format!("{date}  -> {}\n", written.page));
+                if let Some(path) = written.store_daily {
+                    print(&format!("{date}  -> {path}\n"));
+                }
+            }
+            Ok(None) => {
+                all_fine = false;
+                print(&format!(
+                    "{date}  not published (no formatted/transactions_{date}/_report.json): nothing to render\n"
+                ));
+            }
+            Err(error) => {
+                all_fine = false;
+                print(&format!("{date}  FAILED  {error:#}\n"));
+            }
+        }
+    }
+    Ok(if all_fine { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
 
 /// Runs dates one after the other (each date already uses every core), with a progress bar
 /// on a terminal when there are several.

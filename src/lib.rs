@@ -9,6 +9,8 @@
 //!   host's protocol: the end-of-transmission blob trigger, HTTP reingest, queued dates, run status.
 //! - [`pipeline`]: one date end to end (list → referentials → validate → enrich → write →
 //!   report), over any `object_store`.
+//! - [`quality`]: what a published date looks like — the data-quality HTML page and the
+//!   `store_daily` aggregate (per-store figures with coordinates).
 //! - [`telemetry`]: log lines as text on a terminal, JSON under the Functions host.
 //! - [`storage`]: the object store from settings (local directory, Azure or Azurite by
 //!   connection string, managed identity); secrets redacted.
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod contract;
 pub mod functions;
 pub mod pipeline;
+pub mod quality;
 pub mod sample;
 pub mod storage;
 pub mod telemetry;

@@ -144,6 +144,38 @@ impl fmt::Display for Secret {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
     location: StoreLocation,
+    network: NetworkPolicy,
+}
+
+/// Timeouts and retries of Azure requests. The default is the policy of the module docs;
+/// [`StoreSettings::with_network`] shortens it (tests that inject storage faults do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkPolicy {
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, body included.
+    pub request_timeout: Duration,
+    /// Retries of a failed or throttled request.
+    pub max_retries: usize,
+    /// No retry is started later than this after the first attempt.
+    pub retry_timeout: Duration,
+    /// First backoff; it doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Longest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for NetworkPolicy {
+    fn default() -> Self {
+        Self {
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            max_retries: MAX_RETRIES,
+            retry_timeout: RETRY_TIMEOUT,
+            initial_backoff: INITIAL_BACKOFF,
+            max_backoff: MAX_BACKOFF,
+        }
+    }
 }
 
 /// The two kinds of store.
@@ -368,12 +400,24 @@ pub enum StorageError {
 impl StoreSettings {
     /// A local directory store.
     pub fn local(root: impl Into<PathBuf>) -> Self {
-        Self { location: StoreLocation::Local(root.into()) }
+        Self { location: StoreLocation::Local(root.into()), network: NetworkPolicy::default() }
     }
 
     /// An Azure store.
     pub fn azure(settings: AzureSettings) -> Self {
-        Self { location: StoreLocation::Azure(settings) }
+        Self { location: StoreLocation::Azure(settings), network: NetworkPolicy::default() }
+    }
+
+    /// The same store with other timeouts and retries (Azure only; a local store has none).
+    #[must_use]
+    pub fn with_network(mut self, network: NetworkPolicy) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// The timeouts and retries of Azure requests.
+    pub fn network(&self) -> NetworkPolicy {
+        self.network
     }
 
     /// Reads the settings from the process environment (see the module docs for the names).
@@ -682,16 +726,17 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
     match &settings.location {
         StoreLocation::Local(root) => open_local(root),
         StoreLocation::Azure(azure) => {
+            let network = settings.network;
             let client_options = ClientOptions::new()
-                .with_connect_timeout(CONNECT_TIMEOUT)
-                .with_timeout(REQUEST_TIMEOUT)
+                .with_connect_timeout(network.connect_timeout)
+                .with_timeout(network.request_timeout)
                 .with_allow_http(azure.blob_endpoint.starts_with("http://"));
             let mut builder = MicrosoftAzureBuilder::new()
                 .with_account(&azure.account)
                 .with_container_name(&azure.container)
                 .with_endpoint(azure.blob_endpoint.clone())
                 .with_client_options(client_options)
-                .with_retry(retry_config());
+                .with_retry(retry_config_for(&network));
             builder = match &azure.credentials {
                 AzureCredentials::AccountKey(key) => builder.with_access_key(key.expose()),
                 AzureCredentials::Sas(sas) => builder.with_config(AzureConfigKey::SasKey, sas.expose()),
@@ -753,10 +798,18 @@ fn azure_error_code(text: &str) -> Option<&str> {
 
 /// The retry policy for Azure requests (values in the module docs).
 pub fn retry_config() -> RetryConfig {
+    retry_config_for(&NetworkPolicy::default())
+}
+
+fn retry_config_for(network: &NetworkPolicy) -> RetryConfig {
     RetryConfig {
-        backoff: BackoffConfig { init_backoff: INITIAL_BACKOFF, max_backoff: MAX_BACKOFF, base: 2.0 },
-        max_retries: MAX_RETRIES,
-        retry_timeout: RETRY_TIMEOUT,
+        backoff: BackoffConfig {
+            init_backoff: network.initial_backoff,
+            max_backoff: network.max_backoff,
+            base: 2.0,
+        },
+        max_retries: network.max_retries,
+        retry_timeout: network.retry_timeout,
     }
 }
 

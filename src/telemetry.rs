@@ -1,7 +1,19 @@
-//! Logging: human text on a terminal, JSON lines under the Functions host (or when asked), to
-//! stderr so that stdout stays clean for `--json` reports. Never secrets or row contents.
+//! Logging: human text on a terminal, JSON lines under the Functions host (or when asked).
+//! Never secrets or row contents. Lines go to stderr, so that stdout stays clean for `--json`
+//! reports — except under the Functions host, which logs a custom handler's stderr lines at
+//! Error level and its stdout lines at Information: there they go to stdout.
+//!
+//! The pipeline opens a span per stage (`list`, `referentials`, `read`, `publish`, `quality`)
+//! inside the run's span (`run_date`, with `date`), itself inside the handler's `invocation`
+//! span (with the host's `invocation_id`). Each span's end is logged with its duration
+//! (`time.busy`, `time.idle`), so the stages' timings reach Application Insights; the fields
+//! are listed in `docs/observability.md`.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +40,14 @@ impl LogFormat {
 /// Installs the global subscriber. `default_level` applies unless `RUST_LOG` says otherwise.
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
+    let writer =
+        if under_host { BoxMakeWriter::new(std::io::stdout) } else { BoxMakeWriter::new(std::io::stderr) };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(!under_host && std::io::stderr().is_terminal())
+        .with_span_events(FmtSpan::CLOSE);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

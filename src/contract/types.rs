@@ -15,6 +15,57 @@ pub fn identifier(text: &str) -> Option<&str> {
     (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
 }
 
+/// Packs an identifier (1–19 ASCII digits, already trimmed) into one `u64`, keeping leading
+/// zeros significant: `060` and `60` get different keys. The key is the digits' value plus the
+/// number of shorter digit strings, `(10^len - 10) / 9`, so every (length, value) pair has its
+/// own key and the largest, nineteen 9s, still fits. Lookups hash and compare this integer
+/// instead of the text: no allocation per referential row, no pointer chasing per lookup.
+/// `None` when `id` is not an identifier.
+pub fn identifier_key(id: &str) -> Option<u64> {
+    let digits = id.as_bytes();
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut value = 0u64;
+    for &digit in digits {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + u64::from(digit - b'0');
+    }
+    Some(value + SHORTER_IDENTIFIERS[digits.len()])
+}
+
+/// The identifier an [`identifier_key`] came from.
+pub fn identifier_from_key(key: u64) -> String {
+    identifier_text(key, &mut [0; 19]).to_owned()
+}
+
+/// The identifier an [`identifier_key`] came from, written into `buffer` (no allocation: the
+/// hot path turns packed account ids back into text this way).
+pub fn identifier_text(key: u64, buffer: &mut [u8; 19]) -> &str {
+    let len = (1..=19).rev().find(|&len| key >= SHORTER_IDENTIFIERS[len]).unwrap_or(1);
+    let mut value = key - SHORTER_IDENTIFIERS[len];
+    for digit in buffer[..len].iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    std::str::from_utf8(&buffer[..len]).unwrap_or_default()
+}
+
+/// `SHORTER_IDENTIFIERS[len]`: how many digit strings are shorter than `len` (and not empty).
+const SHORTER_IDENTIFIERS: [u64; 20] = {
+    let mut table = [0u64; 20];
+    let mut len = 2;
+    let mut power = 10u64;
+    while len < 20 {
+        table[len] = table[len - 1] + power;
+        power = power.wrapping_mul(10);
+        len += 1;
+    }
+    table
+};
+
 /// An EAN: 13 ASCII digits, and whether its GS1 check digit is right.
 pub fn ean(text: &str) -> Option<(&str, bool)> {
     let text = trim(text);
@@ -112,6 +163,30 @@ mod tests {
         assert_eq!(identifier("1234567890123456789"), Some("1234567890123456789"));
         for bad in ["", " ", "12345678901234567890", "12a", "-1", "1.0", "１２"] {
             assert_eq!(identifier(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn identifier_keys_keep_leading_zeros_and_round_trip() {
+        let ids = ["0", "9", "00", "01", "10", "99", "060446873667", "60446873667", "1234567890123456789"];
+        let keys: Vec<u64> = ids.iter().map(|id| identifier_key(id).expect("an identifier")).collect();
+        let mut distinct = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ids.len());
+        for (id, key) in ids.iter().zip(&keys) {
+            assert_eq!(identifier_from_key(*key), *id);
+        }
+        assert_eq!(
+            identifier_from_key(identifier_key("9999999999999999999").expect("19 digits")),
+            "9999999999999999999"
+        );
+        assert_eq!(
+            identifier_from_key(identifier_key("0000000000000000000").expect("19 digits")),
+            "0000000000000000000"
+        );
+        for bad in ["", "12345678901234567890", "12a", " 1", "-1"] {
+            assert_eq!(identifier_key(bad), None, "{bad:?}");
         }
     }
 

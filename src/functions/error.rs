@@ -3,7 +3,6 @@
 //! | variant | HTTP status to the host | what the host does |
 //! |---|---|---|
 //! | [`HandlerError::BadRequest`] | 400, `{"error": "<precise message>"}` | fails the invocation (a queue message ends in the poison queue after `maxDequeueCount` tries) |
-//! | [`HandlerError::NotFound`] | 404, `{"error": …}` | raw-forwarded HTTP only: the caller gets it as is |
 //! | [`HandlerError::Retry`] | 503, opaque | fails the invocation so that the host retries it later |
 //! | [`HandlerError::Pipeline`], [`HandlerError::Internal`] | 500, opaque | fails the invocation; retried |
 //!
@@ -25,9 +24,6 @@ pub enum HandlerError {
     /// or route parameter. The message is precise and safe to show.
     #[error("{0}")]
     BadRequest(String),
-    /// Nothing to show (raw HTTP only).
-    #[error("{0}")]
-    NotFound(String),
     /// The run ended in a state that a later try can fix (a file the marker lists has not
     /// landed yet): fail so that the host retries.
     #[error("{0}")]
@@ -45,7 +41,6 @@ impl HandlerError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Retry(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Pipeline(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -56,7 +51,7 @@ impl IntoResponse for HandlerError {
     fn into_response(self) -> Response {
         let status = self.status();
         let message = match &self {
-            Self::BadRequest(message) | Self::NotFound(message) => {
+            Self::BadRequest(message) => {
                 tracing::warn!(status = status.as_u16(), error = %message, "invocation refused");
                 message.clone()
             }

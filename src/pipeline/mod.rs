@@ -7,7 +7,7 @@ mod csv_file;
 mod listing;
 mod lock;
 mod lookups;
-mod parquet_io;
+pub(crate) mod parquet_io;
 pub mod paths;
 mod quarantine;
 mod referentials;

@@ -26,6 +26,16 @@ pub fn transaction_rejects(date: IngestDate) -> Path {
     Path::from(format!("rejected/transactions_{date}/rejects.parquet"))
 }
 
+/// `formatted/transactions_{date}/_report.html`: the date's data-quality page.
+pub fn quality_page(date: IngestDate) -> Path {
+    Path::from(format!("formatted/transactions_{date}/_report.html"))
+}
+
+/// `aggregated/store_daily/store_daily_{date}.parquet`: one row per store and date.
+pub fn store_daily(date: IngestDate) -> Path {
+    Path::from(format!("aggregated/store_daily/store_daily_{date}.parquet"))
+}
+
 /// `runs/{date}/{run_id}.json`: every run's report, never overwritten.
 pub fn run_report(date: IngestDate, run_id: &str) -> Path {
     Path::from(format!("runs/{date}/{run_id}.json"))

@@ -10,17 +10,18 @@ use arrow::datatypes::DataType;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
+use tracing::{Instrument as _, info_span};
 
 use super::listing::{self, Landing};
 use super::lock::DateLock;
-use super::lookups::{ClientLookup, Lookups, ProductLookup, StoreLookup};
+use super::lookups::{ClientLookup, IdHasher, Lookups, ProductLookup, StoreLookup};
 use super::referentials::{self, Prepared};
 use super::report::{InputReport, OutputReport, QuarantineReport, RunReport, RunStatus, Totals};
 use super::transactions::{self, FileOutcome, KeptRows};
 use super::{Pipeline, PipelineError, RunRequest, paths, put, storage_error};
 use crate::contract::rules::Warning;
-use crate::contract::schema;
 use crate::contract::{CONTRACT_VERSION, EotMarker, ReferentialKind};
+use crate::contract::{schema, types};
 
 pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
@@ -69,7 +70,8 @@ async fn run_locked(
     let settings = &pipeline.settings;
     let date = request.date;
 
-    let landing = listing::list(store, &settings.landing_prefix, date).await?;
+    let landing =
+        listing::list(store, &settings.landing_prefix, date).instrument(info_span!("list", %date)).await?;
     report.unrecognized.clone_from(&landing.unrecognized);
 
     if let Some(marker) = &request.marker {
@@ -105,7 +107,10 @@ async fn run_locked(
     let mut blocked = Vec::new();
     for kind in ReferentialKind::ALL {
         let source = landing.referentials.get(&kind);
-        match referentials::prepare(store, kind, source, settings.max_reject_ratio, &report.run_id).await? {
+        match referentials::prepare(store, kind, source, settings.max_reject_ratio, &report.run_id)
+            .instrument(info_span!("referentials", %date, referential = kind.stem()))
+            .await?
+        {
             Ok(ready) => {
                 report.referentials.insert(kind.stem().to_owned(), ready.report.clone());
                 prepared.push(ready);
@@ -138,8 +143,9 @@ async fn run_locked(
     report.missing_hours = missing_hours(&landing, &lookups.stores);
     let parallelism =
         settings.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let outcomes =
-        read_files(store, &landing, &lookups, settings.max_reject_ratio, parallelism.max(1)).await?;
+    let outcomes = read_files(store, &landing, &lookups, settings.max_reject_ratio, parallelism.max(1))
+        .instrument(info_span!("read", %date, files = landing.transactions.len()))
+        .await?;
 
     // Quarantine first, so that duplicate detection sees only rows of files that stay.
     let mut files = Vec::new();
@@ -216,7 +222,9 @@ async fn run_locked(
     report.inputs = files.into_iter().map(|(input, _)| input).collect();
     report.totals = totals(&report.inputs);
 
-    publish(store, report, &kept_batches, &reject_batches).await?;
+    publish(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)).await?;
+    // The data-quality page and store_daily: after the data, before the report.
+    crate::quality::publish(store, report, &kept_batches, &reject_batches).await?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     write_reports(store, report, true).await
 }
@@ -259,25 +267,28 @@ async fn read_files(
 /// `duplicate_transaction_id`: every occurrence of an id kept more than once in the date.
 fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut KeptRows>) {
     let mut files: Vec<&mut KeptRows> = files.collect();
-    let duplicated: Vec<Vec<usize>> = {
-        let mut seen: HashMap<&str, u32> = HashMap::new();
-        for kept in &files {
+    // Kept ids are validated identifiers: packed into integers, they hash and compare fast.
+    let keys: Vec<Vec<u64>> = files
+        .iter()
+        .map(|kept| {
             let ids = kept.columns[0].as_string::<i32>();
-            for id in ids.iter().flatten() {
-                *seen.entry(id).or_default() += 1;
+            (0..kept.len)
+                .map(|row| {
+                    types::identifier_key(ids.value(row)).expect("kept transaction ids are identifiers")
+                })
+                .collect()
+        })
+        .collect();
+    let mut seen: HashMap<u64, u32, IdHasher> =
+        HashMap::with_capacity_and_hasher(keys.iter().map(Vec::len).sum(), IdHasher::default());
+    for key in keys.iter().flatten() {
+        *seen.entry(*key).or_default() += 1;
+    }
+    for (kept, keys) in files.iter_mut().zip(&keys) {
+        for (row, key) in keys.iter().enumerate() {
+            if seen.get(key).is_some_and(|count| *count > 1) {
+                kept.flags[row].insert(Warning::DuplicateTransactionId);
             }
-        }
-        files
-            .iter()
-            .map(|kept| {
-                let ids = kept.columns[0].as_string::<i32>();
-                (0..kept.len).filter(|&row| seen.get(ids.value(row)).copied().unwrap_or(0) > 1).collect()
-            })
-            .collect()
-    };
-    for (kept, rows) in files.iter_mut().zip(duplicated) {
-        for row in rows {
-            kept.flags[row].insert(Warning::DuplicateTransactionId);
         }
     }
 }

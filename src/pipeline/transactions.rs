@@ -197,7 +197,7 @@ impl<'f> KeptBuilder<'f> {
         self.transaction_id.append_value(row.transaction_id);
         self.client_id.append_value(row.client_id);
         match client {
-            Resolved::Unique(account) => self.account_id.append_value(account),
+            Resolved::Unique(account) => self.account_id.append_value(account.text(&mut [0; 19])),
             _ => self.account_id.append_null(),
         }
         self.product_id.append_value(row.product_id);

@@ -376,6 +376,11 @@ async fn eot_marker_with_missing_file_fails_the_invocation_then_succeeds_once_up
         app.store.get(&StorePath::from("formatted/transactions_2023-11-23/_report.json")).await.is_err(),
         "nothing published"
     );
+    // An operator asking for the date sees why.
+    let reply = app.get("/api/runs/2023-11-23").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body["latest_run"]["status"], "incomplete");
+    assert_eq!(reply.body["latest_run"]["missing_files"], json!(["transactions_2023-11-23_11.csv"]));
 
     // The late file lands; the host's retry of the same invocation succeeds.
     let late = InMemory::new();
@@ -457,7 +462,10 @@ async fn run_status_returns_the_published_report_or_404() {
     let app = App::seeded().await;
     let reply = app.get("/api/runs/2023-11-23").await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
-    assert!(reply.body["error"].as_str().expect("message").starts_with("2023-11-23 has no published report"));
+    assert_eq!(
+        reply.body,
+        json!({"error": "2023-11-23 has no published report and no run: it was never ingested"})
+    );
 
     app.invoke("IngestFunction", &eot_invocation("2023-11-23", b"")).await.completed();
     let reply = app.get("/api/runs/2023-11-23").await;

@@ -63,7 +63,7 @@ fn host_json_matches_its_schema_and_the_protocol() {
     assert_eq!(host["extensions"]["queues"]["messageEncoding"], "base64");
 
     // The validator is not vacuous.
-    let mut broken = host.clone();
+    let mut broken = host;
     broken["functionTimeout"] = Value::from("30 minutes");
     assert!(!errors(&validator, &broken).is_empty());
 }
@@ -137,6 +137,10 @@ fn local_settings_example_matches_its_schema_and_names_every_setting() {
         retail_ingest::storage::INGEST_STORAGE_CONNECTION_STRING,
         retail_ingest::storage::INGEST_STORAGE_ACCOUNT,
         retail_ingest::storage::INGEST_STORAGE_CLIENT_ID,
+        "INGEST_PREFIX",
+        "INGEST_MAX_REJECT_RATIO",
+        "INGEST_LOG_FORMAT",
+        "RUST_LOG",
     ] {
         assert!(values.contains_key(name), "{name} missing from local.settings.json.example");
     }

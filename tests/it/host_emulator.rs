@@ -989,6 +989,30 @@ async fn the_host_starts_the_handler_on_its_port_and_gets_an_answer_to_get_root(
 }
 
 #[tokio::test]
+async fn the_handler_starts_with_the_settings_of_local_settings_json_example() {
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{APP_ROOT}/local.settings.json.example")).expect("example"),
+    )
+    .expect("JSON");
+    let (dir, _store) = local_store(&small_spec()).await;
+    let store = dir.path().to_str().expect("utf-8 path").to_owned();
+    let mut settings: Vec<(String, String)> = example["Values"]
+        .as_object()
+        .expect("Values")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_owned()))
+        .collect();
+    // Everything as in the example, but the store is a temporary directory, not Azurite.
+    settings.retain(|(k, _)| k != "INGEST_STORE");
+    settings.push(("INGEST_STORE".to_owned(), store));
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let host = Host::start(FunctionApp::repository(), &settings).await;
+    let (_, reply) = host.http("GET", "/api/runs/2023-11-23", None).await.expect("routed");
+    assert_eq!(reply.status, 404, "{}", host.log());
+    assert!(host.stop().await.success());
+}
+
+#[tokio::test]
 async fn every_wire_fixture_replays_through_the_real_binary() {
     let (dir, store) = local_store(&small_spec()).await;
     let host = start_local(&dir).await;

@@ -2,6 +2,7 @@
 
 mod azurite;
 mod cli;
+mod faults;
 mod functions;
 mod functions_azurite;
 mod functions_config;
@@ -9,6 +10,9 @@ mod helpers;
 mod host_emulator;
 mod hostile;
 mod pipeline;
+mod properties;
+mod quality;
 mod real_data;
 mod sample;
+mod security;
 mod storage;

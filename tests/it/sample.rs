@@ -363,9 +363,9 @@ async fn a_prefix_and_eot_markers_are_honoured() {
     assert_eq!(total, manifest.bytes);
 }
 
-/// `cargo test --release --test it sample -- --ignored --nocapture`: the benchmark's W4 input.
+/// `SAMPLE_DAYS=30 cargo test --test it thirty -- --ignored --nocapture`: the benchmark's W4 input.
 #[tokio::test]
-#[ignore = "generates 7.8 M rows (about 700 MB); run by hand in release mode"]
+#[ignore = "generates 7.8 M rows (about 700 MB); run by hand"]
 async fn thirty_real_size_days_generate_in_well_under_a_minute() {
     let temp = tempdir();
     // SAMPLE_DIR keeps the files for inspection.

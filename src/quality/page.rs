@@ -1,0 +1,704 @@
+//! The data-quality page of one date, `formatted/transactions_{date}/_report.html`: one
+//! self-contained HTML file (inline CSS and SVG, no script, nothing fetched) that a person opens
+//! from the container. Every figure comes from the run report or from [`DateStats`]; charts
+//! carry their numbers in `<title>` tooltips, visible labels and `data-*` attributes.
+
+use std::fmt::Write as _;
+
+use super::stats::{DateStats, StoreDay, rule_rank};
+use crate::contract::rules::Warning;
+use crate::pipeline::RunReport;
+use crate::pipeline::report::ReferentialSource;
+
+const KEPT: &str = "#2e7d32";
+const REJECTED: &str = "#c62828";
+const FLAGGED: &str = "#ef8f00";
+const QUARANTINED: &str = "#6d6d6d";
+const STORE: &str = "#1565c0";
+
+const CSS: &str = "
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1d1f;margin:0;background:#f6f7f9}
+main{max-width:1000px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:14px 0 4px}
+.meta{color:#555;margin:0 0 16px}
+section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:12px 16px;margin:12px 0}
+.cards{display:flex;flex-wrap:wrap;gap:10px}
+.card{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:8px 14px;min-width:110px}
+.card b{display:block;font-size:20px}.card span{color:#555;font-size:12px}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eee;vertical-align:top}
+td.n,th.n{text-align:right}tr.total td{font-weight:600;border-top:2px solid #ccc}
+.status{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
+.ok{background:#2e7d32}.warn{background:#c62828}
+.offending{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:10px}
+.offending div{border:1px solid #eee;border-radius:4px;padding:6px 8px}
+.note{color:#555;font-size:13px}
+svg{display:block;width:100%;height:auto;font-family:inherit}
+svg text{font-size:11px;fill:#333}
+code{font-size:12px;background:#f0f0f0;padding:0 3px;border-radius:3px}
+";
+
+/// Renders the page.
+pub fn render(report: &RunReport, stats: &DateStats) -> String {
+    let mut html = String::with_capacity(64 * 1024);
+    let totals = &report.totals;
+    let date = report.date;
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Data quality {date}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n\
+         <h1>Data quality of {date}</h1>\n<p class=\"meta\">run <code>{run}</code> ({trigger}, started {started}) \
+         · status <span class=\"status {class}\" id=\"status\">{status}</span> · retail-ingest {version}, contract v{contract}</p>\n",
+        run = esc(&report.run_id),
+        trigger = esc(&format!("{:?}", report.trigger).to_lowercase()),
+        started = report.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        class = if report.status.is_success() { "ok" } else { "warn" },
+        status = report.status.as_str(),
+        version = esc(&report.program_version),
+        contract = report.contract_version,
+    );
+
+    html.push_str("<div class=\"cards\" id=\"totals\">\n");
+    let missing = if report.missing_hours.is_empty() {
+        "none".to_owned()
+    } else {
+        report.missing_hours.iter().map(u8::to_string).collect::<Vec<_>>().join(", ")
+    };
+    for (key, label, value) in [
+        ("rows", "rows read".to_owned(), group(totals.rows)),
+        ("kept", "kept".to_owned(), group(totals.kept)),
+        ("rejected", "rejected".to_owned(), group(totals.rejected_rows)),
+        ("flagged", "kept with flags".to_owned(), group(totals.flagged_rows)),
+        (
+            "quarantined",
+            format!("quarantined, in {} file(s)", totals.quarantined_files),
+            group(totals.quarantined_rows),
+        ),
+        ("files", "files".to_owned(), group(totals.files)),
+        ("missing-hours", "missing hours".to_owned(), missing),
+    ] {
+        let _ = writeln!(
+            html,
+            "<div class=\"card\" data-total=\"{key}\"><b>{}</b><span>{}</span></div>",
+            esc(&value),
+            esc(&label)
+        );
+    }
+    html.push_str("</div>\n");
+
+    html.push_str("<h2>Transactions per hour</h2>\n<section>\n");
+    hours_chart(&mut html, report, stats);
+    html.push_str(
+        "<p class=\"note\">Kept rows by the hour written in the row. Hatched: no file arrived for that hour \
+         (between the earliest store opening and the latest closing).</p>\n</section>\n",
+    );
+
+    html.push_str("<h2>Kept, rejected and flagged</h2>\n<section>\n");
+    outcome_chart(&mut html, report);
+    rules_chart(&mut html, report);
+    html.push_str(
+        "<p class=\"note\">A rejected row counts once per rule it broke; a kept row once per flag it carries.</p>\n</section>\n",
+    );
+
+    html.push_str("<h2>Files</h2>\n<section>\n");
+    files_table(&mut html, report);
+    html.push_str("</section>\n");
+
+    html.push_str("<h2>Most frequent offending values</h2>\n<section>\n");
+    offending(&mut html, report, stats);
+    html.push_str("</section>\n");
+
+    html.push_str("<h2>Stores</h2>\n<section>\n");
+    store_map(&mut html, stats);
+    html.push_str("</section>\n");
+
+    html.push_str("<h2>Referential versions used</h2>\n<section>\n");
+    referentials(&mut html, report);
+    html.push_str("</section>\n");
+
+    if !report.outputs.is_empty() {
+        html.push_str("<h2>Published files</h2>\n<section>\n<table id=\"outputs\">\n<tr><th>path</th><th class=\"n\">rows</th><th class=\"n\">bytes</th></tr>\n");
+        for output in &report.outputs {
+            let _ = writeln!(
+                html,
+                "<tr><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&output.path),
+                group(output.rows),
+                group(output.bytes)
+            );
+        }
+        html.push_str("</table>\n<p class=\"note\">This page and <code>_report.json</code> are written after them.</p>\n</section>\n");
+    }
+    html.push_str("</main>\n</body>\n</html>\n");
+    html
+}
+
+fn hours_chart(html: &mut String, report: &RunReport, stats: &DateStats) {
+    let (width, height, left, top, bottom) = (960.0, 270.0, 56.0, 22.0, 40.0);
+    let plot_h = height - top - bottom;
+    let slot = (width - left - 10.0) / 24.0;
+    let max = nice_ceiling(stats.kept_per_hour.iter().copied().max().unwrap_or(0)).max(4);
+    let y = |value: u64| top + plot_h - plot_h * value as f64 / max as f64;
+    let _ = writeln!(
+        html,
+        "<svg id=\"hours-chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Kept rows per hour\">\n\
+         <defs><pattern id=\"hatch\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" patternTransform=\"rotate(45)\">\
+         <rect width=\"6\" height=\"6\" fill=\"#fdecea\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#e57373\" stroke-width=\"2\"/></pattern></defs>"
+    );
+    // Five steps when the maximum divides by five (10, 2,000), else four (4, 40, 400).
+    let steps = if max.is_multiple_of(5) { 5 } else { 4 };
+    for step in 0..=steps {
+        let value = max * step / steps;
+        let _ = writeln!(
+            html,
+            "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e6e6\"/>\
+             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
+            x2 = width - 10.0,
+            y = y(value),
+            tx = left - 6.0,
+            ty = y(value) + 4.0,
+            label = group(value)
+        );
+    }
+    for hour in 0..24u8 {
+        let kept = stats.kept_per_hour[usize::from(hour)];
+        let is_missing = report.missing_hours.contains(&hour);
+        let x = left + slot * f64::from(hour);
+        let center = x + slot / 2.0;
+        let title = if is_missing {
+            format!("{hour:02}:00–{hour:02}:59: {} kept rows; no file received for hour {hour}", group(kept))
+        } else {
+            format!("{hour:02}:00–{hour:02}:59: {} kept rows", group(kept))
+        };
+        let _ = write!(
+            html,
+            "<g class=\"hour{extra}\" data-hour=\"{hour}\" data-kept=\"{kept}\" data-missing=\"{is_missing}\"><title>{title}</title>",
+            extra = if is_missing { " missing" } else { "" },
+            title = esc(&title)
+        );
+        if is_missing {
+            let _ = write!(
+                html,
+                "<rect class=\"missing-band\" x=\"{x:.1}\" y=\"{top}\" width=\"{slot:.1}\" height=\"{plot_h}\" fill=\"url(#hatch)\"/>\
+                 <text class=\"missing-label\" transform=\"translate({tx:.1},{ty:.1}) rotate(-90)\" text-anchor=\"end\" style=\"fill:{REJECTED};font-weight:600\">no file</text>",
+                tx = center + 4.0,
+                ty = top + 4.0
+            );
+        }
+        if kept > 0 {
+            let bar_y = y(kept);
+            let _ = write!(
+                html,
+                "<rect class=\"bar\" x=\"{bx:.1}\" y=\"{bar_y:.1}\" width=\"{bw:.1}\" height=\"{bh:.1}\" fill=\"{KEPT}\"/>\
+                 <text class=\"value\" x=\"{center:.1}\" y=\"{vy:.1}\" text-anchor=\"middle\" style=\"font-size:9px\">{kept}</text>",
+                bx = x + slot * 0.15,
+                bw = slot * 0.7,
+                bh = top + plot_h - bar_y,
+                vy = bar_y - 3.0
+            );
+        }
+        let _ = writeln!(
+            html,
+            "<text class=\"label\" x=\"{center:.1}\" y=\"{ly:.1}\" text-anchor=\"middle\">{hour}</text></g>",
+            ly = top + plot_h + 15.0
+        );
+    }
+    let _ = writeln!(
+        html,
+        "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{yb}\" y2=\"{yb}\" stroke=\"#999\"/>\
+         <text x=\"{cx}\" y=\"{ly}\" text-anchor=\"middle\">hour of the day</text>\n</svg>",
+        x2 = width - 10.0,
+        yb = top + plot_h,
+        cx = left + (width - left) / 2.0,
+        ly = height - 4.0
+    );
+}
+
+fn outcome_chart(html: &mut String, report: &RunReport) {
+    let totals = &report.totals;
+    let (width, left, bar_w) = (960.0, 10.0, 940.0);
+    let parts = [
+        ("kept", totals.kept, KEPT),
+        ("rejected", totals.rejected_rows, REJECTED),
+        ("quarantined", totals.quarantined_rows, QUARANTINED),
+    ];
+    let _ = writeln!(
+        html,
+        "<h3>Every row read</h3>\n<svg id=\"outcome-chart\" viewBox=\"0 0 {width} 58\" role=\"img\" aria-label=\"Rows by outcome\">"
+    );
+    let total = totals.rows.max(1) as f64;
+    let mut x = left;
+    let mut legend_x = left;
+    for (name, count, color) in parts {
+        let w = bar_w * count as f64 / total;
+        let share = 100.0 * count as f64 / total;
+        let title = format!("{name}: {} rows ({share:.2} %)", group(count));
+        let _ = writeln!(
+            html,
+            "<g class=\"outcome\" data-name=\"{name}\" data-count=\"{count}\"><title>{title}</title>\
+             <rect x=\"{x:.1}\" y=\"4\" width=\"{w:.1}\" height=\"24\" fill=\"{color}\"/>\
+             <rect x=\"{legend_x:.1}\" y=\"38\" width=\"12\" height=\"12\" fill=\"{color}\"/>\
+             <text x=\"{lx:.1}\" y=\"48\">{label}</text></g>",
+            title = esc(&title),
+            lx = legend_x + 16.0,
+            label = esc(&format!("{name} {} ({share:.2} %)", group(count)))
+        );
+        x += w;
+        legend_x += 260.0;
+    }
+    html.push_str("</svg>\n");
+}
+
+fn rules_chart(html: &mut String, report: &RunReport) {
+    let totals = &report.totals;
+    let mut rules: Vec<(&str, &str, u64)> = totals
+        .rejected
+        .iter()
+        .map(|(rule, count)| (rule.as_str(), "rejected", *count))
+        .chain(totals.flags.iter().map(|(rule, count)| (rule.as_str(), "flagged", *count)))
+        .collect();
+    rules.sort_by_key(|(rule, _, _)| rule_rank(rule));
+    html.push_str("<h3>Rows per rule</h3>\n");
+    if rules.is_empty() {
+        html.push_str("<p id=\"rules-chart\">No row broke a rule or carried a flag.</p>\n");
+        return;
+    }
+    let (width, row_h, label_w, bar_w) = (960.0, 24.0, 220.0, 620.0);
+    let height = row_h * rules.len() as f64 + 30.0;
+    let max = rules.iter().map(|r| r.2).max().unwrap_or(1).max(1) as f64;
+    let _ = writeln!(
+        html,
+        "<svg id=\"rules-chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Rows per rule\">"
+    );
+    for (index, (rule, kind, count)) in rules.iter().enumerate() {
+        let y = 4.0 + row_h * index as f64;
+        let w = (bar_w * *count as f64 / max).max(1.0);
+        let color = if *kind == "rejected" { REJECTED } else { FLAGGED };
+        let title = format!("{rule}: {} rows {kind}", group(*count));
+        let _ = writeln!(
+            html,
+            "<g class=\"rule\" data-rule=\"{rule}\" data-kind=\"{kind}\" data-count=\"{count}\"><title>{title}</title>\
+             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{rule}</text>\
+             <rect x=\"{label_w}\" y=\"{y:.1}\" width=\"{w:.1}\" height=\"{bh}\" fill=\"{color}\"/>\
+             <text class=\"value\" x=\"{vx:.1}\" y=\"{ty:.1}\">{label}</text></g>",
+            rule = esc(rule),
+            title = esc(&title),
+            tx = label_w - 8.0,
+            ty = y + 14.0,
+            bh = row_h - 8.0,
+            vx = label_w + w + 6.0,
+            label = group(*count)
+        );
+    }
+    let ly = height - 8.0;
+    let _ = writeln!(
+        html,
+        "<rect x=\"{label_w}\" y=\"{ry}\" width=\"12\" height=\"12\" fill=\"{REJECTED}\"/><text x=\"{t1}\" y=\"{ly}\">rejected (error rule)</text>\
+         <rect x=\"{x2}\" y=\"{ry}\" width=\"12\" height=\"12\" fill=\"{FLAGGED}\"/><text x=\"{t2}\" y=\"{ly}\">kept with a flag (warning rule)</text>\n</svg>",
+        ry = ly - 10.0,
+        t1 = label_w + 16.0,
+        x2 = label_w + 200.0,
+        t2 = label_w + 216.0
+    );
+}
+
+fn files_table(html: &mut String, report: &RunReport) {
+    html.push_str(
+        "<table id=\"files\">\n<tr><th>file</th><th class=\"n\">hour</th><th class=\"n\">rows</th><th class=\"n\">kept</th>\
+         <th class=\"n\">rejected</th><th class=\"n\">flagged</th><th>note</th></tr>\n",
+    );
+    for input in &report.inputs {
+        let note = match &input.quarantined {
+            Some(q) => format!(
+                "quarantined{}: {} → {}",
+                if q.earlier_run { " by an earlier run" } else { "" },
+                q.reason,
+                q.path
+            ),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            html,
+            "<tr data-file=\"{name}\"><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            input.hour,
+            group(input.rows),
+            group(input.kept),
+            group(input.rejected_rows),
+            group(input.flagged_rows),
+            esc(&note),
+            name = esc(&input.name),
+        );
+    }
+    let totals = &report.totals;
+    let _ = writeln!(
+        html,
+        "<tr class=\"total\"><td>{} file(s)</td><td></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+         <td class=\"n\">{}</td><td>{}</td></tr>\n</table>",
+        totals.files,
+        group(totals.rows),
+        group(totals.kept),
+        group(totals.rejected_rows),
+        group(totals.flagged_rows),
+        if totals.quarantined_files > 0 {
+            format!("{} row(s) quarantined", group(totals.quarantined_rows))
+        } else {
+            String::new()
+        }
+    );
+    if !report.missing_hours.is_empty() {
+        let hours: Vec<String> = report.missing_hours.iter().map(u8::to_string).collect();
+        let _ = writeln!(html, "<p class=\"note\">No file for hour(s) {}.</p>", hours.join(", "));
+    }
+    if !report.unrecognized.is_empty() {
+        let _ = writeln!(
+            html,
+            "<p class=\"note\">Not ingested (name matches no pattern): {}.</p>",
+            esc(&report.unrecognized.join(", "))
+        );
+    }
+}
+
+fn offending(html: &mut String, report: &RunReport, stats: &DateStats) {
+    let mut rules: Vec<(&String, &super::stats::OffendingValues)> = stats.offending.iter().collect();
+    rules.sort_by_key(|(rule, _)| rule_rank(rule));
+    if rules.is_empty() {
+        html.push_str("<p class=\"note\" id=\"offending\">Nothing to show: no row broke a rule or carried a flag.</p>\n");
+        return;
+    }
+    html.push_str("<div class=\"offending\" id=\"offending\">\n");
+    for (rule, values) in rules {
+        let kind = if Warning::ALL.iter().any(|w| w.name() == rule) { "flagged" } else { "rejected" };
+        let _ = writeln!(
+            html,
+            "<div data-rule=\"{rule}\"><h3>{rule} <span class=\"note\">({} rows {kind}, {} distinct {column})</span></h3>\n\
+             <table><tr><th>{column}</th><th class=\"n\">rows</th></tr>",
+            group(values.rows),
+            group(values.distinct),
+            rule = esc(rule),
+            column = esc(values.column),
+        );
+        for (value, count) in &values.top {
+            let _ = writeln!(
+                html,
+                "<tr class=\"value\" data-value=\"{v}\" data-count=\"{count}\"><td>{shown}</td><td class=\"n\">{}</td></tr>",
+                group(*count),
+                v = esc(value),
+                shown = if value.is_empty() {
+                    "<i>(empty)</i>".to_owned()
+                } else {
+                    format!("<code>{}</code>", esc(value))
+                },
+            );
+        }
+        html.push_str("</table></div>\n");
+    }
+    html.push_str("</div>\n");
+    if report.totals.quarantined_rows > 0 {
+        html.push_str(
+            "<p class=\"note\">Rows of quarantined files are in neither output; their first offending rows are in \
+             <code>error/{name}.error.json</code>.</p>\n",
+        );
+    }
+}
+
+fn store_map(html: &mut String, stats: &DateStats) {
+    let placed: Vec<&StoreDay> =
+        stats.stores.iter().filter(|s| s.latitude.is_some() && s.longitude.is_some()).collect();
+    let (width, height, pad) = (960.0, 480.0, 48.0);
+    if placed.is_empty() {
+        html.push_str("<p class=\"note\" id=\"store-map\">No store with coordinates to draw.</p>\n");
+    } else {
+        let lats = placed.iter().filter_map(|s| s.latitude);
+        let lngs = placed.iter().filter_map(|s| s.longitude);
+        let (mut lat0, mut lat1) = lats.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (mut lng0, mut lng1) = lngs.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if lat1 - lat0 < 0.5 {
+            (lat0, lat1) = ((lat0 + lat1) / 2.0 - 0.25, (lat0 + lat1) / 2.0 + 0.25);
+        }
+        if lng1 - lng0 < 0.5 {
+            (lng0, lng1) = ((lng0 + lng1) / 2.0 - 0.25, (lng0 + lng1) / 2.0 + 0.25);
+        }
+        // Equirectangular, longitudes shrunk by the cosine of the middle latitude.
+        let aspect = ((lat0 + lat1) / 2.0).to_radians().cos().max(0.05);
+        let scale =
+            ((width - 2.0 * pad) / ((lng1 - lng0) * aspect)).min((height - 2.0 * pad) / (lat1 - lat0));
+        let offset_x = (width - (lng1 - lng0) * aspect * scale) / 2.0;
+        let offset_y = (height - (lat1 - lat0) * scale) / 2.0;
+        let project =
+            |lat: f64, lng: f64| (offset_x + (lng - lng0) * aspect * scale, offset_y + (lat1 - lat) * scale);
+        let max = placed.iter().map(|s| s.transactions).max().unwrap_or(0).max(1) as f64;
+        let r_max = 26.0;
+        let _ = writeln!(
+            html,
+            "<svg id=\"store-map\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Stores, circle area proportional to transactions\">\
+             <rect width=\"{width}\" height=\"{height}\" fill=\"#f4f8fb\"/>"
+        );
+        graticule(html, (lat0, lat1, lng0, lng1), &project, (width, height));
+        // Ids beside the circles while they stay readable; the tooltips always name the store.
+        let labelled = placed.len() <= 20;
+        let mut order: Vec<&&StoreDay> = placed.iter().collect();
+        // Big circles first, so that small ones stay visible on top.
+        order.sort_by(|a, b| b.transactions.cmp(&a.transactions).then_with(|| a.store_id.cmp(&b.store_id)));
+        for store in order {
+            let (Some(lat), Some(lng)) = (store.latitude, store.longitude) else { continue };
+            let (x, y) = project(lat, lng);
+            let id = store.store_id.as_deref().unwrap_or("");
+            let title = format!(
+                "store {id} (type {}): {} transactions, quantity {}, {} distinct clients, {} flagged rows — ({lat}, {lng})",
+                store.store_type.map_or_else(|| "?".to_owned(), |t| t.to_string()),
+                group(store.transactions),
+                store.total_quantity,
+                group(store.distinct_clients),
+                group(store.flagged_rows)
+            );
+            let (r, style) = if store.transactions == 0 {
+                (3.0, format!("fill=\"none\" stroke=\"{QUARANTINED}\""))
+            } else {
+                // Area proportional to transactions.
+                (
+                    (r_max * (store.transactions as f64 / max).sqrt()).max(2.0),
+                    format!("fill=\"{STORE}\" fill-opacity=\"0.55\" stroke=\"{STORE}\""),
+                )
+            };
+            let _ = writeln!(
+                html,
+                "<g class=\"store\" data-store=\"{id}\" data-transactions=\"{tx}\"><title>{title}</title>\
+                 <circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.2}\" {style}/>\
+{label}</g>",
+                id = esc(id),
+                tx = store.transactions,
+                title = esc(&title),
+                label = if labelled {
+                    format!(
+                        "<text x=\"{:.1}\" y=\"{:.1}\" style=\"font-size:9px\">{}</text>",
+                        x + r + 2.0,
+                        y + 3.0,
+                        esc(id)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        html.push_str("</svg>\n");
+        html.push_str(
+            "<p class=\"note\">Circle area is proportional to the store's kept rows of the date; hollow: no transaction. Hover a circle for its figures.</p>\n",
+        );
+    }
+    let unplaced: Vec<&StoreDay> = stats
+        .stores
+        .iter()
+        .filter(|s| s.store_id.is_some() && (s.latitude.is_none() || s.longitude.is_none()))
+        .collect();
+    if !unplaced.is_empty() {
+        let ids: Vec<String> = unplaced
+            .iter()
+            .map(|s| format!("{} ({} rows)", s.store_id.as_deref().unwrap_or(""), group(s.transactions)))
+            .collect();
+        let _ = writeln!(
+            html,
+            "<p class=\"note\" id=\"unplaced-stores\">Not on the map (ambiguous in the referential, so no coordinates): {}.</p>",
+            esc(&ids.join(", "))
+        );
+    }
+    if let Some(unknown) = stats.stores.iter().find(|s| s.store_id.is_none()) {
+        let top = stats
+            .offending
+            .get(Warning::UnknownStore.name())
+            .map(|v| v.top.iter().map(|(id, n)| format!("{id} ({n})")).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            html,
+            "<p class=\"note\" id=\"unknown-stores\" data-rows=\"{rows}\">{} kept rows name a store that is not in the \
+             referential (<code>unknown_store</code>); they are not on the map. Most frequent: {}.</p>",
+            group(unknown.transactions),
+            esc(&top),
+            rows = unknown.transactions,
+        );
+    }
+    // A compact table: the same figures as `store_daily`.
+    html.push_str(
+        "<details><summary>Figures per store (as in <code>aggregated/store_daily</code>)</summary>\n<table id=\"stores\">\n\
+         <tr><th>store</th><th class=\"n\">type</th><th class=\"n\">latitude</th><th class=\"n\">longitude</th>\
+         <th class=\"n\">transactions</th><th class=\"n\">quantity</th><th class=\"n\">clients</th><th class=\"n\">flagged</th></tr>\n",
+    );
+    for store in &stats.stores {
+        let opt = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(store.store_id.as_deref().unwrap_or("(unknown stores)")),
+            store.store_type.map_or_else(String::new, |t| t.to_string()),
+            opt(store.latitude),
+            opt(store.longitude),
+            group(store.transactions),
+            store.total_quantity,
+            group(store.distinct_clients),
+            group(store.flagged_rows)
+        );
+    }
+    html.push_str("</table>\n</details>\n");
+}
+
+/// Parallels and meridians at a round step, labelled at the edges.
+fn graticule(
+    html: &mut String,
+    (lat0, lat1, lng0, lng1): (f64, f64, f64, f64),
+    project: &dyn Fn(f64, f64) -> (f64, f64),
+    (width, height): (f64, f64),
+) {
+    let step = |span: f64| {
+        [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0]
+            .into_iter()
+            .find(|s| span / s <= 8.0)
+            .unwrap_or(90.0)
+    };
+    let margin = 2.0;
+    let lat_step = step(lat1 - lat0 + 2.0 * margin);
+    let lng_step = step(lng1 - lng0 + 2.0 * margin);
+    let mut lat = ((lat0 - margin) / lat_step).floor() * lat_step;
+    while lat <= lat1 + margin {
+        let (_, y) = project(lat, lng0);
+        if (0.0..=height).contains(&y) {
+            let _ = writeln!(
+                html,
+                "<line x1=\"0\" x2=\"{width}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#dde5ec\"/>\
+                 <text x=\"4\" y=\"{ty:.1}\" style=\"font-size:9px;fill:#789\">{label}</text>",
+                ty = y - 2.0,
+                label = degrees(lat, 'N', 'S')
+            );
+        }
+        lat += lat_step;
+    }
+    let mut lng = ((lng0 - margin) / lng_step).floor() * lng_step;
+    while lng <= lng1 + margin {
+        let (x, _) = project(lat0, lng);
+        if (0.0..=width).contains(&x) {
+            let _ = writeln!(
+                html,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"0\" y2=\"{height}\" stroke=\"#dde5ec\"/>\
+                 <text x=\"{tx:.1}\" y=\"{ty}\" style=\"font-size:9px;fill:#789\">{label}</text>",
+                tx = x + 2.0,
+                ty = height - 4.0,
+                label = degrees(lng, 'E', 'W')
+            );
+        }
+        lng += lng_step;
+    }
+}
+
+fn degrees(value: f64, positive: char, negative: char) -> String {
+    let rounded = (value * 10.0).round() / 10.0;
+    let hemisphere = if rounded < 0.0 { negative } else { positive };
+    format!("{}°{hemisphere}", rounded.abs())
+}
+
+fn referentials(html: &mut String, report: &RunReport) {
+    html.push_str(
+        "<table id=\"referentials\">\n<tr><th>referential</th><th>version used (source ETag)</th><th>source</th>\
+         <th class=\"n\">rows</th><th class=\"n\">rejected</th><th>ambiguous ids</th></tr>\n",
+    );
+    for (name, referential) in &report.referentials {
+        let source = match referential.source {
+            ReferentialSource::Fresh => "fresh (parsed in this run)".to_owned(),
+            ReferentialSource::Cached => "cached (source unchanged)".to_owned(),
+            ReferentialSource::Fallback => format!(
+                "fallback: last good copy ({})",
+                referential.reason.as_deref().unwrap_or("source unusable")
+            ),
+        };
+        let rejected: u64 = referential.rejected.values().sum();
+        let rejected_detail = referential
+            .rejected
+            .iter()
+            .map(|(rule, count)| format!("{rule} {count}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let ambiguous = match referential.ambiguous_ids.len() {
+            0 => String::new(),
+            n if n <= 5 => referential.ambiguous_ids.join(", "),
+            n => format!("{}, … ({n})", referential.ambiguous_ids[..5].join(", ")),
+        };
+        let _ = writeln!(
+            html,
+            "<tr data-referential=\"{name}\"><td>{name}</td><td><code>{etag}</code></td><td>{source}</td><td class=\"n\">{rows}</td>\
+             <td class=\"n\" title=\"{detail}\">{rejected}</td><td>{ambiguous}</td></tr>",
+            name = esc(name),
+            etag = esc(&referential.etag),
+            source = esc(&source),
+            rows = group(referential.rows),
+            detail = esc(&rejected_detail),
+            rejected = group(rejected),
+            ambiguous = esc(&ambiguous),
+        );
+    }
+    html.push_str("</table>\n");
+}
+
+/// The smallest 1, 2, 4 or 5 × 10^k at or above `value` (at least 1), for chart scales.
+fn nice_ceiling(value: u64) -> u64 {
+    let mut magnitude = 1u64;
+    loop {
+        for factor in [1, 2, 4, 5, 10] {
+            if value <= magnitude * factor {
+                return magnitude * factor;
+            }
+        }
+        magnitude *= 10;
+    }
+}
+
+/// `23773` → `23,773`.
+fn group(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Escapes text for HTML content and attribute values.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_grouped_and_text_escaped() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(23_773), "23,773");
+        assert_eq!(group(1_234_567), "1,234,567");
+        assert_eq!(esc("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn chart_scales_round_up_to_readable_maxima() {
+        assert_eq!(nice_ceiling(0), 1);
+        assert_eq!(nice_ceiling(3), 4);
+        assert_eq!(nice_ceiling(7), 10);
+        assert_eq!(nice_ceiling(1_850), 2_000);
+        assert_eq!(nice_ceiling(20_001), 40_000);
+    }
+}

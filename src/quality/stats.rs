@@ -1,0 +1,390 @@
+//! The figures of one date that the data-quality page and `store_daily` show, computed from the
+//! published rows (the kept rows' batches, the rejects' batches), the run report and the
+//! formatted stores table. Pure and deterministic: no hash-map order reaches the output.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int8Type, Int32Type};
+
+use crate::contract::IngestDate;
+use crate::contract::rules::{self, Warning};
+use crate::contract::schema::TRANSACTION_COLUMNS;
+use crate::pipeline::RunReport;
+
+/// How many offending values the page lists per rule.
+pub const TOP_VALUES: usize = 5;
+
+/// Everything the page and the aggregate need for one date.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateStats {
+    /// The date.
+    pub date: IngestDate,
+    /// Kept rows per hour of the day (the row's `hour`, 0–23).
+    pub kept_per_hour: [u64; 24],
+    /// Per rule (reject reasons and flags): which column's values are counted, and the most
+    /// frequent ones.
+    pub offending: BTreeMap<String, OffendingValues>,
+    /// One entry per store and date, sorted by `store_id` (text order), the unknown-store
+    /// group (`store_id` null) last.
+    pub stores: Vec<StoreDay>,
+}
+
+/// The most frequent offending values of one rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffendingValues {
+    /// What the values are (`store_id`, `hour`, `quantity`, `problem`, …).
+    pub column: &'static str,
+    /// Up to [`TOP_VALUES`] values with their row counts, most frequent first (ties by value).
+    pub top: Vec<(String, u64)>,
+    /// Rows carrying the rule.
+    pub rows: u64,
+    /// Distinct values among them.
+    pub distinct: u64,
+}
+
+/// One store's figures for the date (a row of `store_daily`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreDay {
+    /// The store; `None` groups the rows whose store is unknown (`unknown_store`).
+    pub store_id: Option<String>,
+    /// From the stores referential; `None` for unknown and ambiguous stores.
+    pub latitude: Option<f64>,
+    /// From the stores referential; `None` for unknown and ambiguous stores.
+    pub longitude: Option<f64>,
+    /// From the stores referential; `None` for unknown and ambiguous stores.
+    pub store_type: Option<i32>,
+    /// Kept rows.
+    pub transactions: u64,
+    /// Sum of `quantity` over kept rows.
+    pub total_quantity: i64,
+    /// Distinct `client_id` among kept rows.
+    pub distinct_clients: u64,
+    /// Kept rows with at least one flag.
+    pub flagged_rows: u64,
+}
+
+/// One store of the formatted referential.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StoreAttributes {
+    latitude: f64,
+    longitude: f64,
+    store_type: i32,
+}
+
+/// Computes the date's figures. `kept` has the transactions schema, `rejects` the rejects
+/// schema, `stores` the formatted stores schema (empty when no copy could be read: stores then
+/// have no coordinates).
+pub fn compute(
+    report: &RunReport,
+    kept: &[RecordBatch],
+    rejects: &[RecordBatch],
+    stores: &[RecordBatch],
+) -> DateStats {
+    let mut kept_per_hour = [0u64; 24];
+    let mut counters: BTreeMap<String, Counter<'_>> = BTreeMap::new();
+    let mut groups: HashMap<Option<&str>, Group<'_>> = HashMap::new();
+
+    for batch in kept {
+        let text = |name: &str| batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+        let (Some(transaction_id), Some(client_id), Some(product_id), Some(store_id)) =
+            (text("transaction_id"), text("client_id"), text("product_id"), text("store_id"))
+        else {
+            continue;
+        };
+        let hours = batch.column_by_name("hour").and_then(|c| c.as_primitive_opt::<Int8Type>());
+        let quantities = batch.column_by_name("quantity").and_then(|c| c.as_primitive_opt::<Int32Type>());
+        let flags = batch.column_by_name("quality_flags").and_then(|c| c.as_list_opt::<i32>());
+        let (Some(hours), Some(quantities), Some(flags)) = (hours, quantities, flags) else { continue };
+        for row in 0..batch.num_rows() {
+            let hour = hours.value(row);
+            if let Ok(index) = usize::try_from(hour)
+                && index < 24
+            {
+                kept_per_hour[index] += 1;
+            }
+            let row_flags = flags.value(row);
+            let row_flags = row_flags.as_string::<i32>();
+            let unknown_store = row_flags.iter().flatten().any(|f| f == Warning::UnknownStore.name());
+            let group = groups.entry((!unknown_store).then(|| store_id.value(row))).or_default();
+            group.transactions += 1;
+            group.total_quantity += i64::from(quantities.value(row));
+            group.clients.insert(client_id.value(row));
+            group.flagged_rows += u64::from(!row_flags.is_empty());
+            for flag in row_flags.iter().flatten() {
+                let column = flag_column(flag);
+                let value = match column {
+                    "transaction_id" => Key::Text(transaction_id.value(row)),
+                    "client_id" => Key::Text(client_id.value(row)),
+                    "product_id" => Key::Text(product_id.value(row)),
+                    "hour" => Key::Hour(hour),
+                    _ => Key::Text(store_id.value(row)),
+                };
+                counters.entry(flag.to_owned()).or_insert_with(|| Counter::new(column)).add(value);
+            }
+        }
+    }
+
+    for batch in rejects {
+        let (Some(reasons), Some(messages)) = (
+            batch.column_by_name("reasons").and_then(|c| c.as_list_opt::<i32>()),
+            batch.column_by_name("message").and_then(|c| c.as_string_opt::<i32>()),
+        ) else {
+            continue;
+        };
+        for row in 0..batch.num_rows() {
+            let row_reasons = reasons.value(row);
+            let message = messages.value(row);
+            for reason in row_reasons.as_string::<i32>().iter().flatten() {
+                let value = offending_value(reason, message).unwrap_or("?");
+                counters
+                    .entry(reason.to_owned())
+                    .or_insert_with(|| Counter::new(reject_column(reason)))
+                    .add(Key::Text(value));
+            }
+        }
+    }
+
+    let offending = counters.into_iter().map(|(rule, counter)| (rule, counter.finish())).collect();
+    DateStats { date: report.date, kept_per_hour, offending, stores: store_days(groups, stores) }
+}
+
+/// The column whose values a flag is about.
+pub fn flag_column(flag: &str) -> &'static str {
+    match flag {
+        "unknown_client" | "ambiguous_client" => "client_id",
+        "unknown_product" | "ambiguous_product" => "product_id",
+        "duplicate_transaction_id" => "transaction_id",
+        "hour_mismatch" | "outside_opening_hours" => "hour",
+        // zero_quantity: the quantity is always 0; which stores send them is what helps.
+        _ => "store_id",
+    }
+}
+
+/// The value a reject reason is about, as named in the rejects' messages.
+pub fn reject_column(reason: &str) -> &'static str {
+    if reason == rules::MALFORMED_ROW {
+        return "problem";
+    }
+    if reason == rules::DATE_MISMATCH {
+        return "date";
+    }
+    let column = reason.strip_prefix("invalid_").unwrap_or_default();
+    TRANSACTION_COLUMNS.iter().find(|c| **c == column).copied().unwrap_or("value")
+}
+
+/// Finds, in a reject's message (`invalid_hour: '24' is not an hour (0-23); date_mismatch: row
+/// date 1999-01-01 differs from the file's 2023-11-23`), the value `reason` is about.
+pub fn offending_value<'m>(reason: &str, message: &'m str) -> Option<&'m str> {
+    let start = find_segment(message, reason)?;
+    let rest = &message[start + reason.len() + 2..];
+    if reason == rules::DATE_MISMATCH {
+        let rest = rest.strip_prefix("row date ")?;
+        return rest.split(' ').next();
+    }
+    if reason == rules::MALFORMED_ROW {
+        // `9 fields, expected 8` → `9 fields`; the broken-quote messages are their own value.
+        let end = rest.find("; ").unwrap_or(rest.len());
+        let problem = &rest[..end];
+        return Some(problem.split(", expected").next().unwrap_or(problem));
+    }
+    let quoted = rest.strip_prefix('\'')?;
+    quoted.find("' is not ").map(|end| &quoted[..end])
+}
+
+/// The byte offset of `{reason}: ` where a message segment starts (the message's start, or
+/// after `; `), so that `invalid_id` is not found inside `invalid_client_id`.
+fn find_segment(message: &str, reason: &str) -> Option<usize> {
+    let needle = format!("{reason}: ");
+    let mut from = 0;
+    while let Some(found) = message[from..].find(&needle) {
+        let at = from + found;
+        if at == 0 || message[..at].ends_with("; ") {
+            return Some(at);
+        }
+        from = at + needle.len();
+    }
+    None
+}
+
+/// A counted value: hours compare as numbers.
+#[derive(PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Key<'a> {
+    Hour(i8),
+    Text(&'a str),
+}
+
+struct Counter<'a> {
+    column: &'static str,
+    counts: HashMap<Key<'a>, u64>,
+    rows: u64,
+}
+
+impl<'a> Counter<'a> {
+    fn new(column: &'static str) -> Self {
+        Self { column, counts: HashMap::new(), rows: 0 }
+    }
+
+    fn add(&mut self, key: Key<'a>) {
+        *self.counts.entry(key).or_default() += 1;
+        self.rows += 1;
+    }
+
+    fn finish(self) -> OffendingValues {
+        let distinct = self.counts.len() as u64;
+        let mut all: Vec<(Key<'_>, u64)> = self.counts.into_iter().collect();
+        // Most frequent first; ties in value order, so the page is stable.
+        all.sort_by(|(a, count_a), (b, count_b)| count_b.cmp(count_a).then_with(|| a.cmp(b)));
+        let top = all
+            .into_iter()
+            .take(TOP_VALUES)
+            .map(|(key, count)| {
+                let text = match key {
+                    Key::Text(text) => text.to_owned(),
+                    Key::Hour(hour) => hour.to_string(),
+                };
+                (text, count)
+            })
+            .collect();
+        OffendingValues { column: self.column, top, rows: self.rows, distinct }
+    }
+}
+
+#[derive(Default)]
+struct Group<'a> {
+    transactions: u64,
+    total_quantity: i64,
+    clients: HashSet<&'a str>,
+    flagged_rows: u64,
+}
+
+/// Every store of the referential (with zeros when it sold nothing), plus any store seen in
+/// the rows, plus the unknown-store group when it has rows.
+fn store_days(groups: HashMap<Option<&str>, Group<'_>>, stores: &[RecordBatch]) -> Vec<StoreDay> {
+    let mut groups: HashMap<Option<String>, Group<'_>> =
+        groups.into_iter().map(|(id, group)| (id.map(str::to_owned), group)).collect();
+    let referential = store_attributes(stores);
+    let mut ids: Vec<Option<String>> = referential.keys().map(|id| Some(id.clone())).collect();
+    ids.extend(
+        groups.keys().filter(|id| id.as_deref().is_none_or(|id| !referential.contains_key(id))).cloned(),
+    );
+    // Text order, the unknown group (None) last.
+    ids.sort_by(|a, b| match (a, b) {
+        (Some(a), Some(b)) => a.cmp(b),
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+    });
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let group = groups.remove(&id).unwrap_or_default();
+            // An ambiguous store (two rows) takes no attribute from either, like enrichment.
+            let attributes =
+                id.as_deref().and_then(|id| referential.get(id)).and_then(|rows| match rows[..] {
+                    [only] => Some(only),
+                    _ => None,
+                });
+            StoreDay {
+                store_id: id,
+                latitude: attributes.map(|a| a.latitude),
+                longitude: attributes.map(|a| a.longitude),
+                store_type: attributes.map(|a| a.store_type),
+                transactions: group.transactions,
+                total_quantity: group.total_quantity,
+                distinct_clients: group.clients.len() as u64,
+                flagged_rows: group.flagged_rows,
+            }
+        })
+        .collect()
+}
+
+fn store_attributes(stores: &[RecordBatch]) -> BTreeMap<String, Vec<StoreAttributes>> {
+    let mut map: BTreeMap<String, Vec<StoreAttributes>> = BTreeMap::new();
+    for batch in stores {
+        let ids = batch.column_by_name("id").and_then(|c| c.as_string_opt::<i32>());
+        let lat = batch.column_by_name("latitude").and_then(|c| c.as_primitive_opt::<Float64Type>());
+        let lng = batch.column_by_name("longitude").and_then(|c| c.as_primitive_opt::<Float64Type>());
+        let kind = batch.column_by_name("type").and_then(|c| c.as_primitive_opt::<Int32Type>());
+        let (Some(ids), Some(lat), Some(lng), Some(kind)) = (ids, lat, lng, kind) else { continue };
+        for row in 0..batch.num_rows() {
+            if ids.is_null(row) {
+                continue;
+            }
+            map.entry(ids.value(row).to_owned()).or_default().push(StoreAttributes {
+                latitude: lat.value(row),
+                longitude: lng.value(row),
+                store_type: kind.value(row),
+            });
+        }
+    }
+    map
+}
+
+/// Where a rule comes in the contract's tables (section 5): `malformed_row`,
+/// `invalid_{column}` in column order, `date_mismatch`, then the warnings in order; unknown
+/// names last.
+pub fn rule_rank(rule: &str) -> (u8, usize) {
+    if rule == rules::MALFORMED_ROW {
+        return (0, 0);
+    }
+    if let Some(column) = rule.strip_prefix("invalid_") {
+        let index =
+            TRANSACTION_COLUMNS.iter().position(|c| *c == column).unwrap_or(TRANSACTION_COLUMNS.len());
+        return (1, index);
+    }
+    if rule == rules::DATE_MISMATCH {
+        return (2, 0);
+    }
+    match Warning::ALL.iter().position(|w| w.name() == rule) {
+        Some(index) => (3, index),
+        None => (4, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offending_values_are_read_from_the_rejects_messages() {
+        let message = "invalid_client_id: '1a' is not an identifier (1-19 digits); invalid_hour: '24' is not an hour (0-23)";
+        assert_eq!(offending_value("invalid_client_id", message), Some("1a"));
+        assert_eq!(offending_value("invalid_hour", message), Some("24"));
+        assert_eq!(offending_value("invalid_id", message), None);
+        let message = "date_mismatch: row date 1999-01-01 differs from the file's 2023-11-23";
+        assert_eq!(offending_value("date_mismatch", message), Some("1999-01-01"));
+        assert_eq!(offending_value("malformed_row", "malformed_row: 9 fields, expected 8"), Some("9 fields"));
+        assert_eq!(
+            offending_value(
+                "invalid_quantity",
+                "invalid_quantity: 'it''s; odd' is not a quantity (integer 0-2147483647)"
+            ),
+            Some("it''s; odd")
+        );
+    }
+
+    #[test]
+    fn rules_rank_in_the_contracts_order() {
+        let mut rules = [
+            "duplicate_transaction_id",
+            "date_mismatch",
+            "invalid_store_id",
+            "invalid_hour",
+            "zero_quantity",
+            "malformed_row",
+        ];
+        rules.sort_by_key(|r| rule_rank(r));
+        assert_eq!(
+            rules,
+            [
+                "malformed_row",
+                "invalid_hour",
+                "invalid_store_id",
+                "date_mismatch",
+                "zero_quantity",
+                "duplicate_transaction_id"
+            ]
+        );
+    }
+}
