@@ -53,7 +53,7 @@ struct StoreArgs {
     #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
     prefix: String,
     /// A file with strictly more rejected rows than this share is quarantined.
-    #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO)]
+    #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO, value_parser = parse_reject_ratio)]
     max_reject_ratio: f64,
 }
 
@@ -150,11 +150,24 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
     /// A file with strictly more rejected rows than this share is quarantined.
-    #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO)]
+    #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO, value_parser = parse_reject_ratio)]
     max_reject_ratio: f64,
     /// Prefix of the landing files inside the store.
     #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
     prefix: String,
+}
+
+/// A share between 0 and 1. Blank means the default: app settings are often present but empty
+/// (`local.settings.json.example`, portal forms), and that must not stop the handler starting.
+fn parse_reject_ratio(value: &str) -> Result<f64, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(crate::contract::DEFAULT_MAX_REJECT_RATIO);
+    }
+    match value.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("expected a share between 0 and 1 (e.g. 0.1), got {value:?}")),
+    }
 }
 
 /// Runs a parsed command line and returns the process exit code.

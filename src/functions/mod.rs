@@ -35,7 +35,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 use tracing::Instrument as _;
 
 pub use envelope::{Invocation, InvocationResult};
@@ -216,6 +216,7 @@ fn app(state: AppState) -> Router {
         .route("/api/runs/{date}", get(run_status::handle_forwarded))
         .merge(wrapped)
         .fallback(not_found)
+        .layer(axum::middleware::map_response(explain_payload_too_large))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -225,13 +226,35 @@ fn app(state: AppState) -> Router {
                         .get("x-azure-functions-invocationid")
                         .and_then(|value| value.to_str().ok())
                         .unwrap_or("");
-                    tracing::info_span!("invocation", method = %request.method(), path = %request.uri().path(), invocation_id)
+                    let path = request.uri().path();
+                    // The host probes `GET /` often; its lines are noise unless debugging.
+                    if path == "/" {
+                        tracing::debug_span!("invocation", method = %request.method(), path, status = tracing::field::Empty)
+                    } else {
+                        tracing::info_span!("invocation", method = %request.method(), path, invocation_id, status = tracing::field::Empty)
+                    }
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(tower_http::LatencyUnit::Millis))
+                // One line per request: the span's close line, which carries the timing, gets
+                // the status too, instead of a second "finished processing request" line.
+                .on_response(|response: &axum::response::Response, _latency, span: &tracing::Span| {
+                    span.record("status", response.status().as_u16());
+                })
                 // Failures are logged once, by `HandlerError`.
                 .on_failure(()),
         )
         .with_state(state)
+}
+
+/// axum answers an over-long body with a plain-text 413; callers of a JSON API get JSON, saying
+/// what the limit is.
+async fn explain_payload_too_large(response: axum::response::Response) -> axum::response::Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let body = serde_json::json!({
+        "error": format!("request body over the limit of {} MiB", WRAPPED_BODY_LIMIT / (1024 * 1024)),
+    });
+    (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
 }
 
 /// The host's readiness probe: any answer will do, at once.

@@ -1,5 +1,8 @@
 //! The one integration-test binary: a module per area, setup in `helpers`.
 
+// Test helpers unwrap on purpose: a broken fixture should fail the test loudly, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod azurite;
 mod cli;
 mod faults;

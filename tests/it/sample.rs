@@ -363,26 +363,6 @@ async fn a_prefix_and_eot_markers_are_honoured() {
     assert_eq!(total, manifest.bytes);
 }
 
-/// `SAMPLE_DAYS=30 cargo test --test it thirty -- --ignored --nocapture`: the benchmark's W4 input.
-#[tokio::test]
-#[ignore = "generates 7.8 M rows (about 700 MB); run by hand"]
-async fn thirty_real_size_days_generate_in_well_under_a_minute() {
-    let temp = tempdir();
-    // SAMPLE_DIR keeps the files for inspection.
-    let dir = std::env::var_os("SAMPLE_DIR").map_or_else(|| temp.path().to_owned(), std::path::PathBuf::from);
-    let first = IngestDate::parse("2024-01-01").expect("date");
-    let days = std::env::var("SAMPLE_DAYS").ok().and_then(|d| d.parse().ok()).unwrap_or(30);
-    let spec =
-        SampleSpec { hours: FileHours::Every((8..=20).collect()), ..SampleSpec::real_size(first, days) };
-    let started = std::time::Instant::now();
-    let manifest = generate(&dir, "", &spec).await;
-    let elapsed = started.elapsed();
-    println!("{} rows, {} bytes in {elapsed:?}", manifest.total_rows(), manifest.bytes);
-    println!("{:#}", manifest.expected_json()["dates"]["2024-01-01"]);
-    assert_eq!(manifest.total_rows(), u64::from(days) * 13 * 20_000);
-    assert!(elapsed.as_secs() < 60);
-}
-
 /// The oracle and the pipeline agree, including on the edges the demo never reaches: files
 /// quarantined for too many rejects, rows at hours outside 8–20, a date with a single file.
 #[tokio::test]
