@@ -371,7 +371,11 @@ fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> String {
         }
     }
     for output in &report.outputs {
-        let _ = writeln!(out, "    -> {} ({} rows, {} bytes)", output.path, output.rows, output.bytes);
+        if output.path.ends_with(".parquet") {
+            let _ = writeln!(out, "    -> {} ({} rows, {} bytes)", output.path, output.rows, output.bytes);
+        } else {
+            let _ = writeln!(out, "    -> {} ({} bytes)", output.path, output.bytes);
+        }
     }
     out
 }
@@ -438,9 +442,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "\nLook in {0}/formatted (Parquet and _report.json), {0}/rejected, {0}/error (quarantine) and {0}/runs (every run's report).\n\
+         Open {0}/formatted/transactions_{2}/_report.html in a browser for the date's data-quality page.\n\
          Run it again with: retail-ingest run --store {0} --dates {1}",
         root.display(),
-        dates.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+        dates.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        first,
     );
     Ok(exit_code(&outcomes))
 }

@@ -38,7 +38,8 @@ pub struct PipelineSettings {
     pub max_reject_ratio: f64,
     /// How long a run waits for another run of the same date to finish.
     pub lock_wait: Duration,
-    /// After how long a lock left by a crashed run is considered abandoned.
+    /// After how long without renewal a date's lock is considered abandoned (its holder renews
+    /// it every third of this while it runs).
     pub lock_ttl: Duration,
     /// Files validated at once; `None` means one per core. Outputs are identical whatever it is.
     pub parallelism: Option<usize>,
@@ -49,8 +50,10 @@ impl Default for PipelineSettings {
         Self {
             landing_prefix: String::new(),
             max_reject_ratio: crate::contract::DEFAULT_MAX_REJECT_RATIO,
-            lock_wait: Duration::from_secs(120),
-            lock_ttl: Duration::from_secs(45 * 60),
+            // Longer than the time-to-live: a run that finds a dead run's lock takes it over
+            // in the same invocation instead of failing and waiting for the host's retry.
+            lock_wait: Duration::from_secs(180),
+            lock_ttl: Duration::from_secs(120),
             parallelism: None,
         }
     }

@@ -238,10 +238,10 @@ fn assert_no_leak(what: &str, text: &str, needles: &[String]) {
     assert!(!lower.contains("sig="), "{what} prints a SAS signature:\n{text}");
 }
 
-#[tokio::test]
-async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
-    let secrets = FakeSecrets::new();
-    let settings = azurite::azurite_settings("security-secrets");
+/// A fresh Azurite container holding the referentials, a file to quarantine (which writes an
+/// `.error.json` and deletes the original) and a good file.
+async fn seeded_container(label: &str) -> String {
+    let settings = azurite::azurite_settings(label);
     let container = match settings.location() {
         retail_ingest::storage::StoreLocation::Azure(azure) => azure.container.clone(),
         retail_ingest::storage::StoreLocation::Local(_) => unreachable!(),
@@ -255,6 +255,13 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
     store.put(&StorePath::from("transactions_2023-11-23_8.csv"), bad.into()).await.expect("put");
     let good = format!("{HEADER}1;100;2023-11-23;9;5;500;3;10\n");
     store.put(&StorePath::from("transactions_2023-11-23_9.csv"), good.into()).await.expect("put");
+    container
+}
+
+#[tokio::test]
+async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
+    let secrets = FakeSecrets::new();
+    let container = seeded_container("security-secrets").await;
 
     // 1. An account key (Azurite's, treated here as the secret it would be in Azure): the whole
     // flow works — a quarantine, a publish, reingest, status — and the key shows nowhere.
@@ -270,8 +277,8 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
     assert!(captured.contains("quarantined") || captured.contains("1 quarantined"), "{captured}");
     assert_no_leak("the account-key flow", &captured, &key_needles);
 
-    // 2. A SAS: its signature must not show anywhere, whatever the outcome (on Azurite the
-    // blob-batch delete that object_store uses fails with a SAS: errors are logged).
+    // 2. A SAS: the whole flow works (deletes go one blob at a time) and its signature shows
+    // nowhere.
     let sas = azurite::account_sas("sco", "rwdlacup");
     let sig: String = url::form_urlencoded::parse(sas.as_bytes())
         .find(|(k, _)| k == "sig")
@@ -279,9 +286,11 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
         .expect("sig");
     let sig_encoded: String = url::form_urlencoded::byte_serialize(sig.as_bytes()).collect();
     let sas_string = format!("BlobEndpoint={};SharedAccessSignature={sas}", azurite::blob_endpoint());
-    let needles = secrets.needles(&[sig.clone(), sig_encoded.clone(), sas.clone()]);
-    let (captured, _) = flow(&container, &sas_string, &secrets, false).await;
-    assert_no_leak("the SAS flow", &captured, &needles);
+    let sas_needles = secrets.needles(&[sig.clone(), sig_encoded.clone(), sas.clone()]);
+    let sas_container = seeded_container("security-sas").await;
+    let (captured, worked) = flow(&sas_container, &sas_string, &secrets, true).await;
+    assert!(worked, "the SAS flow ran the date: {captured}");
+    assert_no_leak("the SAS flow", &captured, &sas_needles);
 
     // 3. A fake account key: every storage call is refused, errors everywhere, no leak.
     let fake_string = format!(
@@ -292,7 +301,7 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
     let (captured_bad, worked) = flow(&container, &fake_string, &secrets, true).await;
     assert!(!worked, "a fake key cannot work: {captured_bad}");
     assert!(captured_bad.contains("devstoreaccount1"), "errors still name the account: {captured_bad}");
-    assert_no_leak("the fake-key flow", &captured_bad, &needles);
+    assert_no_leak("the fake-key flow", &captured_bad, &sas_needles);
 
     // 4. The command line with the fake key: one line on stderr, no secret.
     for args in [vec!["run", "--store", "azure://x", "--dates", DAY], vec!["run", "--json", "--dates", DAY]] {
@@ -306,18 +315,22 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
         assert!(!output.status.success(), "{args:?}");
         let text =
             format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-        assert_no_leak("the command line", &text, &needles);
+        assert_no_leak("the command line", &text, &sas_needles);
     }
 
     // 5. Everything written to the container (reports, error notes) and Debug output.
-    let all: Vec<String> = needles.iter().chain(&key_needles).cloned().collect();
-    assert_no_leak("the container", &container_text(&store).await, &all);
+    let all: Vec<String> = sas_needles.iter().chain(&key_needles).cloned().collect();
+    for name in [&container, &sas_container] {
+        let store = retail_ingest::storage::open(&azurite::settings_for(name, &azurite::connection_string()))
+            .expect("store");
+        assert_no_leak("the containers", &container_text(&store).await, &all);
+    }
     let parsed =
         retail_ingest::storage::StoreSettings::from_lookup(Some(&format!("azure://{container}")), |name| {
             (name == "INGEST_STORAGE_CONNECTION_STRING").then(|| fake_string.clone())
         })
         .expect("settings");
-    assert_no_leak("Debug", &format!("{parsed:?} {parsed} {}", parsed.describe()), &needles);
+    assert_no_leak("Debug", &format!("{parsed:?} {parsed} {}", parsed.describe()), &sas_needles);
 }
 
 // --- dates before paths -----------------------------------------------------------------------

@@ -66,6 +66,10 @@ use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 use url::Url;
 
+use sas_deletes::SasDeletes;
+
+mod sas_deletes;
+
 /// `INGEST_STORE`: a local directory or `azure://<container>` (CLI `--store`).
 pub const INGEST_STORE: &str = "INGEST_STORE";
 /// `INGEST_CONTAINER`: the Azure container, used when `INGEST_STORE` is unset.
@@ -751,11 +755,27 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
                     builder
                 }
             };
-            let store = builder.build().map_err(|e| StorageError::Open {
+            let store: Arc<dyn ObjectStore> = Arc::new(builder.build().map_err(|e| StorageError::Open {
                 store: settings.describe(),
                 reason: one_line(settings, &e),
-            })?;
-            Ok(Arc::new(store))
+            })?);
+            match &azure.credentials {
+                AzureCredentials::Sas(sas) => {
+                    let open_error =
+                        |reason: String| StorageError::Open { store: settings.describe(), reason };
+                    let mut container_url = Url::parse(&azure.blob_endpoint)
+                        .map_err(|e| open_error(format!("invalid blob endpoint: {e}")))?;
+                    container_url
+                        .path_segments_mut()
+                        .map_err(|()| open_error("invalid blob endpoint".to_owned()))?
+                        .pop_if_empty()
+                        .push(&azure.container);
+                    let store =
+                        SasDeletes::new(store, container_url, sas.clone(), network).map_err(open_error)?;
+                    Ok(Arc::new(store))
+                }
+                _ => Ok(store),
+            }
         }
     }
 }
