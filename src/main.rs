@@ -5,6 +5,43 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    malloc_tunables::apply();
     let cli = retail_ingest::cli::Cli::parse();
     retail_ingest::cli::main(cli)
+}
+
+/// Memory that stays flat across the dates of one run, with glibc's allocator.
+///
+/// With its defaults, glibc gives every thread that allocates its own arena (up to 8 per core)
+/// and, once a large buffer has been freed, serves buffers up to that size from those arenas
+/// instead of `mmap`: the space a date's buffers leave there is not returned, so a 30-date run
+/// peaked at about twice one date's memory (BENCHMARKS.md, "Memory across dates"). One arena
+/// and `mmap` for every buffer of 1 MiB or more keep it flat. Those buffers are also asked for
+/// transparent huge pages (`hugetlb=1`: `madvise`, honoured where the kernel allows it): a
+/// fresh buffer then costs one page fault per 2 MiB instead of per 4 KiB, which took a third off
+/// a cached day's wall time, and the lookups' random probes miss the TLB less.
+/// glibc reads these settings only at start-up, from `GLIBC_TUNABLES`, so the process
+/// re-executes itself once with them (same PID, arguments and environment otherwise). When
+/// `GLIBC_TUNABLES` is already set the operator's choice stands, and nothing is re-executed.
+/// mimalloc and jemalloc as `#[global_allocator]` were measured too: both kept the memory of a
+/// single date far higher than this (BENCHMARKS.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod malloc_tunables {
+    use std::os::unix::process::CommandExt;
+
+    const VARIABLE: &str = "GLIBC_TUNABLES";
+    const TUNABLES: &str =
+        "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1048576:glibc.malloc.hugetlb=1";
+
+    pub fn apply() {
+        if std::env::var_os(VARIABLE).is_some() {
+            return;
+        }
+        let Ok(exe) = std::env::current_exe() else { return };
+        let mut args = std::env::args_os();
+        let arg0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+        // `exec` returns only when it failed: then run on with glibc's defaults.
+        let _failed = std::process::Command::new(&exe).arg0(arg0).args(args).env(VARIABLE, TUNABLES).exec();
+    }
 }

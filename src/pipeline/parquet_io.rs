@@ -1,12 +1,14 @@
 //! Parquet in and out. Settings are fixed so that the same rows always give the same bytes.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -16,15 +18,29 @@ use parquet::schema::types::ColumnPath;
 /// level 3's `doubleFast` matcher was the largest item of a first day's profile (BENCHMARKS.md).
 const ZSTD_LEVEL: i32 = 1;
 
-/// Columns whose values are (nearly) all distinct: written without a dictionary.
-const NEARLY_UNIQUE: [&str; 5] = ["transaction_id", "client_id", "account_id", "datetime", "source_line"];
+/// Columns whose values are (nearly) all distinct: written without a dictionary. `id` (the
+/// referentials' key) and `email` are unique per client: a dictionary only made the writer
+/// intern 500,000 values before falling back, and the reader of a cached day decode both.
+const NEARLY_UNIQUE: [&str; 7] =
+    ["transaction_id", "client_id", "account_id", "datetime", "source_line", "id", "email"];
 
-/// Encodes batches (in order) as one Parquet file.
+/// At most this many rows per row group (the same split as `ArrowWriter`'s).
+const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
+
+/// Encodes batches (in order) as one Parquet file, its columns on up to `available_parallelism`
+/// threads. Each column is encoded whole by one thread and the chunks are appended in schema
+/// order, so the bytes are exactly those of a single-threaded `ArrowWriter` with the same
+/// properties, whatever the thread count. Call it from a blocking thread: it blocks.
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    encode_with_threads(schema, batches, threads)
+}
+
+fn properties(schema: &SchemaRef) -> Result<WriterProperties, ParquetError> {
     let mut properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL)?))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(1 << 20));
+        .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS));
     // Nearly unique columns gain nothing from a dictionary: the writer would intern every value
     // and then fall back to plain encoding at the dictionary page limit (seen in the profile).
     for field in schema.fields() {
@@ -33,19 +49,135 @@ pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, Parq
                 properties.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
     }
-    let properties = properties.build();
+    Ok(properties.build())
+}
+
+/// [`encode`] with an explicit number of threads (1: everything on the caller's thread).
+pub fn encode_with_threads(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    threads: usize,
+) -> Result<Bytes, ParquetError> {
     let mut buffer = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buffer, Arc::clone(schema), Some(properties))?;
-    for batch in batches {
-        writer.write(batch)?;
+    // The writer's own constructor: same schema conversion and embedded Arrow schema.
+    let writer = ArrowWriter::try_new(&mut buffer, Arc::clone(schema), Some(properties(schema)?))?;
+    let (mut file, factory) = writer.into_serialized_writer()?;
+    for (index, group) in row_groups(batches).into_iter().enumerate() {
+        let writers = factory.create_column_writers(index)?;
+        // Leaves of each column, batch after batch (a list column has one leaf, like the others).
+        let mut leaves: Vec<Vec<ArrowLeafColumn>> = (0..writers.len()).map(|_| Vec::new()).collect();
+        for batch in &group {
+            let mut slot = 0;
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                for leaf in compute_leaves(field.as_ref(), column)? {
+                    leaves[slot].push(leaf);
+                    slot += 1;
+                }
+            }
+        }
+        let chunks = encode_columns(writers, leaves, threads)?;
+        let mut row_group = file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
     }
-    writer.close()?;
+    file.close()?;
     Ok(Bytes::from(buffer))
+}
+
+/// The batches cut into row groups of at most [`MAX_ROW_GROUP_ROWS`] rows, empty batches left
+/// out (as `ArrowWriter` does).
+fn row_groups(batches: &[RecordBatch]) -> Vec<Vec<RecordBatch>> {
+    let mut groups = Vec::new();
+    let mut current = Vec::new();
+    let mut rows = 0;
+    for batch in batches {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let take = (batch.num_rows() - offset).min(MAX_ROW_GROUP_ROWS - rows);
+            current.push(batch.slice(offset, take));
+            offset += take;
+            rows += take;
+            if rows == MAX_ROW_GROUP_ROWS {
+                groups.push(std::mem::take(&mut current));
+                rows = 0;
+            }
+        }
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
+/// One column to encode: its writer and its leaves.
+type ColumnWork = (ArrowColumnWriter, Vec<ArrowLeafColumn>);
+
+/// Encodes each column's leaves with its writer; threads take the next column not yet taken.
+fn encode_columns(
+    writers: Vec<ArrowColumnWriter>,
+    leaves: Vec<Vec<ArrowLeafColumn>>,
+    threads: usize,
+) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
+    let encode_one = |mut writer: ArrowColumnWriter, leaves: Vec<ArrowLeafColumn>| {
+        for leaf in &leaves {
+            writer.write(leaf)?;
+        }
+        writer.close()
+    };
+    let columns = writers.len();
+    let threads = threads.clamp(1, columns.max(1));
+    if threads == 1 {
+        return writers.into_iter().zip(leaves).map(|(writer, leaves)| encode_one(writer, leaves)).collect();
+    }
+    let work: Vec<Mutex<Option<ColumnWork>>> =
+        writers.into_iter().zip(leaves).map(|pair| Mutex::new(Some(pair))).collect();
+    let done: Vec<Mutex<Option<Result<ArrowColumnChunk, ParquetError>>>> =
+        (0..columns).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = work.get(index) else { break };
+            let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some((writer, leaves)) = taken {
+                let chunk = encode_one(writer, leaves);
+                *done[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(chunk);
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(worker);
+        }
+        worker();
+    });
+    done.into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| Err(ParquetError::General("a column was not encoded".into())))
+        })
+        .collect()
 }
 
 /// Decodes a Parquet file, keeping only `columns` (all when empty).
 pub fn decode(bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>, ParquetError> {
+    let mut batches = Vec::new();
+    decode_each(bytes, columns, |_, batch| batches.push(batch))?;
+    Ok(batches)
+}
+
+/// Decodes a Parquet file batch by batch, keeping only `columns` (all when empty); `each` gets
+/// the file's row count and one batch.
+pub fn decode_each(
+    bytes: Bytes,
+    columns: &[&str],
+    mut each: impl FnMut(usize, RecordBatch),
+) -> Result<(), ParquetError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024);
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let builder = if columns.is_empty() {
         builder
     } else {
@@ -55,5 +187,86 @@ pub fn decode(bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>, Parque
         let mask = parquet::arrow::ProjectionMask::leaves(schema, indices);
         builder.with_projection(mask)
     };
-    builder.build()?.collect::<Result<Vec<_>, _>>().map_err(ParquetError::from)
+    for batch in builder.build()? {
+        each(rows, batch?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
+        let mut flags = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+            "item",
+            DataType::Utf8,
+            false,
+        )));
+        for row in from..from + rows {
+            if row % 3 == 0 {
+                flags.values().append_value("zero_quantity");
+            }
+            flags.append(true);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values((from..from + rows).map(|i| format!("{:08}", i * 7919)))),
+            Arc::new(Int64Array::from_iter_values(from..from + rows)),
+            Arc::new(StringArray::from_iter(
+                (from..from + rows).map(|i| (i % 5 != 0).then(|| format!("s{}", i % 13))),
+            )),
+            Arc::new(flags.finish()),
+        ];
+        RecordBatch::try_new(Arc::clone(schema), columns).expect("columns match")
+    }
+
+    #[test]
+    fn parallel_encoding_gives_the_bytes_of_the_arrow_writer() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("transaction_id", DataType::Utf8, false),
+            Field::new("source_line", DataType::Int64, false),
+            Field::new("store_id", DataType::Utf8, true),
+            Field::new(
+                "quality_flags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+                false,
+            ),
+        ]));
+        let batches = vec![batch(&schema, 0, 5_000), batch(&schema, 5_000, 0), batch(&schema, 5_000, 12_345)];
+        let mut reference = Vec::new();
+        let mut writer = ArrowWriter::try_new(
+            &mut reference,
+            Arc::clone(&schema),
+            Some(properties(&schema).expect("properties")),
+        )
+        .expect("writer");
+        for batch in &batches {
+            writer.write(batch).expect("write");
+        }
+        writer.close().expect("close");
+        for threads in [1, 2, 3, 8] {
+            let bytes = encode_with_threads(&schema, &batches, threads).expect("encode");
+            assert_eq!(bytes.as_ref(), reference.as_slice(), "{threads} thread(s)");
+        }
+        let decoded = decode(encode(&schema, &batches).expect("encode"), &[]).expect("decode");
+        assert_eq!(decoded.iter().map(RecordBatch::num_rows).sum::<usize>(), 17_345);
+    }
+
+    #[test]
+    fn row_groups_split_like_the_writer() {
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("source_line", DataType::Int64, false)]));
+        let big = |rows: usize| {
+            RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![Arc::new(Int64Array::from_iter_values(0..rows as i64)) as ArrayRef],
+            )
+            .expect("columns match")
+        };
+        let groups = row_groups(&[big(MAX_ROW_GROUP_ROWS - 10), big(25), big(MAX_ROW_GROUP_ROWS)]);
+        let sizes: Vec<usize> = groups.iter().map(|g| g.iter().map(RecordBatch::num_rows).sum()).collect();
+        assert_eq!(sizes, [MAX_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS, 15]);
+    }
 }

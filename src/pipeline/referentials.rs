@@ -12,6 +12,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::csv_file::{FileProblem, RowErrors, read_csv};
+use super::lookups::Built;
 use super::rejects::RejectsBuilder;
 use super::report::{ReferentialReport, ReferentialSource, RuleCounts};
 use super::{PipelineError, parquet_io, paths, storage_error};
@@ -46,8 +47,8 @@ pub struct Prepared {
     pub kind: ReferentialKind,
     /// What the report says of it.
     pub report: ReferentialReport,
-    /// The formatted rows when they were parsed in this run (else load the formatted copy).
-    pub fresh: Option<RecordBatch>,
+    /// Its lookup when the source was formatted in this run (else load the formatted copy).
+    pub fresh: Option<Built>,
 }
 
 /// The formatted table of a source file.
@@ -60,18 +61,31 @@ pub struct Formatted {
     pub rows: u64,
 }
 
-/// Decides, for one referential, which version the run uses; formats and quarantines as
-/// needed. `Err(reason)` inside `Ok` means the date is blocked.
-pub async fn prepare(
+/// What a run does with one referential, decided from the listing and the formatted copy's
+/// note alone (no source bytes read).
+pub enum Plan {
+    /// Decided: the formatted copy is current, or the source is absent (fall back or block).
+    Ready(Result<Prepared, String>),
+    /// The source changed: [`format_source`] formats it (or quarantines it and falls back).
+    Format {
+        /// Which one.
+        kind: ReferentialKind,
+        /// The source to format.
+        meta: ObjectMeta,
+        /// The current formatted copy's note, if any (the fallback).
+        note: Option<SourceNote>,
+    },
+}
+
+/// Decides, for one referential, whether the run can use its formatted copy as it is.
+pub async fn plan(
     store: &Arc<dyn ObjectStore>,
     kind: ReferentialKind,
     source: Option<&ObjectMeta>,
-    max_reject_ratio: f64,
-    run_id: &str,
-) -> Result<Result<Prepared, String>, PipelineError> {
+) -> Result<Plan, PipelineError> {
     let note = read_note(store, kind).await?;
     let Some(meta) = source else {
-        return Ok(fallback(kind, note, format!("{} is absent", kind.file_name())));
+        return Ok(Plan::Ready(fallback(kind, note, format!("{} is absent", kind.file_name()))));
     };
     let etag = meta.e_tag.clone().unwrap_or_default();
     if let Some(note) = &note
@@ -79,40 +93,69 @@ pub async fn prepare(
         && note.size == meta.size
         && note.contract_version == CONTRACT_VERSION
     {
-        return Ok(Ok(Prepared {
+        return Ok(Plan::Ready(Ok(Prepared {
             kind,
             report: report_of(note, ReferentialSource::Cached, None),
             fresh: None,
-        }));
+        })));
     }
+    Ok(Plan::Format { kind, meta: meta.clone(), note })
+}
 
+/// Formats a changed source and publishes the formatted copy, or quarantines the source and
+/// falls back to the last good copy. `Err(reason)` inside `Ok` means the date is blocked.
+pub async fn format_source(
+    store: &Arc<dyn ObjectStore>,
+    kind: ReferentialKind,
+    meta: &ObjectMeta,
+    note: Option<SourceNote>,
+    max_reject_ratio: f64,
+    run_id: &str,
+) -> Result<Result<Prepared, String>, PipelineError> {
+    let etag = meta.e_tag.clone().unwrap_or_default();
     let bytes = super::fetch(store, meta).await?;
     let parsed = {
-        let bytes = bytes.clone();
-        tokio::task::spawn_blocking(move || format(kind, &bytes, max_reject_ratio))
-            .await
-            .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))?
+        tokio::task::spawn_blocking(move || {
+            // The source's bytes are kept only to quarantine them: a formatted source's are
+            // freed before its copy is encoded (45 MB for the real clients).
+            let mut formatted = match format(kind, &bytes, max_reject_ratio) {
+                Ok(formatted) => formatted,
+                Err(problem) => return Err((problem, bytes)),
+            };
+            drop(bytes);
+            let rejects = formatted.rejects.finish();
+            // The lookup is built once, here, while the copy is encoded: it gives the report's
+            // ambiguous ids and serves the run's enrichment.
+            let batch = &formatted.batch;
+            Ok(std::thread::scope(|scope| {
+                let built = scope.spawn(|| Built::from_batches(kind, std::slice::from_ref(batch)));
+                let encoded = encode_copy(kind, batch, &rejects);
+                let built = built.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (formatted.rows, formatted.rejects.rule_counts().clone(), built, encoded)
+            }))
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))?
     };
     match parsed {
-        Ok(mut formatted) => {
-            let ambiguous_ids = ambiguous_ids(kind, &formatted.batch);
+        Ok((rows, rejected, built, encoded)) => {
             let note = SourceNote {
                 source: kind.file_name().to_owned(),
                 etag,
                 size: meta.size,
                 contract_version: CONTRACT_VERSION,
-                rows: formatted.rows,
-                rejected: formatted.rejects.rule_counts().clone(),
-                ambiguous_ids,
+                rows,
+                rejected,
+                ambiguous_ids: built.ambiguous_ids(),
             };
-            publish(store, kind, &formatted.batch, &formatted.rejects.finish(), &note).await?;
+            publish(store, kind, encoded?, &note).await?;
             Ok(Ok(Prepared {
                 kind,
                 report: report_of(&note, ReferentialSource::Fresh, None),
-                fresh: Some(formatted.batch),
+                fresh: Some(built),
             }))
         }
-        Err(problem) => {
+        Err((problem, bytes)) => {
             let quarantine = super::quarantine::quarantine(
                 store,
                 &meta.location,
@@ -161,32 +204,42 @@ async fn read_note(
     Ok(serde_json::from_slice(&bytes).ok())
 }
 
+/// The formatted copy and its rejects, encoded.
+struct EncodedCopy {
+    table: bytes::Bytes,
+    rejects: bytes::Bytes,
+}
+
+fn encode_copy(
+    kind: ReferentialKind,
+    batch: &RecordBatch,
+    rejects: &RecordBatch,
+) -> Result<EncodedCopy, PipelineError> {
+    let table = parquet_io::encode(&formatted_schema(kind), std::slice::from_ref(batch))
+        .map_err(|source| PipelineError::Parquet { path: paths::referential(kind).to_string(), source })?;
+    let rejects = parquet_io::encode(&schema::REJECTS, std::slice::from_ref(rejects)).map_err(|source| {
+        PipelineError::Parquet { path: paths::referential_rejects(kind).to_string(), source }
+    })?;
+    Ok(EncodedCopy { table, rejects })
+}
+
 /// Writes the formatted copy and its rejects, then the note: the note last, so that a copy
 /// is never trusted before it is whole.
 async fn publish(
     store: &Arc<dyn ObjectStore>,
     kind: ReferentialKind,
-    batch: &RecordBatch,
-    rejects: &RecordBatch,
+    encoded: EncodedCopy,
     note: &SourceNote,
 ) -> Result<(), PipelineError> {
-    let table_path = paths::referential(kind);
-    let table = parquet_io::encode(&formatted_schema(kind), std::slice::from_ref(batch))
-        .map_err(|source| PipelineError::Parquet { path: table_path.to_string(), source })?;
-    let rejects_path = paths::referential_rejects(kind);
-    let rejects = parquet_io::encode(&schema::REJECTS, std::slice::from_ref(rejects))
-        .map_err(|source| PipelineError::Parquet { path: rejects_path.to_string(), source })?;
-    super::put(store, &table_path, table).await?;
-    super::put(store, &rejects_path, rejects).await?;
+    super::put(store, &paths::referential(kind), encoded.table).await?;
+    super::put(store, &paths::referential_rejects(kind), encoded.rejects).await?;
     let note_bytes = serde_json::to_vec_pretty(note).expect("a note serializes");
     super::put(store, &paths::referential_source(kind), note_bytes.into()).await
 }
 
-/// Loads the columns enrichment needs from a formatted copy.
-pub async fn load(
-    store: &Arc<dyn ObjectStore>,
-    kind: ReferentialKind,
-) -> Result<Vec<RecordBatch>, PipelineError> {
+/// Builds a referential's lookup from its formatted copy, reading only the columns enrichment
+/// needs, batch by batch (the decoded text of 500,000 clients is never held at once).
+pub async fn load(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Built, PipelineError> {
     let path = paths::referential(kind);
     let bytes = store
         .get(&path)
@@ -195,13 +248,21 @@ pub async fn load(
         .bytes()
         .await
         .map_err(|source| storage_error("read the formatted referential", &path, source))?;
-    let columns: &[&str] = match kind {
+    let columns: &'static [&'static str] = match kind {
         ReferentialKind::Clients => &["id", "account_id"],
         ReferentialKind::Stores => &["id", "opening", "closing"],
         ReferentialKind::Products => &["id"],
     };
-    parquet_io::decode(bytes, columns)
-        .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
+    tokio::task::spawn_blocking(move || {
+        let mut built = None;
+        parquet_io::decode_each(bytes, columns, |rows, batch| {
+            built.get_or_insert_with(|| Built::with_capacity(kind, rows)).add(&batch);
+        })
+        .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })?;
+        Ok(built.unwrap_or_else(|| Built::with_capacity(kind, 0)))
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(format!("building a lookup panicked: {e}")))?
 }
 
 /// The formatted schema of a referential.
@@ -210,16 +271,6 @@ pub fn formatted_schema(kind: ReferentialKind) -> SchemaRef {
         ReferentialKind::Clients => schema::CLIENTS.clone(),
         ReferentialKind::Stores => schema::STORES.clone(),
         ReferentialKind::Products => schema::PRODUCTS.clone(),
-    }
-}
-
-fn ambiguous_ids(kind: ReferentialKind, batch: &RecordBatch) -> Vec<String> {
-    use super::lookups::{ClientLookup, ProductLookup, StoreLookup};
-    let batches = std::slice::from_ref(batch);
-    match kind {
-        ReferentialKind::Clients => ClientLookup::from_batches(batches).ambiguous_ids(),
-        ReferentialKind::Stores => StoreLookup::from_batches(batches).ambiguous_ids(),
-        ReferentialKind::Products => ProductLookup::from_batches(batches).ambiguous_ids(),
     }
 }
 

@@ -1,11 +1,11 @@
 //! The run of one date, stage by stage: lock → list → marker → referentials → idempotency →
 //! read and validate (files in parallel) → quarantine → duplicates → write → publish → report.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, AsArray, ListBuilder, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringBuilder};
 use arrow::datatypes::DataType;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
@@ -14,14 +14,14 @@ use tracing::{Instrument as _, info_span};
 
 use super::listing::{self, Landing};
 use super::lock::DateLock;
-use super::lookups::{ClientLookup, IdHasher, Lookups, ProductLookup, StoreLookup};
-use super::referentials::{self, Prepared};
+use super::lookups::{Built, ClientLookup, Lookups, ProductLookup, StoreLookup};
+use super::referentials::{self, Plan, Prepared};
 use super::report::{InputReport, OutputReport, QuarantineReport, RunReport, RunStatus, Totals};
-use super::transactions::{self, FileOutcome, KeptRows};
+use super::transactions::{self, FileOutcome, KeptRows, Parsed};
 use super::{Pipeline, PipelineError, RunRequest, paths, put, storage_error};
 use crate::contract::rules::Warning;
+use crate::contract::schema;
 use crate::contract::{CONTRACT_VERSION, EotMarker, ReferentialKind};
-use crate::contract::{schema, types};
 
 pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result<RunReport, PipelineError> {
     let started = Instant::now();
@@ -103,16 +103,38 @@ async fn run_locked(
         report.missing_files = Some(missing);
     }
 
-    let mut prepared = Vec::new();
-    let mut blocked = Vec::new();
+    let mut plans = Vec::new();
     for kind in ReferentialKind::ALL {
         let source = landing.referentials.get(&kind);
-        match referentials::prepare(store, kind, source, settings.max_reject_ratio, &report.run_id)
-            .instrument(info_span!("referentials", %date, referential = kind.stem()))
-            .await?
-        {
+        plans.push(
+            referentials::plan(store, kind, source)
+                .instrument(info_span!("referentials", %date, referential = kind.stem()))
+                .await?,
+        );
+    }
+    let parallelism =
+        settings.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let parallelism = parallelism.max(1);
+    let max_reject_ratio = settings.max_reject_ratio;
+    let needs_format = plans.iter().any(|plan| matches!(plan, Plan::Format { .. }));
+    // A changed referential is formatted while the day's files are read (reading needs no
+    // referential); otherwise nothing is read before the idempotency check below.
+    let (outcomes, parsed) = if needs_format {
+        let (outcomes, files) = tokio::join!(
+            format_changed(store, plans, max_reject_ratio, &report.run_id, date),
+            parse_files(store, &landing, max_reject_ratio, parallelism)
+                .instrument(info_span!("read", %date, files = landing.transactions.len())),
+        );
+        (outcomes?, Some(files))
+    } else {
+        (format_changed(store, plans, max_reject_ratio, &report.run_id, date).await?, None)
+    };
+    let mut prepared = Vec::new();
+    let mut blocked = Vec::new();
+    for outcome in outcomes {
+        match outcome {
             Ok(ready) => {
-                report.referentials.insert(kind.stem().to_owned(), ready.report.clone());
+                report.referentials.insert(ready.kind.stem().to_owned(), ready.report.clone());
                 prepared.push(ready);
             }
             Err(reason) => blocked.push(reason),
@@ -139,13 +161,22 @@ async fn run_locked(
         return record_only(store, report, started).await;
     }
 
-    let lookups = pipeline.lookups.get(store, prepared).await?;
+    // The lookups (the clients one is the costly one to load) come while the files are read:
+    // only enrichment needs them.
+    let (lookups, parsed) = match parsed {
+        Some(files) => (pipeline.lookups.get(store, prepared).await?, files),
+        None => {
+            let (lookups, files) = tokio::join!(
+                pipeline.lookups.get(store, prepared),
+                parse_files(store, &landing, max_reject_ratio, parallelism)
+                    .instrument(info_span!("read", %date, files = landing.transactions.len())),
+            );
+            (lookups?, files)
+        }
+    };
+    let parsed = parsed?;
     report.missing_hours = missing_hours(&landing, &lookups.stores);
-    let parallelism =
-        settings.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let outcomes = read_files(store, &landing, &lookups, settings.max_reject_ratio, parallelism.max(1))
-        .instrument(info_span!("read", %date, files = landing.transactions.len()))
-        .await?;
+    let outcomes = enrich_files(parsed, &lookups, parallelism).await?;
 
     // Quarantine first, so that duplicate detection sees only rows of files that stay.
     let mut files = Vec::new();
@@ -204,8 +235,6 @@ async fn run_locked(
     }
     files.sort_by(|(a, _), (b, _)| (a.hour, &a.name).cmp(&(b.hour, &b.name)));
 
-    flag_duplicates(files.iter_mut().filter_map(|(_, read)| read.as_mut().map(|(kept, _)| &mut **kept)));
-
     let mut kept_batches = Vec::new();
     let mut reject_batches = Vec::new();
     for (input, read) in &mut files {
@@ -229,68 +258,96 @@ async fn run_locked(
     write_reports(store, report, true).await
 }
 
+type ParseResult =
+    (crate::contract::TransactionFileName, object_store::ObjectMeta, Parsed, Option<bytes::Bytes>);
 type ReadResult =
     (crate::contract::TransactionFileName, object_store::ObjectMeta, FileOutcome, Option<bytes::Bytes>);
 
-/// Fetches and validates every file, several at once, keeping the contract's order.
-async fn read_files(
+/// Decides each referential's version (results in `ReferentialKind::ALL` order), formatting the
+/// changed ones at the same time (`Err(reason)`: no usable version).
+async fn format_changed(
+    store: &Arc<dyn ObjectStore>,
+    plans: Vec<Plan>,
+    max_reject_ratio: f64,
+    run_id: &str,
+    date: crate::contract::IngestDate,
+) -> Result<Vec<Result<Prepared, String>>, PipelineError> {
+    futures::future::try_join_all(plans.into_iter().map(|plan| async move {
+        match plan {
+            Plan::Ready(outcome) => Ok(outcome),
+            Plan::Format { kind, meta, note } => {
+                referentials::format_source(store, kind, &meta, note, max_reject_ratio, run_id)
+                    .instrument(info_span!("referentials", %date, referential = kind.stem()))
+                    .await
+            }
+        }
+    }))
+    .await
+}
+
+/// Fetches and validates every file, several at once, keeping the contract's order, and flags
+/// duplicate transaction ids.
+async fn parse_files(
     store: &Arc<dyn ObjectStore>,
     landing: &Landing,
-    lookups: &Lookups,
     max_reject_ratio: f64,
     parallelism: usize,
-) -> Result<Vec<ReadResult>, PipelineError> {
-    futures::stream::iter(landing.transactions.iter().cloned())
+) -> Result<Vec<ParseResult>, PipelineError> {
+    let parsed = futures::stream::iter(landing.transactions.iter().cloned())
         .map(|(file, meta)| {
             let store = Arc::clone(store);
-            let lookups = lookups.clone();
             async move {
                 let bytes = super::fetch(&store, &meta).await?;
-                let (file, outcome, bytes) = tokio::task::spawn_blocking(move || {
-                    let outcome = transactions::read_file(&file, &bytes, &lookups, max_reject_ratio);
+                let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
+                    let parsed = transactions::parse_file(&file, &bytes, max_reject_ratio);
                     // Keep the bytes only for files to quarantine: the copy is checked against them.
-                    let bytes = matches!(outcome, FileOutcome::Invalid(_)).then_some(bytes);
-                    (file, outcome, bytes)
+                    let bytes = matches!(parsed, Parsed::Invalid(_)).then_some(bytes);
+                    (file, parsed, bytes)
                 })
                 .await
                 .map_err(|e| {
                     PipelineError::Internal(format!("validating {} panicked: {e}", meta.location))
                 })?;
+                Ok::<_, PipelineError>((file, meta, parsed, bytes))
+            }
+        })
+        .buffered(parallelism)
+        .try_collect::<Vec<_>>()
+        .await?;
+    // Duplicates need only the transaction ids: flagged here, while the lookups may still load.
+    // Files to quarantine are left out, so only rows of files that stay count.
+    tokio::task::spawn_blocking(move || {
+        let mut parsed = parsed;
+        transactions::flag_duplicates(parsed.iter_mut().filter_map(|(_, _, parsed, _)| match parsed {
+            Parsed::Read { kept, .. } => Some(&mut **kept),
+            Parsed::Invalid(_) => None,
+        }));
+        parsed
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(format!("flagging duplicates panicked: {e}")))
+}
+
+/// Enriches each file's kept rows from the lookups, several files at once, in order.
+async fn enrich_files(
+    parsed: Vec<ParseResult>,
+    lookups: &Lookups,
+    parallelism: usize,
+) -> Result<Vec<ReadResult>, PipelineError> {
+    futures::stream::iter(parsed)
+        .map(|(file, meta, parsed, bytes)| {
+            let lookups = lookups.clone();
+            async move {
+                let name = file.name.clone();
+                let outcome = tokio::task::spawn_blocking(move || parsed.enrich(&lookups))
+                    .await
+                    .map_err(|e| PipelineError::Internal(format!("enriching {name} panicked: {e}")))?;
                 Ok::<_, PipelineError>((file, meta, outcome, bytes))
             }
         })
         .buffered(parallelism)
         .try_collect()
         .await
-}
-
-/// `duplicate_transaction_id`: every occurrence of an id kept more than once in the date.
-fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut KeptRows>) {
-    let mut files: Vec<&mut KeptRows> = files.collect();
-    // Kept ids are validated identifiers: packed into integers, they hash and compare fast.
-    let keys: Vec<Vec<u64>> = files
-        .iter()
-        .map(|kept| {
-            let ids = kept.columns[0].as_string::<i32>();
-            (0..kept.len)
-                .map(|row| {
-                    types::identifier_key(ids.value(row)).expect("kept transaction ids are identifiers")
-                })
-                .collect()
-        })
-        .collect();
-    let mut seen: HashMap<u64, u32, IdHasher> =
-        HashMap::with_capacity_and_hasher(keys.iter().map(Vec::len).sum(), IdHasher::default());
-    for key in keys.iter().flatten() {
-        *seen.entry(*key).or_default() += 1;
-    }
-    for (kept, keys) in files.iter_mut().zip(&keys) {
-        for (row, key) in keys.iter().enumerate() {
-            if seen.get(key).is_some_and(|count| *count > 1) {
-                kept.flags[row].insert(Warning::DuplicateTransactionId);
-            }
-        }
-    }
 }
 
 fn count_flags(kept: &KeptRows, input: &mut InputReport) {
@@ -407,12 +464,25 @@ async fn publish(
         Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
         Err(e) => return Err(storage_error("withdraw the previous report", &report_path, e)),
     }
-    for (path, schema, batches) in [
-        (paths::transactions(date), &*schema::TRANSACTIONS, kept),
-        (paths::transaction_rejects(date), &*schema::REJECTS, rejects),
-    ] {
-        let bytes = super::parquet_io::encode(schema, batches)
-            .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })?;
+    let (kept_path, rejects_path) = (paths::transactions(date), paths::transaction_rejects(date));
+    let encoded = {
+        let (kept, rejects) = (kept.to_vec(), rejects.to_vec());
+        let (kept_path, rejects_path) = (kept_path.clone(), rejects_path.clone());
+        // Columns on every core (parquet_io::encode), off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let encode = |path: &object_store::path::Path, schema, batches: &[RecordBatch]| {
+                super::parquet_io::encode(schema, batches)
+                    .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
+            };
+            Ok::<_, PipelineError>((
+                encode(&kept_path, &schema::TRANSACTIONS, &kept)?,
+                encode(&rejects_path, &schema::REJECTS, &rejects)?,
+            ))
+        })
+        .await
+        .map_err(|e| PipelineError::Internal(format!("encoding the outputs panicked: {e}")))??
+    };
+    for (path, batches, bytes) in [(kept_path, kept, encoded.0), (rejects_path, rejects, encoded.1)] {
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
         put(store, &path, bytes).await?;
@@ -465,8 +535,8 @@ impl LookupCache {
         let mut cache = self.inner.lock().await;
         for ready in prepared {
             let etag = ready.report.etag.clone();
-            let batches = match ready.fresh {
-                Some(batch) => Some(vec![batch]),
+            let built = match ready.fresh {
+                Some(built) => built,
                 None => {
                     let cached_etag = match ready.kind {
                         ReferentialKind::Clients => cache.clients.as_ref().map(|c| &c.0),
@@ -474,21 +544,11 @@ impl LookupCache {
                         ReferentialKind::Products => cache.products.as_ref().map(|c| &c.0),
                     };
                     if cached_etag == Some(&etag) {
-                        None
-                    } else {
-                        Some(referentials::load(store, ready.kind).await?)
+                        continue;
                     }
+                    referentials::load(store, ready.kind).await?
                 }
             };
-            let Some(batches) = batches else { continue };
-            let build = move || match ready.kind {
-                ReferentialKind::Clients => Built::Clients(ClientLookup::from_batches(&batches)),
-                ReferentialKind::Stores => Built::Stores(StoreLookup::from_batches(&batches)),
-                ReferentialKind::Products => Built::Products(ProductLookup::from_batches(&batches)),
-            };
-            let built = tokio::task::spawn_blocking(build)
-                .await
-                .map_err(|e| PipelineError::Internal(format!("building a lookup panicked: {e}")))?;
             match built {
                 Built::Clients(lookup) => cache.clients = Some((etag, Arc::new(lookup))),
                 Built::Stores(lookup) => cache.stores = Some((etag, Arc::new(lookup))),
@@ -504,10 +564,4 @@ impl LookupCache {
             _ => Err(PipelineError::Internal("a referential lookup is missing after preparation".into())),
         }
     }
-}
-
-enum Built {
-    Clients(ClientLookup),
-    Stores(StoreLookup),
-    Products(ProductLookup),
 }

@@ -8,7 +8,9 @@ use arrow::array::{
 };
 
 use super::csv_file::{CsvRead, FileProblem, RowErrors, read_csv};
-use super::lookups::{Lookups, Resolved};
+use std::collections::HashSet;
+
+use super::lookups::{IdHasher, Lookups, Resolved, key_of};
 use super::rejects::RejectsBuilder;
 use crate::contract::rules::{self, Flags, Warning};
 use crate::contract::schema::TRANSACTION_COLUMNS;
@@ -33,26 +35,43 @@ pub enum FileOutcome {
     Invalid(FileProblem),
 }
 
-/// Validates one transaction file and enriches its kept rows from the referentials.
-pub fn read_file(
-    file: &TransactionFileName,
-    bytes: &[u8],
-    lookups: &Lookups,
-    max_reject_ratio: f64,
-) -> FileOutcome {
-    let mut kept = KeptBuilder::new(file, bytes.len());
+/// One transaction file validated, its kept rows not yet enriched.
+pub enum Parsed {
+    /// Validated: kept rows (to enrich) and rejects.
+    Read { kept: Box<ParsedRows>, rejects: Box<RejectsBuilder>, rows: u64 },
+    /// Invalid as a whole: to be quarantined.
+    Invalid(FileProblem),
+}
+
+/// Validates one transaction file: every rule that needs no referential. The referential
+/// warnings and `account_id` come from [`Parsed::enrich`], so that files can be read while the
+/// lookups are still being loaded.
+pub fn parse_file(file: &TransactionFileName, bytes: &[u8], max_reject_ratio: f64) -> Parsed {
+    let mut kept = ParsedRows::new(file, bytes.len());
     let read = read_csv(&file.name, bytes, &TRANSACTION_COLUMNS, max_reject_ratio, |fields, line, errors| {
         if let Some(row) = parse_row(file, fields, errors)
             && errors.is_empty()
         {
-            kept.push(&row, line, lookups);
+            kept.push(&row, line);
         }
     });
     match read {
         Ok(CsvRead { rows, rejects }) => {
-            FileOutcome::Read { kept: Box::new(kept.finish()), rejects: Box::new(rejects), rows }
+            Parsed::Read { kept: Box::new(kept), rejects: Box::new(rejects), rows }
         }
-        Err(problem) => FileOutcome::Invalid(problem),
+        Err(problem) => Parsed::Invalid(problem),
+    }
+}
+
+impl Parsed {
+    /// Adds the referential warnings and `account_id` to the kept rows.
+    pub fn enrich(self, lookups: &Lookups) -> FileOutcome {
+        match self {
+            Self::Read { kept, rejects, rows } => {
+                FileOutcome::Read { kept: Box::new(kept.finish(lookups)), rejects, rows }
+            }
+            Self::Invalid(problem) => FileOutcome::Invalid(problem),
+        }
     }
 }
 
@@ -120,14 +139,48 @@ fn parse_row<'a>(
     })
 }
 
-/// Builds the kept rows' columns.
-struct KeptBuilder<'f> {
-    file: &'f TransactionFileName,
+/// `duplicate_transaction_id`: every occurrence of an id kept more than once in the date, over
+/// the kept rows of the files that stay.
+pub fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut ParsedRows>) {
+    let mut files: Vec<&mut ParsedRows> = files.collect();
+    // Kept ids are validated identifiers, packed into integers when parsed. Sorting them finds
+    // the repeated ones without a date-sized hash table (whose random accesses were the largest
+    // item of a 16x day's profile); repeats are rare, so the rows are then checked against a
+    // small set.
+    let mut keys: Vec<u64> = files.iter().flat_map(|kept| kept.transaction_keys.iter().copied()).collect();
+    keys.sort_unstable();
+    let mut repeated: HashSet<u64, IdHasher> = HashSet::default();
+    for pair in keys.windows(2) {
+        if pair[0] == pair[1] {
+            repeated.insert(pair[0]);
+        }
+    }
+    drop(keys);
+    if repeated.is_empty() {
+        return;
+    }
+    for kept in &mut files {
+        for (row, key) in kept.transaction_keys.iter().enumerate() {
+            if repeated.contains(key) {
+                kept.flags[row].insert(Warning::DuplicateTransactionId);
+            }
+        }
+    }
+}
+
+/// The kept rows of one file as they are parsed: their columns but `account_id`, the packed
+/// ids to look up, and the warnings that need no referential.
+pub struct ParsedRows {
+    file: String,
+    hour_of_file: u8,
     transaction_id: StringBuilder,
     client_id: StringBuilder,
-    account_id: StringBuilder,
     product_id: StringBuilder,
     store_id: StringBuilder,
+    transaction_keys: Vec<u64>,
+    client_keys: Vec<u64>,
+    product_keys: Vec<u64>,
+    store_keys: Vec<u64>,
     quantity: Vec<i32>,
     datetime: Vec<i64>,
     date: Vec<i32>,
@@ -137,18 +190,22 @@ struct KeptBuilder<'f> {
     flags: Vec<Flags>,
 }
 
-impl<'f> KeptBuilder<'f> {
-    fn new(file: &'f TransactionFileName, bytes: usize) -> Self {
+impl ParsedRows {
+    fn new(file: &TransactionFileName, bytes: usize) -> Self {
         // The real feed averages ~83 bytes a row: size the builders once.
         let rows = bytes / 64 + 16;
         let strings = || StringBuilder::with_capacity(rows, rows * 17);
         Self {
-            file,
+            file: file.name.clone(),
+            hour_of_file: file.hour,
             transaction_id: strings(),
             client_id: strings(),
-            account_id: strings(),
             product_id: strings(),
             store_id: strings(),
+            transaction_keys: Vec::with_capacity(rows),
+            client_keys: Vec::with_capacity(rows),
+            product_keys: Vec::with_capacity(rows),
+            store_keys: Vec::with_capacity(rows),
             quantity: Vec::with_capacity(rows),
             datetime: Vec::with_capacity(rows),
             date: Vec::with_capacity(rows),
@@ -159,49 +216,22 @@ impl<'f> KeptBuilder<'f> {
         }
     }
 
-    fn push(&mut self, row: &Row<'_>, line: u64, lookups: &Lookups) {
+    fn push(&mut self, row: &Row<'_>, line: u64) {
         let mut flags = Flags::default();
         if row.quantity == 0 {
             flags.insert(Warning::ZeroQuantity);
         }
-        if row.hour as u8 != self.file.hour {
+        if row.hour as u8 != self.hour_of_file {
             flags.insert(Warning::HourMismatch);
         }
-        let store = lookups.store(row.store_id);
-        if let Resolved::Unique(hours) = store
-            && (row.hour < hours.opening || row.hour > hours.closing)
-        {
-            flags.insert(Warning::OutsideOpeningHours);
-        }
-        let product = lookups.product(row.product_id);
-        let client = lookups.client(row.client_id);
-        if matches!(store, Resolved::Unknown) {
-            flags.insert(Warning::UnknownStore);
-        }
-        if matches!(product, Resolved::Unknown) {
-            flags.insert(Warning::UnknownProduct);
-        }
-        if matches!(client, Resolved::Unknown) {
-            flags.insert(Warning::UnknownClient);
-        }
-        if matches!(client, Resolved::Ambiguous) {
-            flags.insert(Warning::AmbiguousClient);
-        }
-        if matches!(store, Resolved::Ambiguous) {
-            flags.insert(Warning::AmbiguousStore);
-        }
-        if matches!(product, Resolved::Ambiguous) {
-            flags.insert(Warning::AmbiguousProduct);
-        }
-
         self.transaction_id.append_value(row.transaction_id);
         self.client_id.append_value(row.client_id);
-        match client {
-            Resolved::Unique(account) => self.account_id.append_value(account.text(&mut [0; 19])),
-            _ => self.account_id.append_null(),
-        }
         self.product_id.append_value(row.product_id);
         self.store_id.append_value(row.store_id);
+        self.transaction_keys.push(key_of(row.transaction_id));
+        self.client_keys.push(key_of(row.client_id));
+        self.product_keys.push(key_of(row.product_id));
+        self.store_keys.push(key_of(row.store_id));
         self.quantity.push(row.quantity);
         let seconds = i64::from(row.date) * 86_400 + i64::from(row.hour) * 3_600 + i64::from(row.minute) * 60;
         self.datetime.push(seconds * 1_000_000);
@@ -212,12 +242,48 @@ impl<'f> KeptBuilder<'f> {
         self.flags.push(flags);
     }
 
-    fn finish(mut self) -> KeptRows {
+    /// Looks the rows' ids up (in batches: the clients table is far larger than the caches),
+    /// adds the referential warnings and builds the columns.
+    fn finish(mut self, lookups: &Lookups) -> KeptRows {
         let len = self.flags.len();
+        let (mut clients, mut stores, mut products) = (Vec::new(), Vec::new(), Vec::new());
+        lookups.clients(&self.client_keys, &mut clients);
+        lookups.stores(&self.store_keys, &mut stores);
+        lookups.products(&self.product_keys, &mut products);
+        let mut account_id = StringBuilder::with_capacity(len, len * 12);
+        let mut buffer = [0; 19];
+        for row in 0..len {
+            let flags = &mut self.flags[row];
+            let hour = self.hour[row];
+            match stores[row] {
+                Resolved::Unique(hours) if hour < hours.opening || hour > hours.closing => {
+                    flags.insert(Warning::OutsideOpeningHours);
+                }
+                Resolved::Unique(_) => {}
+                Resolved::Unknown => flags.insert(Warning::UnknownStore),
+                Resolved::Ambiguous => flags.insert(Warning::AmbiguousStore),
+            }
+            match products[row] {
+                Resolved::Unique(()) => {}
+                Resolved::Unknown => flags.insert(Warning::UnknownProduct),
+                Resolved::Ambiguous => flags.insert(Warning::AmbiguousProduct),
+            }
+            match clients[row] {
+                Resolved::Unique(account) => account_id.append_value(account.text(&mut buffer)),
+                Resolved::Unknown => {
+                    flags.insert(Warning::UnknownClient);
+                    account_id.append_null();
+                }
+                Resolved::Ambiguous => {
+                    flags.insert(Warning::AmbiguousClient);
+                    account_id.append_null();
+                }
+            }
+        }
         let columns: Vec<ArrayRef> = vec![
             std::sync::Arc::new(self.transaction_id.finish()),
             std::sync::Arc::new(self.client_id.finish()),
-            std::sync::Arc::new(self.account_id.finish()),
+            std::sync::Arc::new(account_id.finish()),
             std::sync::Arc::new(self.product_id.finish()),
             std::sync::Arc::new(self.store_id.finish()),
             std::sync::Arc::new(Int32Array::from(self.quantity)),
@@ -226,11 +292,62 @@ impl<'f> KeptBuilder<'f> {
             std::sync::Arc::new(Int8Array::from(self.hour)),
             std::sync::Arc::new(Int8Array::from(self.minute)),
             std::sync::Arc::new(arrow::array::StringArray::from_iter_values(std::iter::repeat_n(
-                self.file.name.as_str(),
+                self.file.as_str(),
                 len,
             ))),
             std::sync::Arc::new(Int64Array::from(self.source_line)),
         ];
         KeptRows { columns, flags: self.flags, len }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, AsArray};
+
+    use super::*;
+    use crate::pipeline::lookups::{ClientLookup, ProductLookup, StoreLookup};
+
+    fn parse(name: &str, text: &str) -> Box<ParsedRows> {
+        let file = TransactionFileName::parse(name).expect("a transaction file name");
+        match parse_file(&file, text.as_bytes(), 1.0) {
+            Parsed::Read { kept, .. } => kept,
+            Parsed::Invalid(problem) => panic!("invalid: {}", problem.reason),
+        }
+    }
+
+    #[test]
+    fn duplicates_are_flagged_across_files_and_enrichment_keeps_them() {
+        let header = "transaction_id;client_id;date;hour;minute;product_id;quantity;store_id\n";
+        let mut first = parse(
+            "transactions_2023-11-23_8.csv",
+            &format!(
+                "{header}10;1;2023-11-23;8;0;5;1;7\n11;1;2023-11-23;8;1;5;0;7\n010;2;2023-11-23;8;2;5;1;7\n"
+            ),
+        );
+        let mut second =
+            parse("transactions_2023-11-23_9.csv", &format!("{header}11;060;2023-11-23;9;0;5;1;7\n"));
+        flag_duplicates([&mut *first, &mut *second].into_iter());
+        let lookups = Lookups {
+            clients: Arc::new(ClientLookup::default()),
+            stores: Arc::new(StoreLookup::default()),
+            products: Arc::new(ProductLookup::default()),
+        };
+        let first = first.finish(&lookups);
+        let second = second.finish(&lookups);
+        let duplicate = |kept: &KeptRows| -> Vec<bool> {
+            kept.flags.iter().map(|f| f.contains(Warning::DuplicateTransactionId)).collect()
+        };
+        // `010` and `10` are different ids; `11` is in both files.
+        assert_eq!(duplicate(&first), [false, true, false]);
+        assert_eq!(duplicate(&second), [true]);
+        assert!(first.flags[1].contains(Warning::ZeroQuantity));
+        assert!(second.flags[0].contains(Warning::UnknownClient));
+        assert!(second.flags[0].contains(Warning::UnknownStore));
+        let accounts = first.columns[2].as_string::<i32>();
+        assert_eq!(accounts.null_count(), 3);
+        assert_eq!(second.columns[1].as_string::<i32>().value(0), "060");
     }
 }

@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int8Type, Int32Type};
 
-use crate::contract::IngestDate;
 use crate::contract::rules::{self, Warning};
 use crate::contract::schema::TRANSACTION_COLUMNS;
+use crate::contract::{IngestDate, types};
 use crate::pipeline::RunReport;
 
 /// How many offending values the page lists per rule.
@@ -83,7 +83,7 @@ pub fn compute(
 ) -> DateStats {
     let mut kept_per_hour = [0u64; 24];
     let mut counters: BTreeMap<String, Counter<'_>> = BTreeMap::new();
-    let mut groups: HashMap<Option<&str>, Group<'_>> = HashMap::new();
+    let mut groups: HashMap<Option<&str>, Group<'_>, Fast> = HashMap::default();
 
     for batch in kept {
         let text = |name: &str| batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
@@ -96,6 +96,9 @@ pub fn compute(
         let quantities = batch.column_by_name("quantity").and_then(|c| c.as_primitive_opt::<Int32Type>());
         let flags = batch.column_by_name("quality_flags").and_then(|c| c.as_list_opt::<i32>());
         let (Some(hours), Some(quantities), Some(flags)) = (hours, quantities, flags) else { continue };
+        let Some(flag_names) = flags.values().as_string_opt::<i32>() else { continue };
+        // The flags of a row are a range of the list's values: no array per row.
+        let offsets = flags.value_offsets();
         for row in 0..batch.num_rows() {
             let hour = hours.value(row);
             if let Ok(index) = usize::try_from(hour)
@@ -103,15 +106,15 @@ pub fn compute(
             {
                 kept_per_hour[index] += 1;
             }
-            let row_flags = flags.value(row);
-            let row_flags = row_flags.as_string::<i32>();
-            let unknown_store = row_flags.iter().flatten().any(|f| f == Warning::UnknownStore.name());
+            let row_flags = offsets[row] as usize..offsets[row + 1] as usize;
+            let names = || row_flags.clone().filter(|&i| flag_names.is_valid(i)).map(|i| flag_names.value(i));
+            let unknown_store = names().any(|f| f == Warning::UnknownStore.name());
             let group = groups.entry((!unknown_store).then(|| store_id.value(row))).or_default();
             group.transactions += 1;
             group.total_quantity += i64::from(quantities.value(row));
             group.clients.insert(client_id.value(row));
             group.flagged_rows += u64::from(!row_flags.is_empty());
-            for flag in row_flags.iter().flatten() {
+            for flag in names() {
                 let column = flag_column(flag);
                 let value = match column {
                     "transaction_id" => Key::Text(transaction_id.value(row)),
@@ -120,7 +123,12 @@ pub fn compute(
                     "hour" => Key::Hour(hour),
                     _ => Key::Text(store_id.value(row)),
                 };
-                counters.entry(flag.to_owned()).or_insert_with(|| Counter::new(column)).add(value);
+                match counters.get_mut(flag) {
+                    Some(counter) => counter.add(value),
+                    None => {
+                        counters.entry(flag.to_owned()).or_insert_with(|| Counter::new(column)).add(value);
+                    }
+                }
             }
         }
     }
@@ -214,15 +222,19 @@ enum Key<'a> {
     Text(&'a str),
 }
 
+/// The hasher of the figures' maps: foldhash (nothing iterates them in an order that reaches
+/// an output: every listing is sorted).
+type Fast = foldhash::fast::RandomState;
+
 struct Counter<'a> {
     column: &'static str,
-    counts: HashMap<Key<'a>, u64>,
+    counts: HashMap<Key<'a>, u64, Fast>,
     rows: u64,
 }
 
 impl<'a> Counter<'a> {
     fn new(column: &'static str) -> Self {
-        Self { column, counts: HashMap::new(), rows: 0 }
+        Self { column, counts: HashMap::default(), rows: 0 }
     }
 
     fn add(&mut self, key: Key<'a>) {
@@ -254,14 +266,40 @@ impl<'a> Counter<'a> {
 struct Group<'a> {
     transactions: u64,
     total_quantity: i64,
-    clients: HashSet<&'a str>,
+    clients: Clients<'a>,
     flagged_rows: u64,
+}
+
+/// Distinct client ids: packed into integers ([`types::identifier_key`]) when they are
+/// identifiers, as kept rows' always are (hashing and comparing an integer, not text); any
+/// other text apart, so that nothing is counted twice or merged.
+#[derive(Default)]
+struct Clients<'a> {
+    packed: HashSet<u64, Fast>,
+    other: HashSet<&'a str, Fast>,
+}
+
+impl<'a> Clients<'a> {
+    fn insert(&mut self, id: &'a str) {
+        match types::identifier_key(id) {
+            Some(key) => {
+                self.packed.insert(key);
+            }
+            None => {
+                self.other.insert(id);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.packed.len() + self.other.len()
+    }
 }
 
 /// Every store of the referential (with zeros when it sold nothing), plus any store seen in
 /// the rows, plus the unknown-store group when it has rows.
-fn store_days(groups: HashMap<Option<&str>, Group<'_>>, stores: &[RecordBatch]) -> Vec<StoreDay> {
-    let mut groups: HashMap<Option<String>, Group<'_>> =
+fn store_days(groups: HashMap<Option<&str>, Group<'_>, Fast>, stores: &[RecordBatch]) -> Vec<StoreDay> {
+    let mut groups: HashMap<Option<String>, Group<'_>, Fast> =
         groups.into_iter().map(|(id, group)| (id.map(str::to_owned), group)).collect();
     let referential = store_attributes(stores);
     let mut ids: Vec<Option<String>> = referential.keys().map(|id| Some(id.clone())).collect();
