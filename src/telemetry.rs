@@ -54,3 +54,19 @@ pub fn init(format: LogFormat, default_level: &str) {
         LogFormat::Text => builder.compact().with_target(false).try_init(),
     };
 }
+
+/// `error: cause: cause` on one line. object_store and friends often repeat their source in
+/// their own message: a cause already in the line is not added again.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}

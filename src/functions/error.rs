@@ -60,7 +60,7 @@ impl IntoResponse for HandlerError {
                 "the invocation failed and will be retried; see the handler's log".to_owned()
             }
             Self::Pipeline(error) => {
-                tracing::error!(status = status.as_u16(), error = %error_chain(error), "invocation failed");
+                tracing::error!(status = status.as_u16(), error = %crate::telemetry::error_chain(error), "invocation failed");
                 "internal error; see the handler's log".to_owned()
             }
             Self::Internal(error) => {
@@ -70,20 +70,4 @@ impl IntoResponse for HandlerError {
         };
         (status, Json(json!({ "error": message }))).into_response()
     }
-}
-
-/// `error: cause: cause`, for one log line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // object_store and friends often repeat their source in their own message.
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
 }

@@ -835,16 +835,7 @@ fn retry_config_for(network: &NetworkPolicy) -> RetryConfig {
 
 /// An error and its sources on one line, each cause once, secrets of `settings` redacted.
 pub fn one_line(settings: &StoreSettings, error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
+    let line = crate::telemetry::error_chain(error);
     let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
     settings.redact(&line)
 }
