@@ -168,6 +168,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unreadable_lock_note_is_taken_over_at_once() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        store.put(&paths::lock(date()), "garbage".into()).await.unwrap();
+        let started = Instant::now();
+        let lock =
+            DateLock::acquire(&store, date(), "next", Duration::ZERO, Duration::from_secs(60)).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1), "taken over in {:?}", started.elapsed());
+        lock.release().await;
+    }
+
+    #[tokio::test]
     async fn a_dead_holders_lock_is_taken_over_after_the_time_to_live() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ttl = Duration::from_millis(300);

@@ -740,7 +740,7 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
                 .with_container_name(&azure.container)
                 .with_endpoint(azure.blob_endpoint.clone())
                 .with_client_options(client_options)
-                .with_retry(retry_config_for(&network));
+                .with_retry(retry_config(&network));
             builder = match &azure.credentials {
                 AzureCredentials::AccountKey(key) => builder.with_access_key(key.expose()),
                 AzureCredentials::Sas(sas) => builder.with_config(AzureConfigKey::SasKey, sas.expose()),
@@ -761,17 +761,9 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
             })?);
             match &azure.credentials {
                 AzureCredentials::Sas(sas) => {
-                    let open_error =
-                        |reason: String| StorageError::Open { store: settings.describe(), reason };
-                    let mut container_url = Url::parse(&azure.blob_endpoint)
-                        .map_err(|e| open_error(format!("invalid blob endpoint: {e}")))?;
-                    container_url
-                        .path_segments_mut()
-                        .map_err(|()| open_error("invalid blob endpoint".to_owned()))?
-                        .pop_if_empty()
-                        .push(&azure.container);
                     let store =
-                        SasDeletes::new(store, container_url, sas.clone(), network).map_err(open_error)?;
+                        SasDeletes::new(store, &azure.blob_endpoint, &azure.container, sas.clone(), network)
+                            .map_err(|reason| StorageError::Open { store: settings.describe(), reason })?;
                     Ok(Arc::new(store))
                 }
                 _ => Ok(store),
@@ -816,12 +808,8 @@ fn azure_error_code(text: &str) -> Option<&str> {
     Some(text[start..end].trim()).filter(|code| !code.is_empty())
 }
 
-/// The retry policy for Azure requests (values in the module docs).
-pub fn retry_config() -> RetryConfig {
-    retry_config_for(&NetworkPolicy::default())
-}
-
-fn retry_config_for(network: &NetworkPolicy) -> RetryConfig {
+/// object_store's retry policy for `network` (the defaults are in the module docs).
+fn retry_config(network: &NetworkPolicy) -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: network.initial_backoff,

@@ -44,12 +44,21 @@ struct Deleter {
 }
 
 impl SasDeletes {
+    /// Wraps `inner`, the store of `container` at `blob_endpoint`, whose credential is `sas`.
     pub(crate) fn new(
         inner: Arc<dyn ObjectStore>,
-        container_url: Url,
+        blob_endpoint: &str,
+        container: &str,
         sas: Secret,
         network: NetworkPolicy,
     ) -> Result<Self, String> {
+        let mut container_url =
+            Url::parse(blob_endpoint).map_err(|e| format!("invalid blob endpoint: {e}"))?;
+        container_url
+            .path_segments_mut()
+            .map_err(|()| "invalid blob endpoint: it cannot have a path".to_owned())?
+            .pop_if_empty()
+            .push(container);
         let http = reqwest_azure::Client::builder()
             .connect_timeout(network.connect_timeout)
             .timeout(network.request_timeout)
@@ -194,17 +203,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blob_urls_encode_each_segment_and_carry_the_sas() {
-        let deleter = Deleter {
-            http: reqwest_azure::Client::new(),
-            container_url: Url::parse("http://127.0.0.1:10000/devstoreaccount1/landing").unwrap(),
-            sas: Secret::new("sv=2021-08-06&sp=rd&sig=abc%2B"),
-            network: NetworkPolicy::default(),
-        };
-        let url = deleter.blob_url(&Path::from("error/transactions 2023-11-23_9.csv"));
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:10000/devstoreaccount1/landing/error/transactions%202023-11-23_9.csv?sv=2021-08-06&sp=rd&sig=abc%2B"
-        );
+    fn blob_urls_name_the_container_encode_each_segment_and_carry_the_sas() {
+        // A trailing `/` on the endpoint, as connection strings often have, changes nothing.
+        for endpoint in
+            ["http://127.0.0.1:10000/devstoreaccount1", "http://127.0.0.1:10000/devstoreaccount1/"]
+        {
+            let store = SasDeletes::new(
+                Arc::new(object_store::memory::InMemory::new()),
+                endpoint,
+                "landing",
+                Secret::new("sv=2021-08-06&sp=rd&sig=abc%2B"),
+                NetworkPolicy::default(),
+            )
+            .unwrap();
+            let url = store.deleter.blob_url(&Path::from("error/transactions 2023-11-23_9.csv"));
+            assert_eq!(
+                url.as_str(),
+                "http://127.0.0.1:10000/devstoreaccount1/landing/error/transactions%202023-11-23_9.csv?sv=2021-08-06&sp=rd&sig=abc%2B"
+            );
+        }
     }
 }

@@ -115,20 +115,14 @@ fn demo_generates_a_sample_ingests_it_and_says_where_to_look() {
 #[test]
 fn a_blank_reject_ratio_setting_means_the_default_and_a_bad_one_is_refused() {
     let dir = store_with_fixtures();
-    binary()
-        .args(["run", "--store"])
-        .arg(dir.path())
-        .args(["--dates", "2023-11-23"])
-        .env("INGEST_MAX_REJECT_RATIO", "")
-        .assert()
-        .code(0)
-        .stdout(predicate::str::contains("2023-11-23  succeeded"));
-    binary()
-        .args(["run", "--store"])
-        .arg(dir.path())
-        .args(["--dates", "2023-11-23"])
-        .env("INGEST_MAX_REJECT_RATIO", "1.5")
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("expected a share between 0 and 1"));
+    let run_with_ratio = |ratio: &str| {
+        binary()
+            .args(["run", "--store"])
+            .arg(dir.path())
+            .args(["--dates", "2023-11-23"])
+            .env("INGEST_MAX_REJECT_RATIO", ratio)
+            .assert()
+    };
+    run_with_ratio("").code(0).stdout(predicate::str::contains("2023-11-23  succeeded"));
+    run_with_ratio("1.5").code(2).stderr(predicate::str::contains("expected a share between 0 and 1"));
 }

@@ -480,6 +480,11 @@ async fn referentials_are_formatted_once_and_reused_while_unchanged() {
     store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
     let first = store.run(DAY).await;
     assert!(first.referentials.values().all(|r| r.source == ReferentialSource::Fresh));
+    // `_source.json` says which version of the source the formatted copy was made from.
+    for (kind, referential) in &first.referentials {
+        let note = store.json(&format!("formatted/{kind}/_source.json")).await;
+        assert_eq!(note["etag"].as_str(), Some(referential.etag.as_str()), "{kind}: {note}");
+    }
     let formatted = store.get("formatted/clients/clients.parquet").await.unwrap();
     let meta = |s: &TestStore| {
         let path = s.dir.path().join("formatted/clients/clients.parquet");
@@ -499,6 +504,12 @@ async fn referentials_are_formatted_once_and_reused_while_unchanged() {
     assert_eq!(changed.totals.flags["unknown_client"], 3, "101, 200 and 777 are unknown now");
 
     // Rows that break a type rule go to the referential's rejects.
+    assert_eq!(
+        first.referentials["clients"].rejected.get("invalid_id"),
+        Some(&1),
+        "{:?}",
+        first.referentials
+    );
     let store_rejects = reject_rows(&store.parquet("rejected/stores/rejects.parquet").await);
     assert_eq!(store_rejects.len(), 1);
     assert_eq!((store_rejects[0].1, store_rejects[0].3.clone()), (6, flags(&["invalid_latlng"])));
@@ -569,6 +580,20 @@ async fn a_marker_listing_a_missing_file_leaves_the_date_incomplete() {
     assert_eq!(report.totals.kept, 12, "unlisted files are ingested too");
     let empty_marker = store.run_with(DAY, true, Some(EotMarker::Everything)).await;
     assert_eq!(empty_marker.missing_files.as_deref(), Some(&[][..]));
+
+    // An incomplete run after a published one leaves that output exactly as it was.
+    let published = (store.get(TX).await.unwrap(), store.get(REPORT).await.unwrap());
+    let listed = EotMarker::Listed(vec![
+        "transactions_2023-11-23_9.csv".into(),
+        "transactions_2023-11-23_12.csv".into(),
+    ]);
+    let late = store.run_with(DAY, true, Some(listed)).await;
+    assert_eq!(late.status, RunStatus::Incomplete);
+    assert_eq!((store.get(TX).await.unwrap(), store.get(REPORT).await.unwrap()), published);
+    assert!(
+        store.exists(&format!("runs/{DAY}/{}.json", late.run_id)).await,
+        "the incomplete run is kept under runs/"
+    );
 }
 
 #[tokio::test]

@@ -291,6 +291,18 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
     let (captured, worked) = flow(&sas_container, &sas_string, &secrets, true).await;
     assert!(worked, "the SAS flow ran the date: {captured}");
     assert_no_leak("the SAS flow", &captured, &sas_needles);
+    // Every delete of the flow went through: the lock was released, the quarantined original
+    // removed (its copy kept).
+    let sas_store =
+        retail_ingest::storage::open(&azurite::settings_for(&sas_container, &azurite::connection_string()))
+            .expect("store");
+    let exists = |name: &'static str| {
+        let store = Arc::clone(&sas_store);
+        async move { store.head(&StorePath::from(name)).await.is_ok() }
+    };
+    assert!(!exists("locks/2023-11-23.json").await, "the SAS run released its lock");
+    assert!(!exists("transactions_2023-11-23_8.csv").await, "the SAS run removed the quarantined original");
+    assert!(exists("error/transactions_2023-11-23_8.csv").await, "and kept its copy");
 
     // 3. A fake account key: every storage call is refused, errors everywhere, no leak.
     let fake_string = format!(

@@ -256,6 +256,19 @@ async fn a_read_only_sas_cannot_write_and_the_error_does_not_show_the_signature(
     for shown in [err.to_string(), format!("{err:?}"), storage::one_line(&settings, &err)] {
         assert!(!shown.contains(&signature) && !shown.contains("sig="), "signature leaked: {shown}");
     }
+    // A refused single-blob delete (storage/sas_deletes.rs): an error that says so, without the
+    // signature, and the blob stays.
+    let path = Path::from("kept.txt");
+    let writer =
+        storage::open(&azurite::settings_for(&container, &azurite::connection_string())).expect("open");
+    writer.put(&path, PutPayload::from("kept")).await.expect("put with the account key");
+    let err = store.delete(&path).await.expect_err("deleting is not allowed either");
+    assert!(!matches!(err, object_store::Error::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("403"), "{err}");
+    for shown in [err.to_string(), format!("{err:?}"), storage::one_line(&settings, &err)] {
+        assert!(!shown.contains(&signature) && !shown.contains("sig="), "signature leaked: {shown}");
+    }
+    assert_eq!(text(writer.as_ref(), &path).await, "kept");
 }
 
 #[tokio::test]
