@@ -84,3 +84,18 @@ pub static PRODUCTS: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("quality_flags", list_of_strings(), false),
     ]))
 });
+
+/// `aggregated/store_daily/store_daily_{date}.parquet`: one row per store and date.
+pub static STORE_DAILY: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("store_id", DataType::Utf8, true),
+        Field::new("latitude", DataType::Float64, true),
+        Field::new("longitude", DataType::Float64, true),
+        Field::new("type", DataType::Int32, true),
+        Field::new("date", DataType::Date32, false),
+        Field::new("transactions", DataType::Int64, false),
+        Field::new("total_quantity", DataType::Int64, false),
+        Field::new("distinct_clients", DataType::Int64, false),
+        Field::new("flagged_rows", DataType::Int64, false),
+    ]))
+});

@@ -171,7 +171,10 @@ fn storage_error(action: &'static str, path: &Path, source: object_store::Error)
 }
 
 /// Reads a blob, `None` when it does not exist.
-async fn get_optional(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<Bytes>, PipelineError> {
+pub(crate) async fn get_optional(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<Option<Bytes>, PipelineError> {
     match store.get(path).await {
         Ok(result) => result.bytes().await.map(Some).map_err(|e| storage_error("read", path, e)),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -192,7 +195,11 @@ async fn fetch(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Result<Bytes,
 
 /// Writes a whole blob in one atomic put (object_store writes a local file to a temporary
 /// name and renames it; Azure commits a block blob in one request).
-async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) -> Result<(), PipelineError> {
+pub(crate) async fn put(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    bytes: Bytes,
+) -> Result<(), PipelineError> {
     store
         .put(path, PutPayload::from_bytes(bytes))
         .await

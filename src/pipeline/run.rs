@@ -253,7 +253,7 @@ async fn run_locked(
 
     publish(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)).await?;
     // The data-quality page and store_daily: after the data, before the report.
-    crate::quality::publish(store, report, &kept_batches, &reject_batches).await?;
+    crate::quality::publish(store, report, kept_batches, reject_batches).await?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     write_reports(store, report, true).await
 }

@@ -23,7 +23,7 @@ use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOption
 
 use crate::contract::{IngestDate, ReferentialKind};
 use crate::pipeline::report::OutputReport;
-use crate::pipeline::{PipelineError, RunReport, parquet_io, paths};
+use crate::pipeline::{PipelineError, RunReport, get_optional, parquet_io, paths, put};
 
 /// Computes the date's figures from the rows just published, writes `store_daily` then the
 /// page, and adds both to `report.outputs`.
@@ -31,27 +31,20 @@ use crate::pipeline::{PipelineError, RunReport, parquet_io, paths};
 pub async fn publish(
     store: &Arc<dyn ObjectStore>,
     report: &mut RunReport,
-    kept: &[RecordBatch],
-    rejects: &[RecordBatch],
+    kept: Vec<RecordBatch>,
+    rejects: Vec<RecordBatch>,
 ) -> Result<(), PipelineError> {
-    let stores = load_stores(store).await?;
-    let stats = {
-        let (snapshot, kept, rejects) = (report.clone(), kept.to_vec(), rejects.to_vec());
-        tokio::task::spawn_blocking(move || stats::compute(&snapshot, &kept, &rejects, &stores))
-            .await
-            .map_err(|e| PipelineError::Internal(format!("computing the quality figures panicked: {e}")))?
-    };
+    let stats = figures(store, report.date, kept, rejects).await?;
     let path = paths::store_daily(report.date);
-    let bytes = store_daily::encode(&stats)
-        .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })?;
+    let bytes = encode_store_daily(&path, &stats)?;
     let rows = stats.stores.len() as u64;
     report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
-    put(store, &path, bytes, None).await?;
+    put(store, &path, bytes).await?;
 
     let path = paths::quality_page(report.date);
     let html = Bytes::from(page::render(report, &stats));
     report.outputs.push(OutputReport { path: path.to_string(), rows: 0, bytes: html.len() as u64 });
-    put(store, &path, html, Some("text/html; charset=utf-8")).await?;
+    put_html(store, &path, html).await?;
     tracing::info!(stores = rows, "data-quality page and store_daily written");
     Ok(())
 }
@@ -90,63 +83,55 @@ pub async fn rerender(
     }
     let rejects = batches.pop().unwrap_or_default();
     let kept = batches.pop().unwrap_or_default();
-    let stores = load_stores(store).await?;
-    let stats = {
-        let snapshot = report.clone();
-        tokio::task::spawn_blocking(move || stats::compute(&snapshot, &kept, &rejects, &stores))
-            .await
-            .map_err(|e| PipelineError::Internal(format!("computing the quality figures panicked: {e}")))?
-    };
+    let stats = figures(store, date, kept, rejects).await?;
     let daily_path = paths::store_daily(date);
-    let store_daily = if get_optional(store, &daily_path).await?.is_none() {
-        let bytes = store_daily::encode(&stats)
-            .map_err(|source| PipelineError::Parquet { path: daily_path.to_string(), source })?;
-        put(store, &daily_path, bytes, None).await?;
-        Some(daily_path.to_string())
-    } else {
-        None
+    let store_daily = match store.head(&daily_path).await {
+        Ok(_) => None,
+        Err(object_store::Error::NotFound { .. }) => {
+            put(store, &daily_path, encode_store_daily(&daily_path, &stats)?).await?;
+            Some(daily_path.to_string())
+        }
+        Err(source) => {
+            return Err(PipelineError::Storage { action: "read", path: daily_path.to_string(), source });
+        }
     };
     let page_path = paths::quality_page(date);
-    put(store, &page_path, Bytes::from(page::render(&report, &stats)), Some("text/html; charset=utf-8"))
-        .await?;
+    put_html(store, &page_path, Bytes::from(page::render(&report, &stats))).await?;
     Ok(Some(Rerendered { page: page_path.to_string(), store_daily }))
 }
 
-/// The formatted stores table (every column: the map needs coordinates and type). An absent
-/// copy gives no rows: the figures are still made, without coordinates.
-async fn load_stores(store: &Arc<dyn ObjectStore>) -> Result<Vec<RecordBatch>, PipelineError> {
-    let path = paths::referential(ReferentialKind::Stores);
-    let Some(bytes) = get_optional(store, &path).await? else { return Ok(Vec::new()) };
-    parquet_io::decode(bytes, &[]).map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
-}
-
-async fn get_optional(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<Bytes>, PipelineError> {
-    let failed = |source| PipelineError::Storage { action: "read", path: path.to_string(), source };
-    match store.get(path).await {
-        Ok(result) => result.bytes().await.map(Some).map_err(failed),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(failed(e)),
-    }
-}
-
-/// One atomic put. With a content type where the store keeps one (Azure: a browser opening
-/// the page from the container renders it); a local directory keeps none.
-async fn put(
+/// The date's figures, off the async workers, with the formatted stores table (every column:
+/// the map needs coordinates and type). An absent stores copy gives no coordinates.
+async fn figures(
     store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    bytes: Bytes,
-    content_type: Option<&'static str>,
-) -> Result<(), PipelineError> {
-    let failed = |source| PipelineError::Storage { action: "write", path: path.to_string(), source };
-    if let Some(content_type) = content_type {
-        let mut attributes = Attributes::new();
-        attributes.insert(Attribute::ContentType, content_type.into());
-        let options = PutOptions { attributes, ..PutOptions::default() };
-        match store.put_opts(path, PutPayload::from_bytes(bytes.clone()), options).await {
-            Ok(_) => return Ok(()),
-            Err(object_store::Error::NotImplemented { .. }) => {}
-            Err(e) => return Err(failed(e)),
-        }
+    date: IngestDate,
+    kept: Vec<RecordBatch>,
+    rejects: Vec<RecordBatch>,
+) -> Result<stats::DateStats, PipelineError> {
+    let path = paths::referential(ReferentialKind::Stores);
+    let stores = match get_optional(store, &path).await? {
+        Some(bytes) => parquet_io::decode(bytes, &[])
+            .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })?,
+        None => Vec::new(),
+    };
+    tokio::task::spawn_blocking(move || stats::compute(date, &kept, &rejects, &stores))
+        .await
+        .map_err(|e| PipelineError::Internal(format!("computing the quality figures panicked: {e}")))
+}
+
+fn encode_store_daily(path: &Path, stats: &stats::DateStats) -> Result<Bytes, PipelineError> {
+    store_daily::encode(stats).map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
+}
+
+/// The page, with its content type where the store keeps one (Azure: a browser opening it
+/// from the container renders it); a local directory keeps none.
+async fn put_html(store: &Arc<dyn ObjectStore>, path: &Path, html: Bytes) -> Result<(), PipelineError> {
+    let mut attributes = Attributes::new();
+    attributes.insert(Attribute::ContentType, "text/html; charset=utf-8".into());
+    let options = PutOptions { attributes, ..PutOptions::default() };
+    match store.put_opts(path, PutPayload::from_bytes(html.clone()), options).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::NotImplemented { .. }) => put(store, path, html).await,
+        Err(source) => Err(PipelineError::Storage { action: "write", path: path.to_string(), source }),
     }
-    store.put(path, PutPayload::from_bytes(bytes)).await.map(|_| ()).map_err(failed)
 }

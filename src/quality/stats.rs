@@ -10,10 +10,9 @@ use arrow::datatypes::{Float64Type, Int8Type, Int32Type};
 use crate::contract::rules::{self, Warning};
 use crate::contract::schema::TRANSACTION_COLUMNS;
 use crate::contract::{IngestDate, types};
-use crate::pipeline::RunReport;
 
 /// How many offending values the page lists per rule.
-pub const TOP_VALUES: usize = 5;
+const TOP_VALUES: usize = 5;
 
 /// Everything the page and the aggregate need for one date.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +75,7 @@ struct StoreAttributes {
 /// schema, `stores` the formatted stores schema (empty when no copy could be read: stores then
 /// have no coordinates).
 pub fn compute(
-    report: &RunReport,
+    date: IngestDate,
     kept: &[RecordBatch],
     rejects: &[RecordBatch],
     stores: &[RecordBatch],
@@ -154,11 +153,11 @@ pub fn compute(
     }
 
     let offending = counters.into_iter().map(|(rule, counter)| (rule, counter.finish())).collect();
-    DateStats { date: report.date, kept_per_hour, offending, stores: store_days(groups, stores) }
+    DateStats { date, kept_per_hour, offending, stores: store_days(groups, stores) }
 }
 
 /// The column whose values a flag is about.
-pub fn flag_column(flag: &str) -> &'static str {
+fn flag_column(flag: &str) -> &'static str {
     match flag {
         "unknown_client" | "ambiguous_client" => "client_id",
         "unknown_product" | "ambiguous_product" => "product_id",
@@ -170,7 +169,7 @@ pub fn flag_column(flag: &str) -> &'static str {
 }
 
 /// The value a reject reason is about, as named in the rejects' messages.
-pub fn reject_column(reason: &str) -> &'static str {
+fn reject_column(reason: &str) -> &'static str {
     if reason == rules::MALFORMED_ROW {
         return "problem";
     }
@@ -183,7 +182,7 @@ pub fn reject_column(reason: &str) -> &'static str {
 
 /// Finds, in a reject's message (`invalid_hour: '24' is not an hour (0-23); date_mismatch: row
 /// date 1999-01-01 differs from the file's 2023-11-23`), the value `reason` is about.
-pub fn offending_value<'m>(reason: &str, message: &'m str) -> Option<&'m str> {
+fn offending_value<'m>(reason: &str, message: &'m str) -> Option<&'m str> {
     let start = find_segment(message, reason)?;
     let rest = &message[start + reason.len() + 2..];
     if reason == rules::DATE_MISMATCH {
