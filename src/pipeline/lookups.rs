@@ -35,10 +35,6 @@ pub struct StoreHours {
     pub closing: i8,
 }
 
-/// The hasher of packed ids in the date-wide duplicate check: foldhash, seeded per process
-/// (nothing iterates that map in an order that reaches an output).
-pub type IdHasher = foldhash::fast::RandomState;
-
 /// One referential as a lookup table keyed by packed id; `None` values mark ambiguous ids.
 ///
 /// Open addressing with linear probing over a power-of-two array kept at most half full, key
@@ -224,11 +220,6 @@ impl ClientLookup {
         self.ids.extend(&keyed);
     }
 
-    /// Client ids (packed) → account ids, in order.
-    pub fn resolve_all(&self, keys: &[u64], out: &mut Vec<Resolved<AccountId>>) {
-        self.ids.resolve_all(keys, out);
-    }
-
     /// Ids that appear more than once.
     pub fn ambiguous_ids(&self) -> Vec<String> {
         self.ids.ambiguous_ids()
@@ -317,7 +308,7 @@ pub struct Lookups {
 impl Lookups {
     /// Client ids (packed, [`key_of`]) → account ids, in order.
     pub fn clients(&self, keys: &[u64], out: &mut Vec<Resolved<AccountId>>) {
-        self.clients.resolve_all(keys, out);
+        self.clients.ids.resolve_all(keys, out);
     }
 
     /// Store ids (packed) → opening hours, in order.

@@ -1,6 +1,5 @@
 //! Parquet in and out. Settings are fixed so that the same rows always give the same bytes.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::RecordBatch;
@@ -53,7 +52,7 @@ fn properties(schema: &SchemaRef) -> Result<WriterProperties, ParquetError> {
 }
 
 /// [`encode`] with an explicit number of threads (1: everything on the caller's thread).
-pub fn encode_with_threads(
+fn encode_with_threads(
     schema: &SchemaRef,
     batches: &[RecordBatch],
     threads: usize,
@@ -111,71 +110,49 @@ fn row_groups(batches: &[RecordBatch]) -> Vec<Vec<RecordBatch>> {
     groups
 }
 
-/// One column to encode: its writer and its leaves.
-type ColumnWork = (ArrowColumnWriter, Vec<ArrowLeafColumn>);
-
-/// Encodes each column's leaves with its writer; threads take the next column not yet taken.
+/// Encodes each column's leaves with its writer; threads take the next column not yet taken,
+/// and the chunks come back in schema order whatever thread encoded them.
 fn encode_columns(
     writers: Vec<ArrowColumnWriter>,
     leaves: Vec<Vec<ArrowLeafColumn>>,
     threads: usize,
 ) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
-    let encode_one = |mut writer: ArrowColumnWriter, leaves: Vec<ArrowLeafColumn>| {
-        for leaf in &leaves {
-            writer.write(leaf)?;
-        }
-        writer.close()
-    };
-    let columns = writers.len();
-    let threads = threads.clamp(1, columns.max(1));
-    if threads == 1 {
-        return writers.into_iter().zip(leaves).map(|(writer, leaves)| encode_one(writer, leaves)).collect();
-    }
-    let work: Vec<Mutex<Option<ColumnWork>>> =
-        writers.into_iter().zip(leaves).map(|pair| Mutex::new(Some(pair))).collect();
-    let done: Vec<Mutex<Option<Result<ArrowColumnChunk, ParquetError>>>> =
-        (0..columns).map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
+    let threads = threads.clamp(1, writers.len().max(1));
+    let work = Mutex::new(writers.into_iter().zip(leaves).enumerate());
     let worker = || {
+        let mut done = Vec::new();
         loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = work.get(index) else { break };
-            let taken = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-            if let Some((writer, leaves)) = taken {
-                let chunk = encode_one(writer, leaves);
-                *done[index].lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(chunk);
-            }
+            let next = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+            let Some((index, (mut writer, leaves))) = next else { return done };
+            let chunk = leaves.iter().try_for_each(|leaf| writer.write(leaf)).and_then(|()| writer.close());
+            done.push((index, chunk));
         }
     };
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            scope.spawn(worker);
+    let mut done = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(worker)).collect();
+        let mut done = worker();
+        for helper in helpers {
+            done.extend(helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
         }
-        worker();
+        done
     });
-    done.into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .unwrap_or_else(|| Err(ParquetError::General("a column was not encoded".into())))
-        })
-        .collect()
+    done.sort_unstable_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, chunk)| chunk).collect()
 }
 
 /// Decodes a Parquet file, keeping only `columns` (all when empty).
 pub fn decode(bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>, ParquetError> {
-    let mut batches = Vec::new();
-    decode_each(bytes, columns, |_, batch| batches.push(batch))?;
-    Ok(batches)
+    decode_each(bytes, columns, |_| Vec::new(), |batches, batch| batches.push(batch))
 }
 
-/// Decodes a Parquet file batch by batch, keeping only `columns` (all when empty); `each` gets
-/// the file's row count and one batch.
-pub fn decode_each(
+/// Decodes a Parquet file batch by batch, keeping only `columns` (all when empty), into a state
+/// that `start` makes from the file's row count and `each` folds every batch into.
+pub fn decode_each<S>(
     bytes: Bytes,
     columns: &[&str],
-    mut each: impl FnMut(usize, RecordBatch),
-) -> Result<(), ParquetError> {
+    start: impl FnOnce(usize) -> S,
+    mut each: impl FnMut(&mut S, RecordBatch),
+) -> Result<S, ParquetError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024);
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let builder = if columns.is_empty() {
@@ -187,10 +164,11 @@ pub fn decode_each(
         let mask = parquet::arrow::ProjectionMask::leaves(schema, indices);
         builder.with_projection(mask)
     };
+    let mut state = start(rows);
     for batch in builder.build()? {
-        each(rows, batch?);
+        each(&mut state, batch?);
     }
-    Ok(())
+    Ok(state)
 }
 
 #[cfg(test)]

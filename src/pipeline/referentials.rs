@@ -254,12 +254,15 @@ pub async fn load(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result
         ReferentialKind::Products => &["id"],
     };
     tokio::task::spawn_blocking(move || {
-        let mut built = None;
-        parquet_io::decode_each(bytes, columns, |rows, batch| {
-            built.get_or_insert_with(|| Built::with_capacity(kind, rows)).add(&batch);
-        })
-        .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })?;
-        Ok(built.unwrap_or_else(|| Built::with_capacity(kind, 0)))
+        parquet_io::decode_each(
+            bytes,
+            columns,
+            |rows| Built::with_capacity(kind, rows),
+            |built, batch| {
+                built.add(&batch);
+            },
+        )
+        .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
     })
     .await
     .map_err(|e| PipelineError::Internal(format!("building a lookup panicked: {e}")))?

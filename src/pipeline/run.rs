@@ -117,14 +117,15 @@ async fn run_locked(
     let parallelism = parallelism.max(1);
     let max_reject_ratio = settings.max_reject_ratio;
     let needs_format = plans.iter().any(|plan| matches!(plan, Plan::Format { .. }));
+    let read_files = || {
+        parse_files(store, &landing, max_reject_ratio, parallelism)
+            .instrument(info_span!("read", %date, files = landing.transactions.len()))
+    };
     // A changed referential is formatted while the day's files are read (reading needs no
     // referential); otherwise nothing is read before the idempotency check below.
     let (outcomes, parsed) = if needs_format {
-        let (outcomes, files) = tokio::join!(
-            format_changed(store, plans, max_reject_ratio, &report.run_id, date),
-            parse_files(store, &landing, max_reject_ratio, parallelism)
-                .instrument(info_span!("read", %date, files = landing.transactions.len())),
-        );
+        let (outcomes, files) =
+            tokio::join!(format_changed(store, plans, max_reject_ratio, &report.run_id, date), read_files(),);
         (outcomes?, Some(files))
     } else {
         (format_changed(store, plans, max_reject_ratio, &report.run_id, date).await?, None)
@@ -166,11 +167,7 @@ async fn run_locked(
     let (lookups, parsed) = match parsed {
         Some(files) => (pipeline.lookups.get(store, prepared).await?, files),
         None => {
-            let (lookups, files) = tokio::join!(
-                pipeline.lookups.get(store, prepared),
-                parse_files(store, &landing, max_reject_ratio, parallelism)
-                    .instrument(info_span!("read", %date, files = landing.transactions.len())),
-            );
+            let (lookups, files) = tokio::join!(pipeline.lookups.get(store, prepared), read_files());
             (lookups?, files)
         }
     };
@@ -178,7 +175,6 @@ async fn run_locked(
     report.missing_hours = missing_hours(&landing, &lookups.stores);
     let outcomes = enrich_files(parsed, &lookups, parallelism).await?;
 
-    // Quarantine first, so that duplicate detection sees only rows of files that stay.
     let mut files = Vec::new();
     for (file, meta, outcome, bytes) in outcomes {
         let mut input = InputReport {

@@ -8,16 +8,13 @@ use arrow::array::{
 };
 
 use super::csv_file::{CsvRead, FileProblem, RowErrors, read_csv};
-use std::collections::HashSet;
-
-use super::lookups::{IdHasher, Lookups, Resolved, key_of};
+use super::lookups::{Lookups, Resolved, key_of};
 use super::rejects::RejectsBuilder;
 use crate::contract::rules::{self, Flags, Warning};
 use crate::contract::schema::TRANSACTION_COLUMNS;
 use crate::contract::{IngestDate, TransactionFileName, types};
 
-/// The kept rows of one file, column by column (contract order), flags still to be completed
-/// by the date-wide duplicate check.
+/// The kept rows of one file, column by column (contract order).
 pub struct KeptRows {
     /// Columns of the output schema except `quality_flags`, in schema order.
     pub columns: Vec<ArrayRef>,
@@ -145,23 +142,20 @@ pub fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut ParsedRows>) {
     let mut files: Vec<&mut ParsedRows> = files.collect();
     // Kept ids are validated identifiers, packed into integers when parsed. Sorting them finds
     // the repeated ones without a date-sized hash table (whose random accesses were the largest
-    // item of a 16x day's profile); repeats are rare, so the rows are then checked against a
-    // small set.
+    // item of a 16x day's profile); repeats are rare, so the rows are then checked against the
+    // short sorted list of them.
     let mut keys: Vec<u64> = files.iter().flat_map(|kept| kept.transaction_keys.iter().copied()).collect();
     keys.sort_unstable();
-    let mut repeated: HashSet<u64, IdHasher> = HashSet::default();
-    for pair in keys.windows(2) {
-        if pair[0] == pair[1] {
-            repeated.insert(pair[0]);
-        }
-    }
+    let mut repeated: Vec<u64> =
+        keys.windows(2).filter(|pair| pair[0] == pair[1]).map(|pair| pair[0]).collect();
     drop(keys);
+    repeated.dedup();
     if repeated.is_empty() {
         return;
     }
     for kept in &mut files {
         for (row, key) in kept.transaction_keys.iter().enumerate() {
-            if repeated.contains(key) {
+            if repeated.binary_search(key).is_ok() {
                 kept.flags[row].insert(Warning::DuplicateTransactionId);
             }
         }
