@@ -221,6 +221,14 @@ mod tests {
                 r#"{"from":"2023-1-1","to":"2023-11-23"}"#,
                 "from: '2023-1-1' is not a calendar date (YYYY-MM-DD)",
             ),
+            (
+                r#"{"from":"2023-11-23","to":"2023-11-31"}"#,
+                "to: '2023-11-31' is not a calendar date (YYYY-MM-DD)",
+            ),
+            (
+                r#"{"from":20231123,"to":"2023-11-23"}"#,
+                "from: expected a date string (YYYY-MM-DD), not a number",
+            ),
             (r#"{"dates":["2023-11-23"],"from":"2023-11-23"}"#, "give either dates or from and to, not both"),
             (r#"{"dates":["2023-11-23"],"force":"yes"}"#, "force: expected true or false, not a string"),
             (

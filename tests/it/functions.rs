@@ -484,6 +484,20 @@ async fn run_status_returns_the_published_report_or_404() {
     assert_eq!((status.as_str(), &report["date"]), ("200", &json!("2023-11-23")));
     invocation["Data"]["req"]["Params"] = json!({"date": "2023-11-25"});
     assert_eq!(app.invoke("RunStatusFunction", &invocation).await.res().0, "404");
+    invocation["Data"]["req"]["Params"] = json!({"date": "2023-13-01"});
+    let (status, body) = app.invoke("RunStatusFunction", &invocation).await.res();
+    assert_eq!(
+        (status.as_str(), &body),
+        ("400", &json!({"error": "date: '2023-13-01' is not a calendar date (YYYY-MM-DD)"}))
+    );
+    // An envelope without the route parameter is the host's mistake, not the caller's: the
+    // invocation itself is refused, with the precise message.
+    invocation["Data"]["req"].as_object_mut().expect("req").remove("Params");
+    let reply = app.invoke("RunStatusFunction", &invocation).await;
+    assert_eq!(
+        (reply.status, &reply.body),
+        (StatusCode::BAD_REQUEST, &json!({"error": "Data.req.Params.date is missing"}))
+    );
 }
 
 /// A store whose every call fails, as an unreachable account would.
