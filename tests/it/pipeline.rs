@@ -295,6 +295,14 @@ async fn missing_hours_span_the_earliest_opening_to_the_latest_closing() {
     }
     let report = store.run(DAY).await;
     assert_eq!(report.missing_hours, [10, 15]);
+
+    // A file that arrived but was quarantined is not a missing hour, in its run and after.
+    store.put("transactions_2023-11-23_15.csv", "transaction_id,client_id\n").await;
+    let report = store.run(DAY).await;
+    assert_eq!(report.totals.quarantined_files, 1);
+    assert_eq!(report.missing_hours, [10]);
+    let rerun = store.run_with(DAY, true, None).await;
+    assert_eq!(rerun.missing_hours, [10], "an earlier quarantine still counts as arrived");
 }
 
 #[tokio::test]
@@ -557,6 +565,26 @@ async fn a_referential_with_no_usable_version_blocks_the_date_and_publishes_noth
     assert!(!store.exists(TX).await && !store.exists(REPORT).await);
     assert!(store.exists(&format!("runs/2023-11-23/{}.json", report.run_id)).await);
     assert!(store.exists("transactions_2023-11-23_9.csv").await, "inputs stay for the next run");
+}
+
+#[tokio::test]
+async fn a_referential_with_too_many_rejects_and_no_good_copy_blocks_the_date() {
+    let store = TestStore::new();
+    store.put_fixture("contract", "clients.csv").await;
+    store.put_fixture("contract", "products.csv").await;
+    store
+        .put(
+            "stores.csv",
+            "id;latlng;opening;closing;type\n10;(1,1);8;20;0\n11;north;8;20;0\n12;south;8;20;0\n",
+        )
+        .await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    let report = store.run(DAY).await;
+    assert_eq!(report.status, RunStatus::Blocked);
+    let reason = report.reason.as_deref().unwrap();
+    assert!(reason.contains("stores.csv") && reason.contains("no formatted copy"), "{reason}");
+    assert_eq!(store.json("error/stores.csv.error.json").await["rule"], "max_reject_ratio");
+    assert!(!store.exists(TX).await && !store.exists(REPORT).await);
 }
 
 #[tokio::test]
