@@ -74,6 +74,23 @@ impl<'a> Tokenizer<'a> {
         }
         let start = self.pos;
         let line = self.line;
+        // Nearly every record is one line without a quote: found with one search, split at
+        // its delimiters with another (a search per field cost twice the time on short ids).
+        let stop = memchr3(b'"', b'\n', b'\r', &bytes[start..]).map_or(bytes.len(), |offset| start + offset);
+        if bytes.get(stop) != Some(&b'"') {
+            let raw = &self.text[start..stop];
+            let mut field_start = start;
+            for delimiter in memchr::memchr_iter(b';', raw.as_bytes()) {
+                fields.push(Cow::Borrowed(&self.text[field_start..start + delimiter]));
+                field_start = start + delimiter + 1;
+            }
+            fields.push(Cow::Borrowed(&self.text[field_start..stop]));
+            self.pos = self.after_terminator(stop);
+            if stop < bytes.len() {
+                self.line += 1;
+            }
+            return Some(Record { line, raw, quoting: Quoting::Sound });
+        }
         let mut quoting = Quoting::Sound;
         let mut i = start;
         loop {

@@ -6,13 +6,24 @@
 
 /// Trims the spaces and tabs the contract allows around non-text values.
 pub fn trim(text: &str) -> &str {
-    text.trim_matches([' ', '\t'])
+    let padded = |b: &u8| matches!(b, b' ' | b'\t');
+    match text.as_bytes() {
+        // Nearly every value has no padding: two byte checks instead of a pattern search.
+        [first, .., last] if !padded(first) && !padded(last) => text,
+        [only] if !padded(only) => text,
+        _ => text.trim_matches([' ', '\t']),
+    }
 }
 
 /// An identifier: 1–19 ASCII digits, returned exactly as written (leading zeros kept).
 pub fn identifier(text: &str) -> Option<&str> {
+    identifier_with_key(text).map(|(id, _)| id)
+}
+
+/// An identifier ([`identifier`]) with its packed key ([`identifier_key`]), in one pass.
+pub fn identifier_with_key(text: &str) -> Option<(&str, u64)> {
     let text = trim(text);
-    (!text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
+    identifier_key(text).map(|key| (text, key))
 }
 
 /// Packs an identifier (1–19 ASCII digits, already trimmed) into one `u64`, keeping leading
@@ -160,8 +171,14 @@ mod tests {
     fn identifiers_keep_leading_zeros_and_refuse_everything_else() {
         assert_eq!(identifier("060446873667"), Some("060446873667"));
         assert_eq!(identifier(" 42\t"), Some("42"));
+        assert_eq!(identifier("\t7"), Some("7"));
+        assert_eq!(identifier("7 "), Some("7"));
+        assert_eq!(
+            identifier_with_key(" 060 "),
+            Some(("060", identifier_key("060").expect("an identifier")))
+        );
         assert_eq!(identifier("1234567890123456789"), Some("1234567890123456789"));
-        for bad in ["", " ", "12345678901234567890", "12a", "-1", "1.0", "１２"] {
+        for bad in ["", " ", "\t", " \t ", "12345678901234567890", "12a", "-1", "1.0", "１２", "1 2"] {
             assert_eq!(identifier(bad), None, "{bad:?}");
         }
     }

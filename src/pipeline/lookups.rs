@@ -53,11 +53,6 @@ const EMPTY: u64 = u64::MAX;
 /// The packed key of a value that is not an identifier: resolves to [`Resolved::Unknown`].
 pub const NOT_AN_ID: u64 = EMPTY;
 
-/// Packs an identifier for the lookups ([`types::identifier_key`]), [`NOT_AN_ID`] otherwise.
-pub fn key_of(id: &str) -> u64 {
-    types::identifier_key(id).unwrap_or(NOT_AN_ID)
-}
-
 /// Keys whose slots are loaded together ([`Lookup::touch`]).
 const BATCH: usize = 16;
 
@@ -137,6 +132,30 @@ impl<T: Copy> Lookup<T> {
         }
     }
 
+    /// Puts back the entries of a saved table (distinct keys, `None`: ambiguous), the home
+    /// slots of each batch loaded ahead as in [`Lookup::extend`].
+    fn restore(&mut self, entries: impl Iterator<Item = (u64, Option<T>)>) -> Result<(), &'static str> {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut entries = entries.peekable();
+        while entries.peek().is_some() {
+            batch.clear();
+            batch.extend(entries.by_ref().take(BATCH));
+            self.touch(batch.iter().map(|(key, _)| *key));
+            for &(key, value) in &batch {
+                if key == EMPTY || (self.len + 1) * 2 > self.slots.len() {
+                    return Err("more entries than announced");
+                }
+                let index = self.slot(key);
+                if self.slots[index].0 != EMPTY {
+                    return Err("an id saved twice");
+                }
+                self.slots[index] = (key, value);
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+
     fn resolve_key(&self, key: u64) -> Resolved<T> {
         if key == NOT_AN_ID {
             return Resolved::Unknown;
@@ -150,10 +169,10 @@ impl<T: Copy> Lookup<T> {
 
     #[cfg(test)]
     fn resolve(&self, id: &str) -> Resolved<T> {
-        self.resolve_key(key_of(id))
+        self.resolve_key(types::identifier_key(id).unwrap_or(NOT_AN_ID))
     }
 
-    /// Resolves packed keys ([`key_of`]) in order, appending to `out`.
+    /// Resolves packed keys ([`types::identifier_key`]) in order, appending to `out`.
     pub fn resolve_all(&self, keys: &[u64], out: &mut Vec<Resolved<T>>) {
         out.reserve(keys.len());
         for batch in keys.chunks(BATCH) {
@@ -223,6 +242,84 @@ impl ClientLookup {
     /// Ids that appear more than once.
     pub fn ambiguous_ids(&self) -> Vec<String> {
         self.ids.ambiguous_ids()
+    }
+
+    /// The lookup as a file ([`ClientLookup::from_file`] reads it back), stamped with the
+    /// version of the formatted copy it was built from: magic, stamp, then one `(id, account)`
+    /// pair of packed keys per distinct id (account 0: ambiguous), then an XXH3 of all that.
+    /// Little-endian, in table order: the same lookup always gives the same bytes.
+    pub fn to_file(&self, stamp: &str) -> Vec<u8> {
+        let entries: Vec<(u64, u64)> = self
+            .ids
+            .slots
+            .iter()
+            .filter(|(key, _)| *key != EMPTY)
+            .map(|(key, account)| (*key, account.map_or(0, |a| a.0.get())))
+            .collect();
+        let mut file = Vec::with_capacity(LOOKUP_MAGIC.len() + 16 + stamp.len() + entries.len() * 16);
+        file.extend_from_slice(LOOKUP_MAGIC);
+        file.extend_from_slice(&(stamp.len() as u32).to_le_bytes());
+        file.extend_from_slice(stamp.as_bytes());
+        file.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (key, account) in entries {
+            file.extend_from_slice(&key.to_le_bytes());
+            file.extend_from_slice(&account.to_le_bytes());
+        }
+        let checksum = twox_hash::XxHash3_64::oneshot(&file);
+        file.extend_from_slice(&checksum.to_le_bytes());
+        file
+    }
+
+    /// Reads a [`ClientLookup::to_file`] back; `Err` says why it cannot be used (another
+    /// format, another version of the copy, damaged), and the caller rebuilds from the copy.
+    pub fn from_file(file: &[u8], stamp: &str) -> Result<Self, &'static str> {
+        let Some((body, checksum)) = file.split_last_chunk::<8>() else { return Err("truncated") };
+        let mut reader = FileReader(body);
+        if reader.take(LOOKUP_MAGIC.len()) != Some(LOOKUP_MAGIC.as_slice()) {
+            return Err("not a lookup file of this version");
+        }
+        if twox_hash::XxHash3_64::oneshot(body) != u64::from_le_bytes(*checksum) {
+            return Err("checksum mismatch");
+        }
+        let stamp_len = reader.u32().ok_or("truncated")? as usize;
+        if reader.take(stamp_len) != Some(stamp.as_bytes()) {
+            return Err("made from another version of the formatted copy");
+        }
+        let count = usize::try_from(reader.u64().ok_or("truncated")?).map_err(|_| "truncated")?;
+        if reader.0.len() != count.checked_mul(16).ok_or("truncated")? {
+            return Err("truncated");
+        }
+        let mut lookup = Self::with_capacity(count);
+        let entries = reader.0.chunks_exact(16).map(|pair| {
+            let (key, account) = pair.split_at(8);
+            let key = u64::from_le_bytes(key.try_into().unwrap_or_default());
+            let account = NonZeroU64::new(u64::from_le_bytes(account.try_into().unwrap_or_default()));
+            (key, account.map(AccountId))
+        });
+        lookup.ids.restore(entries)?;
+        Ok(lookup)
+    }
+}
+
+/// First bytes of a clients lookup file; the digit is the layout's version.
+const LOOKUP_MAGIC: &[u8; 8] = b"RILOOKU1";
+
+/// Reads little-endian fields off the front of a byte slice.
+struct FileReader<'a>(&'a [u8]);
+
+impl<'a> FileReader<'a> {
+    fn take(&mut self, len: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes)
     }
 }
 
@@ -306,7 +403,7 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// Client ids (packed, [`key_of`]) → account ids, in order.
+    /// Client ids (packed, [`types::identifier_key`]) → account ids, in order.
     pub fn clients(&self, keys: &[u64], out: &mut Vec<Resolved<AccountId>>) {
         self.clients.ids.resolve_all(keys, out);
     }
@@ -384,6 +481,81 @@ mod tests {
         assert_eq!(lookup.resolve("2"), Resolved::Ambiguous);
         assert_eq!(lookup.resolve("01"), Resolved::Unknown);
         assert_eq!(lookup.ambiguous_ids(), ["2"]);
+    }
+
+    fn clients(rows: &[(&str, &str)]) -> ClientLookup {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, false),
+            arrow::datatypes::Field::new("account_id", arrow::datatypes::DataType::Utf8, false),
+        ]));
+        let ids = arrow::array::StringArray::from_iter_values(rows.iter().map(|r| r.0));
+        let accounts = arrow::array::StringArray::from_iter_values(rows.iter().map(|r| r.1));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(accounts)]).expect("a batch");
+        let mut lookup = ClientLookup::with_capacity(rows.len());
+        lookup.add(&batch);
+        lookup
+    }
+
+    fn resolve_all(lookup: &ClientLookup, ids: &[&str]) -> Vec<Resolved<String>> {
+        ids.iter()
+            .map(|id| match lookup.ids.resolve(id) {
+                Resolved::Unique(account) => Resolved::Unique(account.text(&mut [0; 19]).to_owned()),
+                Resolved::Unknown => Resolved::Unknown,
+                Resolved::Ambiguous => Resolved::Ambiguous,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_clients_lookup_file_reads_back_the_same_lookup() {
+        let rows: Vec<(String, String)> =
+            (0..5_000).map(|i| (format!("{:07}", i * 7), format!("0{}", i % 97))).collect();
+        let mut rows: Vec<(&str, &str)> = rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        rows.push(("0000014", "5")); // a second row for an id: ambiguous
+        let lookup = clients(&rows);
+        let file = lookup.to_file("v1");
+        assert_eq!(file, clients(&rows).to_file("v1"), "the same lookup gives the same bytes");
+        let read = ClientLookup::from_file(&file, "v1").expect("a sound file");
+        let probes = ["0000000", "0000014", "0000021", "14", "0034993", "0034994", "9"];
+        assert_eq!(resolve_all(&read, &probes), resolve_all(&lookup, &probes));
+        assert_eq!(
+            resolve_all(&read, &["0000014", "0000021"]),
+            [Resolved::Ambiguous, Resolved::Unique("03".to_owned())]
+        );
+        assert_eq!(read.ambiguous_ids(), ["0000014"]);
+        assert_eq!(read.ids.len, lookup.ids.len);
+    }
+
+    #[test]
+    fn a_clients_lookup_file_of_another_version_or_damaged_is_refused() {
+        let file = clients(&[("1", "10"), ("2", "20")]).to_file("etag A");
+        assert_eq!(
+            ClientLookup::from_file(&file, "etag B").err(),
+            Some("made from another version of the formatted copy")
+        );
+        let mut flipped = file.clone();
+        flipped[30] ^= 1;
+        assert_eq!(ClientLookup::from_file(&flipped, "etag A").err(), Some("checksum mismatch"));
+        assert!(ClientLookup::from_file(&file[..file.len() - 1], "etag A").is_err());
+        assert!(ClientLookup::from_file(&file[..5], "etag A").is_err());
+        assert_eq!(ClientLookup::from_file(b"", "etag A").err(), Some("truncated"));
+        assert_eq!(
+            ClientLookup::from_file(b"PAR1 something else", "etag A").err(),
+            Some("not a lookup file of this version")
+        );
+        // A file whose count and checksum agree but that repeats an id is refused too.
+        let mut body = Vec::new();
+        body.extend_from_slice(LOOKUP_MAGIC);
+        body.extend_from_slice(&6u32.to_le_bytes());
+        body.extend_from_slice(b"etag A");
+        body.extend_from_slice(&2u64.to_le_bytes());
+        for _ in 0..2 {
+            body.extend_from_slice(&7u64.to_le_bytes());
+            body.extend_from_slice(&8u64.to_le_bytes());
+        }
+        let checksum = twox_hash::XxHash3_64::oneshot(&body);
+        body.extend_from_slice(&checksum.to_le_bytes());
+        assert_eq!(ClientLookup::from_file(&body, "etag A").err(), Some("an id saved twice"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -63,18 +63,11 @@ fn encode_with_threads(
     let (mut file, factory) = writer.into_serialized_writer()?;
     for (index, group) in row_groups(batches).into_iter().enumerate() {
         let writers = factory.create_column_writers(index)?;
-        // Leaves of each column, batch after batch (a list column has one leaf, like the others).
-        let mut leaves: Vec<Vec<ArrowLeafColumn>> = (0..writers.len()).map(|_| Vec::new()).collect();
-        for batch in &group {
-            let mut slot = 0;
-            for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                for leaf in compute_leaves(field.as_ref(), column)? {
-                    leaves[slot].push(leaf);
-                    slot += 1;
-                }
-            }
+        // Our schemas have no struct columns: one leaf (and one writer) per field.
+        if writers.len() != schema.fields().len() {
+            return Err(ParquetError::General("a struct column: one writer per field expected".into()));
         }
-        let chunks = encode_columns(writers, leaves, threads)?;
+        let chunks = encode_columns(schema, writers, &group, threads)?;
         let mut row_group = file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
@@ -110,22 +103,33 @@ fn row_groups(batches: &[RecordBatch]) -> Vec<Vec<RecordBatch>> {
     groups
 }
 
-/// Encodes each column's leaves with its writer; threads take the next column not yet taken,
-/// and the chunks come back in schema order whatever thread encoded them.
+/// Encodes each column of `group` with its writer; threads take the next column not yet
+/// taken, and the chunks come back in schema order whatever thread encoded them. A column's
+/// leaf is computed batch by batch as it is written: a leaf holds an index per row
+/// (`usize`), so all of them at once took 8 bytes per row and column.
 fn encode_columns(
+    schema: &SchemaRef,
     writers: Vec<ArrowColumnWriter>,
-    leaves: Vec<Vec<ArrowLeafColumn>>,
+    group: &[RecordBatch],
     threads: usize,
 ) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
     let threads = threads.clamp(1, writers.len().max(1));
-    let work = Mutex::new(writers.into_iter().zip(leaves).enumerate());
+    let work = Mutex::new(writers.into_iter().enumerate());
+    let encode = |index: usize, mut writer: ArrowColumnWriter| {
+        let field = schema.field(index);
+        for batch in group {
+            for leaf in compute_leaves(field, batch.column(index))? {
+                writer.write(&leaf)?;
+            }
+        }
+        writer.close()
+    };
     let worker = || {
         let mut done = Vec::new();
         loop {
             let next = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
-            let Some((index, (mut writer, leaves))) = next else { return done };
-            let chunk = leaves.iter().try_for_each(|leaf| writer.write(leaf)).and_then(|()| writer.close());
-            done.push((index, chunk));
+            let Some((index, writer)) = next else { return done };
+            done.push((index, encode(index, writer)));
         }
     };
     let mut done = std::thread::scope(|scope| {

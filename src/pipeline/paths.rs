@@ -51,6 +51,12 @@ pub fn referential_source(kind: ReferentialKind) -> Path {
     Path::from(format!("formatted/{}/_source.json", kind.stem()))
 }
 
+/// `formatted/clients/_lookup.bin`: the clients lookup ready to load (id → account id), so that
+/// a date with unchanged referentials does not decode 500,000 ids from the Parquet copy.
+pub fn clients_lookup() -> Path {
+    Path::from("formatted/clients/_lookup.bin")
+}
+
 /// `rejected/{stem}/rejects.parquet`
 pub fn referential_rejects(kind: ReferentialKind) -> Path {
     Path::from(format!("rejected/{}/rejects.parquet", kind.stem()))

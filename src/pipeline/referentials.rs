@@ -12,7 +12,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::csv_file::{FileProblem, RowErrors, read_csv};
-use super::lookups::Built;
+use super::lookups::{Built, ClientLookup};
 use super::rejects::RejectsBuilder;
 use super::report::{ReferentialReport, ReferentialSource, RuleCounts};
 use super::{PipelineError, parquet_io, paths, storage_error};
@@ -148,7 +148,11 @@ pub async fn format_source(
                 rejected,
                 ambiguous_ids: built.ambiguous_ids(),
             };
-            publish(store, kind, encoded?, &note).await?;
+            let lookup_file = match &built {
+                Built::Clients(lookup) => Some(lookup.to_file(&lookup_stamp(&note.etag, note.rows))),
+                Built::Stores(_) | Built::Products(_) => None,
+            };
+            publish(store, kind, encoded?, lookup_file, &note).await?;
             Ok(Ok(Prepared {
                 kind,
                 report: report_of(&note, ReferentialSource::Fresh, None),
@@ -223,23 +227,67 @@ fn encode_copy(
     Ok(EncodedCopy { table, rejects })
 }
 
-/// Writes the formatted copy and its rejects, then the note: the note last, so that a copy
-/// is never trusted before it is whole.
+/// Writes the formatted copy, its rejects and (clients) its lookup file, then the note: the
+/// note last, so that a copy is never trusted before it is whole.
 async fn publish(
     store: &Arc<dyn ObjectStore>,
     kind: ReferentialKind,
     encoded: EncodedCopy,
+    lookup_file: Option<Vec<u8>>,
     note: &SourceNote,
 ) -> Result<(), PipelineError> {
     super::put(store, &paths::referential(kind), encoded.table).await?;
     super::put(store, &paths::referential_rejects(kind), encoded.rejects).await?;
+    if let Some(file) = lookup_file {
+        super::put(store, &paths::clients_lookup(), file.into()).await?;
+    }
     let note_bytes = serde_json::to_vec_pretty(note).expect("a note serializes");
     super::put(store, &paths::referential_source(kind), note_bytes.into()).await
 }
 
-/// Builds a referential's lookup from its formatted copy, reading only the columns enrichment
-/// needs, batch by batch (the decoded text of 500,000 clients is never held at once).
-pub async fn load(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Built, PipelineError> {
+/// Loads a referential's lookup for enrichment.
+///
+/// The clients lookup comes from its lookup file when that file was made from the same source
+/// version (`report`'s ETag and row count): a tenth of the work of decoding 500,000 ids and
+/// account ids from the copy. A missing, stale or damaged file is rebuilt from the copy and
+/// written again for the next date.
+pub async fn load(
+    store: &Arc<dyn ObjectStore>,
+    kind: ReferentialKind,
+    report: &ReferentialReport,
+) -> Result<Built, PipelineError> {
+    if kind != ReferentialKind::Clients {
+        return decode_copy(store, kind).await;
+    }
+    let stamp = lookup_stamp(&report.etag, report.rows);
+    let path = paths::clients_lookup();
+    if let Some(file) = super::get_optional(store, &path).await? {
+        let stamp = stamp.clone();
+        let read = tokio::task::spawn_blocking(move || ClientLookup::from_file(&file, &stamp))
+            .await
+            .map_err(|e| PipelineError::Internal(format!("reading {path} panicked: {e}")))?;
+        match read {
+            Ok(lookup) => return Ok(Built::Clients(lookup)),
+            Err(why) => tracing::info!(%path, why, "rebuilding the clients lookup from the formatted copy"),
+        }
+    }
+    let built = decode_copy(store, kind).await?;
+    if let Built::Clients(lookup) = &built {
+        // Several dates may write it at once: the same bytes, or a stale stamp the next
+        // date's check turns down.
+        super::put(store, &path, lookup.to_file(&stamp).into()).await?;
+    }
+    Ok(built)
+}
+
+/// What a clients lookup file is checked against: the source version of the formatted copy.
+fn lookup_stamp(etag: &str, rows: u64) -> String {
+    format!("contract {CONTRACT_VERSION}; source etag {etag}; {rows} records")
+}
+
+/// Builds a lookup from the formatted copy, reading only the columns enrichment needs, batch by
+/// batch (the decoded text of 500,000 clients is never held at once).
+async fn decode_copy(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Result<Built, PipelineError> {
     let path = paths::referential(kind);
     let bytes = store
         .get(&path)

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, ListBuilder, RecordBatch, StringBuilder};
-use arrow::datatypes::DataType;
+use arrow::array::RecordBatch;
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -237,7 +236,7 @@ async fn run_locked(
         if let Some((kept, rejects)) = read {
             count_flags(kept, input);
             if kept.len > 0 {
-                kept_batches.push(transactions_batch(kept));
+                kept_batches.push(kept.batch.clone());
             }
             if !rejects.is_empty() {
                 reject_batches.push(rejects.finish());
@@ -247,9 +246,16 @@ async fn run_locked(
     report.inputs = files.into_iter().map(|(input, _)| input).collect();
     report.totals = totals(&report.inputs);
 
-    publish(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)).await?;
-    // The data-quality page and store_daily: after the data, before the report.
-    crate::quality::publish(store, report, kept_batches, reject_batches).await?;
+    // The data-quality figures are computed while the data is encoded (both are CPU work; the
+    // figures fill the gaps of the column encoders), and written after the data, before the
+    // report.
+    let (published, stats) = tokio::join!(
+        publish(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)),
+        crate::quality::figures(store, date, kept_batches.clone(), reject_batches.clone()),
+    );
+    published?;
+    let stats = stats?;
+    crate::quality::publish(store, report, &stats).await?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     write_reports(store, report, true).await
 }
@@ -281,6 +287,9 @@ async fn format_changed(
     .await
 }
 
+/// Files fetched ahead of the parsers, beyond one per parser ([`parse_files`]).
+const FETCH_AHEAD: usize = 4;
+
 /// Fetches and validates every file, several at once, keeping the contract's order, and flags
 /// duplicate transaction ids.
 async fn parse_files(
@@ -289,23 +298,26 @@ async fn parse_files(
     max_reject_ratio: f64,
     parallelism: usize,
 ) -> Result<Vec<ParseResult>, PipelineError> {
+    // Fetching waits on storage, parsing on a core: a few files are fetched ahead of the
+    // parsers, so that a core never waits for a download (one file's latency per file on
+    // Azure, a page-cache copy locally). At most FETCH_AHEAD files' bytes wait in memory.
     let parsed = futures::stream::iter(landing.transactions.iter().cloned())
         .map(|(file, meta)| {
             let store = Arc::clone(store);
-            async move {
-                let bytes = super::fetch(&store, &meta).await?;
-                let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
-                    let parsed = transactions::parse_file(&file, &bytes, max_reject_ratio);
-                    // Keep the bytes only for files to quarantine: the copy is checked against them.
-                    let bytes = matches!(parsed, Parsed::Invalid(_)).then_some(bytes);
-                    (file, parsed, bytes)
-                })
-                .await
-                .map_err(|e| {
-                    PipelineError::Internal(format!("validating {} panicked: {e}", meta.location))
-                })?;
-                Ok::<_, PipelineError>((file, meta, parsed, bytes))
-            }
+            async move { super::fetch(&store, &meta).await.map(|bytes| (file, meta, bytes)) }
+        })
+        .buffered(parallelism + FETCH_AHEAD)
+        .map(|fetched| async move {
+            let (file, meta, bytes) = fetched?;
+            let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
+                let parsed = transactions::parse_file(&file, &bytes, max_reject_ratio);
+                // Keep the bytes only for files to quarantine: the copy is checked against them.
+                let bytes = matches!(parsed, Parsed::Invalid(_)).then_some(bytes);
+                (file, parsed, bytes)
+            })
+            .await
+            .map_err(|e| PipelineError::Internal(format!("validating {} panicked: {e}", meta.location)))?;
+            Ok::<_, PipelineError>((file, meta, parsed, bytes))
         })
         .buffered(parallelism)
         .try_collect::<Vec<_>>()
@@ -359,24 +371,6 @@ fn count_flags(kept: &KeptRows, input: &mut InputReport) {
             input.flags.insert(warning.name().to_owned(), count);
         }
     }
-}
-
-fn transactions_batch(kept: &KeptRows) -> RecordBatch {
-    let item = match schema::TRANSACTIONS.field(12).data_type() {
-        DataType::List(item) => item.clone(),
-        _ => unreachable!("quality_flags is a list column"),
-    };
-    let mut flags = ListBuilder::with_capacity(StringBuilder::new(), kept.len).with_field(item);
-    for row in &kept.flags {
-        for warning in row.iter() {
-            flags.values().append_value(warning.name());
-        }
-        flags.append(true);
-    }
-    let mut columns: Vec<ArrayRef> = kept.columns.clone();
-    columns.push(Arc::new(flags.finish()));
-    RecordBatch::try_new(schema::TRANSACTIONS.clone(), columns)
-        .expect("kept columns match the transactions schema")
 }
 
 fn totals(inputs: &[InputReport]) -> Totals {
@@ -542,7 +536,7 @@ impl LookupCache {
                     if cached_etag == Some(&etag) {
                         continue;
                     }
-                    referentials::load(store, ready.kind).await?
+                    referentials::load(store, ready.kind, &ready.report).await?
                 }
             };
             match built {

@@ -4,20 +4,22 @@
 //! one file per task, so files decode in parallel while results keep the contract's order.
 
 use arrow::array::{
-    ArrayRef, Date32Array, Int8Array, Int32Array, Int64Array, StringBuilder, TimestampMicrosecondArray,
+    ArrayRef, Date32Array, Int8Array, Int32Array, Int64Array, ListBuilder, RecordBatch, StringBuilder,
+    TimestampMicrosecondArray,
 };
+use arrow::datatypes::DataType;
 
 use super::csv_file::{CsvRead, FileProblem, RowErrors, read_csv};
-use super::lookups::{Lookups, Resolved, key_of};
+use super::lookups::{Lookups, Resolved};
 use super::rejects::RejectsBuilder;
 use crate::contract::rules::{self, Flags, Warning};
-use crate::contract::schema::TRANSACTION_COLUMNS;
+use crate::contract::schema::{TRANSACTION_COLUMNS, TRANSACTIONS};
 use crate::contract::{IngestDate, TransactionFileName, types};
 
-/// The kept rows of one file, column by column (contract order).
+/// The kept rows of one file, enriched.
 pub struct KeptRows {
-    /// Columns of the output schema except `quality_flags`, in schema order.
-    pub columns: Vec<ArrayRef>,
+    /// The rows in the transactions schema (`quality_flags` included).
+    pub batch: RecordBatch,
     /// Warnings of each kept row.
     pub flags: Vec<Flags>,
     /// Number of kept rows.
@@ -45,8 +47,9 @@ pub enum Parsed {
 /// lookups are still being loaded.
 pub fn parse_file(file: &TransactionFileName, bytes: &[u8], max_reject_ratio: f64) -> Parsed {
     let mut kept = ParsedRows::new(file, bytes.len());
+    let file_date = FileDate::of(file);
     let read = read_csv(&file.name, bytes, &TRANSACTION_COLUMNS, max_reject_ratio, |fields, line, errors| {
-        if let Some(row) = parse_row(file, fields, errors)
+        if let Some(row) = parse_row(&file_date, fields, errors)
             && errors.is_empty()
         {
             kept.push(&row, line);
@@ -54,6 +57,8 @@ pub fn parse_file(file: &TransactionFileName, bytes: &[u8], max_reject_ratio: f6
     });
     match read {
         Ok(CsvRead { rows, rejects }) => {
+            kept.sorted_transaction_keys.clone_from(&kept.transaction_keys);
+            kept.sorted_transaction_keys.sort_unstable();
             Parsed::Read { kept: Box::new(kept), rejects: Box::new(rejects), rows }
         }
         Err(problem) => Parsed::Invalid(problem),
@@ -72,26 +77,36 @@ impl Parsed {
     }
 }
 
-/// A row whose every value parsed.
+/// A row whose every value parsed; ids with their packed keys ([`types::identifier_key`]).
 struct Row<'a> {
-    transaction_id: &'a str,
-    client_id: &'a str,
+    transaction_id: (&'a str, u64),
+    client_id: (&'a str, u64),
     date: i32,
     hour: i8,
     minute: i8,
-    product_id: &'a str,
+    product_id: (&'a str, u64),
     quantity: i32,
-    store_id: &'a str,
+    store_id: (&'a str, u64),
+}
+
+/// What every row of a file is checked against: the date its name carries.
+struct FileDate {
+    date: IngestDate,
+    /// `YYYY-MM-DD`: a row's date equal to it needs no calendar arithmetic.
+    text: String,
+    days: i32,
+}
+
+impl FileDate {
+    fn of(file: &TransactionFileName) -> Self {
+        Self { date: file.date, text: file.date.to_string(), days: file.date.days_since_epoch() }
+    }
 }
 
 /// Applies the error rules to one record's fields (in `TRANSACTION_COLUMNS` order). Returns
 /// the typed row when every value parsed; it is kept only if no error was recorded
 /// (`date_mismatch` is an error on a fully parsed row).
-fn parse_row<'a>(
-    file: &TransactionFileName,
-    fields: &[&'a str; 8],
-    errors: &mut RowErrors,
-) -> Option<Row<'a>> {
+fn parse_row<'a>(file: &FileDate, fields: &[&'a str; 8], errors: &mut RowErrors) -> Option<Row<'a>> {
     const ID: &str = "an identifier (1-19 digits)";
     let [transaction_id, client_id, date, hour, minute, product_id, quantity, store_id] = *fields;
     let checked = |errors: &mut RowErrors, column: usize, value: &str, what: &str, parsed: bool| {
@@ -99,35 +114,42 @@ fn parse_row<'a>(
             errors.invalid(TRANSACTION_COLUMNS[column], value, what);
         }
     };
-    let transaction_id_v = types::identifier(transaction_id);
+    let transaction_id_v = types::identifier_with_key(transaction_id);
     checked(errors, 0, transaction_id, ID, transaction_id_v.is_some());
-    let client_id_v = types::identifier(client_id);
+    let client_id_v = types::identifier_with_key(client_id);
     checked(errors, 1, client_id, ID, client_id_v.is_some());
-    let date_v = types::date(date);
-    checked(errors, 2, date, "a calendar date (YYYY-MM-DD)", date_v.is_some());
+    // `Err`: another calendar date than the file's (`date_mismatch`, after the other rules).
+    let date_v = if types::trim(date) == file.text {
+        Some(Ok(file.days))
+    } else {
+        let parsed = types::date(date);
+        checked(errors, 2, date, "a calendar date (YYYY-MM-DD)", parsed.is_some());
+        parsed.map(Err)
+    };
     let hour_v = types::hour(hour);
     checked(errors, 3, hour, "an hour (0-23)", hour_v.is_some());
     let minute_v = types::minute(minute);
     checked(errors, 4, minute, "a minute (0-59)", minute_v.is_some());
-    let product_id_v = types::identifier(product_id);
+    let product_id_v = types::identifier_with_key(product_id);
     checked(errors, 5, product_id, ID, product_id_v.is_some());
     let quantity_v = types::non_negative_i32(quantity);
     checked(errors, 6, quantity, "a quantity (integer 0-2147483647)", quantity_v.is_some());
-    let store_id_v = types::identifier(store_id);
+    let store_id_v = types::identifier_with_key(store_id);
     checked(errors, 7, store_id, ID, store_id_v.is_some());
-
-    if let Some(date) = date_v
-        && date != file.date.naive()
-    {
-        errors.push(
-            rules::DATE_MISMATCH,
-            format!("date_mismatch: row date {date} differs from the file's {}", file.date),
-        );
-    }
+    let days = match date_v? {
+        Ok(days) => days,
+        Err(other) => {
+            errors.push(
+                rules::DATE_MISMATCH,
+                format!("date_mismatch: row date {other} differs from the file's {}", file.date),
+            );
+            IngestDate::from(other).days_since_epoch()
+        }
+    };
     Some(Row {
         transaction_id: transaction_id_v?,
         client_id: client_id_v?,
-        date: IngestDate::from(date_v?).days_since_epoch(),
+        date: days,
         hour: hour_v?,
         minute: minute_v?,
         product_id: product_id_v?,
@@ -143,9 +165,11 @@ pub fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut ParsedRows>) {
     // Kept ids are validated identifiers, packed into integers when parsed. Sorting them finds
     // the repeated ones without a date-sized hash table (whose random accesses were the largest
     // item of a 16x day's profile); repeats are rare, so the rows are then checked against the
-    // short sorted list of them.
-    let mut keys: Vec<u64> = files.iter().flat_map(|kept| kept.transaction_keys.iter().copied()).collect();
-    keys.sort_unstable();
+    // short sorted list of them. Each file's keys were sorted by its parser, in parallel: the
+    // stable sort only merges those runs.
+    let mut keys: Vec<u64> =
+        files.iter_mut().flat_map(|kept| std::mem::take(&mut kept.sorted_transaction_keys)).collect();
+    keys.sort();
     let mut repeated: Vec<u64> =
         keys.windows(2).filter(|pair| pair[0] == pair[1]).map(|pair| pair[0]).collect();
     drop(keys);
@@ -172,6 +196,8 @@ pub struct ParsedRows {
     product_id: StringBuilder,
     store_id: StringBuilder,
     transaction_keys: Vec<u64>,
+    /// `transaction_keys` sorted, for [`flag_duplicates`].
+    sorted_transaction_keys: Vec<u64>,
     client_keys: Vec<u64>,
     product_keys: Vec<u64>,
     store_keys: Vec<u64>,
@@ -197,6 +223,7 @@ impl ParsedRows {
             product_id: strings(),
             store_id: strings(),
             transaction_keys: Vec::with_capacity(rows),
+            sorted_transaction_keys: Vec::new(),
             client_keys: Vec::with_capacity(rows),
             product_keys: Vec::with_capacity(rows),
             store_keys: Vec::with_capacity(rows),
@@ -218,14 +245,15 @@ impl ParsedRows {
         if row.hour as u8 != self.hour_of_file {
             flags.insert(Warning::HourMismatch);
         }
-        self.transaction_id.append_value(row.transaction_id);
-        self.client_id.append_value(row.client_id);
-        self.product_id.append_value(row.product_id);
-        self.store_id.append_value(row.store_id);
-        self.transaction_keys.push(key_of(row.transaction_id));
-        self.client_keys.push(key_of(row.client_id));
-        self.product_keys.push(key_of(row.product_id));
-        self.store_keys.push(key_of(row.store_id));
+        for ((text, key), (column, keys)) in [
+            (row.transaction_id, (&mut self.transaction_id, &mut self.transaction_keys)),
+            (row.client_id, (&mut self.client_id, &mut self.client_keys)),
+            (row.product_id, (&mut self.product_id, &mut self.product_keys)),
+            (row.store_id, (&mut self.store_id, &mut self.store_keys)),
+        ] {
+            column.append_value(text);
+            keys.push(key);
+        }
         self.quantity.push(row.quantity);
         let seconds = i64::from(row.date) * 86_400 + i64::from(row.hour) * 3_600 + i64::from(row.minute) * 60;
         self.datetime.push(seconds * 1_000_000);
@@ -239,6 +267,13 @@ impl ParsedRows {
     /// Looks the rows' ids up (in batches: the clients table is far larger than the caches),
     /// adds the referential warnings and builds the columns.
     fn finish(mut self, lookups: &Lookups) -> KeptRows {
+        static FLAG_ITEM: std::sync::LazyLock<arrow::datatypes::FieldRef> = std::sync::LazyLock::new(|| {
+            match TRANSACTIONS.field_with_name("quality_flags").map(|f| f.data_type()) {
+                Ok(DataType::List(item)) => item.clone(),
+                _ => unreachable!("quality_flags is a list column"),
+            }
+        });
+        let flag_item = &*FLAG_ITEM;
         let len = self.flags.len();
         let (mut clients, mut stores, mut products) = (Vec::new(), Vec::new(), Vec::new());
         lookups.clients(&self.client_keys, &mut clients);
@@ -274,6 +309,14 @@ impl ParsedRows {
                 }
             }
         }
+        let mut quality_flags =
+            ListBuilder::with_capacity(StringBuilder::new(), len).with_field(flag_item.clone());
+        for row in &self.flags {
+            for warning in row.iter() {
+                quality_flags.values().append_value(warning.name());
+            }
+            quality_flags.append(true);
+        }
         let columns: Vec<ArrayRef> = vec![
             std::sync::Arc::new(self.transaction_id.finish()),
             std::sync::Arc::new(self.client_id.finish()),
@@ -290,8 +333,11 @@ impl ParsedRows {
                 len,
             ))),
             std::sync::Arc::new(Int64Array::from(self.source_line)),
+            std::sync::Arc::new(quality_flags.finish()),
         ];
-        KeptRows { columns, flags: self.flags, len }
+        let batch = RecordBatch::try_new(TRANSACTIONS.clone(), columns)
+            .expect("kept columns match the transactions schema");
+        KeptRows { batch, flags: self.flags, len }
     }
 }
 
@@ -340,8 +386,8 @@ mod tests {
         assert!(first.flags[1].contains(Warning::ZeroQuantity));
         assert!(second.flags[0].contains(Warning::UnknownClient));
         assert!(second.flags[0].contains(Warning::UnknownStore));
-        let accounts = first.columns[2].as_string::<i32>();
+        let accounts = first.batch.column(2).as_string::<i32>();
         assert_eq!(accounts.null_count(), 3);
-        assert_eq!(second.columns[1].as_string::<i32>().value(0), "060");
+        assert_eq!(second.batch.column(1).as_string::<i32>().value(0), "060");
     }
 }

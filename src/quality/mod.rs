@@ -25,24 +25,22 @@ use crate::contract::{IngestDate, ReferentialKind};
 use crate::pipeline::report::OutputReport;
 use crate::pipeline::{PipelineError, RunReport, get_optional, parquet_io, paths, put};
 
-/// Computes the date's figures from the rows just published, writes `store_daily` then the
-/// page, and adds both to `report.outputs`.
+/// Writes `store_daily` then the page from the date's figures ([`figures`], computed while the
+/// data is encoded), and adds both to `report.outputs`.
 #[tracing::instrument(name = "quality", skip_all, fields(date = %report.date))]
 pub async fn publish(
     store: &Arc<dyn ObjectStore>,
     report: &mut RunReport,
-    kept: Vec<RecordBatch>,
-    rejects: Vec<RecordBatch>,
+    stats: &stats::DateStats,
 ) -> Result<(), PipelineError> {
-    let stats = figures(store, report.date, kept, rejects).await?;
     let path = paths::store_daily(report.date);
-    let bytes = encode_store_daily(&path, &stats)?;
+    let bytes = encode_store_daily(&path, stats)?;
     let rows = stats.stores.len() as u64;
     report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
     put(store, &path, bytes).await?;
 
     let path = paths::quality_page(report.date);
-    let html = Bytes::from(page::render(report, &stats));
+    let html = Bytes::from(page::render(report, stats));
     report.outputs.push(OutputReport { path: path.to_string(), rows: 0, bytes: html.len() as u64 });
     put_html(store, &path, html).await?;
     tracing::info!(stores = rows, "data-quality page and store_daily written");
@@ -100,9 +98,10 @@ pub async fn rerender(
     Ok(Some(Rerendered { page: page_path.to_string(), store_daily }))
 }
 
-/// The date's figures, off the async workers, with the formatted stores table (every column:
-/// the map needs coordinates and type). An absent stores copy gives no coordinates.
-async fn figures(
+/// The date's figures from its kept rows and rejects, off the async workers, with the
+/// formatted stores table (every column: the map needs coordinates and type). An absent stores
+/// copy gives no coordinates.
+pub async fn figures(
     store: &Arc<dyn ObjectStore>,
     date: IngestDate,
     kept: Vec<RecordBatch>,

@@ -530,6 +530,49 @@ async fn referentials_are_formatted_once_and_reused_while_unchanged() {
 }
 
 #[tokio::test]
+async fn the_clients_lookup_file_is_used_and_rebuilt_when_missing_stale_or_damaged() {
+    const LOOKUP: &str = "formatted/clients/_lookup.bin";
+    let store = TestStore::with_referentials().await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    let first = store.run(DAY).await;
+    let written = store.get(LOOKUP).await.expect("formatting clients writes the lookup file");
+    let outputs = (store.get(TX).await.unwrap(), first.totals.clone());
+
+    // Each case leaves the file in another state; every forced run reads the cached copy and
+    // must enrich exactly as the first run did, and leave a sound file behind.
+    let mut stale = written.to_vec();
+    let stamp = b"source etag ";
+    let at = stale.windows(stamp.len()).position(|w| w == stamp).expect("the stamp names the etag");
+    stale[at + stamp.len()] ^= 1;
+    let mut damaged = written.to_vec();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    for (case, state) in [
+        ("sound", Some(written.to_vec())),
+        ("missing", None),
+        ("stale", Some(stale)),
+        ("damaged", Some(damaged)),
+        ("not ours", Some(b"PAR1".to_vec())),
+    ] {
+        match state {
+            Some(bytes) => store.put(LOOKUP, bytes).await,
+            None => {
+                let path = object_store::path::Path::from(LOOKUP);
+                object_store::ObjectStoreExt::delete(&*store.store, &path).await.expect("delete");
+            }
+        }
+        let modified = || std::fs::metadata(store.dir.path().join(LOOKUP)).and_then(|m| m.modified()).ok();
+        let before = modified();
+        let forced = store.run_with(DAY, true, None).await;
+        assert_eq!(forced.referentials["clients"].source, ReferentialSource::Cached, "{case}");
+        // A sound file is read, not rewritten; any other is rewritten from the Parquet copy.
+        assert_eq!(modified() == before, case == "sound", "{case}");
+        assert_eq!((store.get(TX).await.unwrap(), forced.totals), outputs, "{case}: same enrichment");
+        assert_eq!(store.get(LOOKUP).await.as_ref(), Some(&written), "{case}: a sound file is left");
+    }
+}
+
+#[tokio::test]
 async fn an_invalid_referential_is_quarantined_and_the_last_good_copy_used() {
     let store = TestStore::with_referentials().await;
     store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
