@@ -16,11 +16,14 @@ fn main() -> ExitCode {
 /// With its defaults, glibc gives every thread that allocates its own arena (up to 8 per core)
 /// and, once a large buffer has been freed, serves buffers up to that size from those arenas
 /// instead of `mmap`: the space a date's buffers leave there is not returned, so a 30-date run
-/// peaked at about twice one date's memory (BENCHMARKS.md, "Memory across dates"). One arena
-/// and `mmap` for every buffer of 1 MiB or more keep it flat. Those buffers are also asked for
-/// transparent huge pages (`hugetlb=1`: `madvise`, honoured where the kernel allows it): a
-/// fresh buffer then costs one page fault per 2 MiB instead of per 4 KiB, which took a third off
-/// a cached day's wall time, and the lookups' random probes miss the TLB less.
+/// peaked at about twice one date's memory (BENCHMARKS.md, "Memory across dates"). One arena,
+/// and `mmap` for every buffer of 4 MiB or more, keep it flat: the large buffers (a day's
+/// columns, encoded files) go back to the system when freed, while the many 1–4 MiB ones (a
+/// file's bytes, its parsed columns, Parquet pages) reuse the same heap pages from file to
+/// file. Fresh pages are what cost most on a VM whose host reclaims freed memory (zeroing a
+/// page the host must first fault in): a 1 MiB threshold with transparent huge pages, the
+/// previous setting, touched three times as much fresh memory and was slower and far noisier
+/// on a cached day (BENCHMARKS.md, third round).
 /// glibc reads these settings only at start-up, from `GLIBC_TUNABLES`, so the process
 /// re-executes itself once with them (same PID, arguments and environment otherwise). When
 /// `GLIBC_TUNABLES` is already set the operator's choice stands, and nothing is re-executed.
@@ -31,8 +34,7 @@ mod malloc_tunables {
     use std::os::unix::process::CommandExt;
 
     const VARIABLE: &str = "GLIBC_TUNABLES";
-    const TUNABLES: &str =
-        "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=1048576:glibc.malloc.hugetlb=1";
+    const TUNABLES: &str = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=4194304";
 
     pub fn apply() {
         if std::env::var_os(VARIABLE).is_some() {

@@ -55,14 +55,29 @@ pub fn identifier_from_key(key: u64) -> String {
 /// The identifier an [`identifier_key`] came from, written into `buffer` (no allocation: the
 /// hot path turns packed account ids back into text this way).
 pub fn identifier_text(key: u64, buffer: &mut [u8; 19]) -> &str {
-    let len = (1..=19).rev().find(|&len| key >= SHORTER_IDENTIFIERS[len]).unwrap_or(1);
+    // The table rises with the length: the first entry above `key` is one past its length.
+    let len = (SHORTER_IDENTIFIERS.partition_point(|&shorter| shorter <= key) - 1).clamp(1, 19);
     let mut value = key - SHORTER_IDENTIFIERS[len];
-    for digit in buffer[..len].iter_mut().rev() {
-        *digit = b'0' + (value % 10) as u8;
-        value /= 10;
+    let mut end = len;
+    // Two digits per division, from the right.
+    while end >= 2 {
+        let pair = (value % 100) as usize * 2;
+        buffer[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        value /= 100;
+        end -= 2;
+    }
+    if end == 1 {
+        buffer[0] = b'0' + (value % 10) as u8;
     }
     std::str::from_utf8(&buffer[..len]).unwrap_or_default()
 }
+
+/// `00` to `99`, two bytes each.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
 
 /// `SHORTER_IDENTIFIERS[len]`: how many digit strings are shorter than `len` (and not empty).
 const SHORTER_IDENTIFIERS: [u64; 20] = {

@@ -270,27 +270,28 @@ struct Group<'a> {
 }
 
 /// Distinct client ids: packed into integers ([`types::identifier_key`]) when they are
-/// identifiers, as kept rows' always are (hashing and comparing an integer, not text); any
-/// other text apart, so that nothing is counted twice or merged.
+/// identifiers, as kept rows' always are; any other text apart, so that nothing is counted
+/// twice or merged. The packed ids are collected and counted once, sorted: a hash set per
+/// store grew and rehashed its way through every row (a twentieth of a cached day's CPU).
 #[derive(Default)]
 struct Clients<'a> {
-    packed: HashSet<u64, Fast>,
+    packed: Vec<u64>,
     other: HashSet<&'a str, Fast>,
 }
 
 impl<'a> Clients<'a> {
     fn insert(&mut self, id: &'a str) {
         match types::identifier_key(id) {
-            Some(key) => {
-                self.packed.insert(key);
-            }
+            Some(key) => self.packed.push(key),
             None => {
                 self.other.insert(id);
             }
         }
     }
 
-    fn len(&self) -> usize {
+    fn count(mut self) -> usize {
+        self.packed.sort_unstable();
+        self.packed.dedup();
         self.packed.len() + self.other.len()
     }
 }
@@ -329,7 +330,7 @@ fn store_days(groups: HashMap<Option<&str>, Group<'_>, Fast>, stores: &[RecordBa
                 store_type: attributes.map(|a| a.store_type),
                 transactions: group.transactions,
                 total_quantity: group.total_quantity,
-                distinct_clients: group.clients.len() as u64,
+                distinct_clients: group.clients.count() as u64,
                 flagged_rows: group.flagged_rows,
             }
         })

@@ -351,10 +351,22 @@ async fn outputs_have_the_contract_schema_in_order() {
             "type: Int32 not null"
         ]
     );
-    // Zstd and statistics on every column chunk.
+    // Zstd and statistics on every column chunk; the encodings chosen by measurement
+    // (BENCHMARKS.md): ids as DELTA_LENGTH_BYTE_ARRAY, source_line as deltas.
     let bytes = store.get(TX).await.unwrap();
     let reader = parquet::file::serialized_reader::SerializedFileReader::new(bytes).unwrap();
+    use parquet::basic::Encoding;
     use parquet::file::reader::FileReader;
+    let encodings = |name: &str| {
+        let columns = reader.metadata().row_group(0).columns();
+        let column = columns.iter().find(|c| c.column_path().string() == name).unwrap();
+        column.encodings().collect::<Vec<_>>()
+    };
+    for id in ["transaction_id", "client_id", "account_id"] {
+        assert!(encodings(id).contains(&Encoding::DELTA_LENGTH_BYTE_ARRAY), "{id}: {:?}", encodings(id));
+    }
+    assert!(encodings("source_line").contains(&Encoding::DELTA_BINARY_PACKED));
+    assert!(encodings("store_id").contains(&Encoding::RLE_DICTIONARY), "{:?}", encodings("store_id"));
     for column in reader.metadata().row_group(0).columns() {
         assert!(
             matches!(column.compression(), parquet::basic::Compression::ZSTD(_)),
