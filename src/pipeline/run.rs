@@ -287,8 +287,12 @@ async fn format_changed(
     .await
 }
 
-/// Files fetched ahead of the parsers, beyond one per parser ([`parse_files`]).
+/// Files fetched ahead of the parsers, beyond one per parser ([`parse_files`])...
 const FETCH_AHEAD: usize = 4;
+
+/// ...as long as that many of the date's largest files fit in this many bytes: a day of big
+/// files (W5's are 30 MB each) fetches fewer ahead rather than holding more in memory.
+const FETCH_AHEAD_BYTES: u64 = 32 << 20;
 
 /// Fetches and validates every file, several at once, keeping the contract's order, and flags
 /// duplicate transaction ids.
@@ -300,13 +304,15 @@ async fn parse_files(
 ) -> Result<Vec<ParseResult>, PipelineError> {
     // Fetching waits on storage, parsing on a core: a few files are fetched ahead of the
     // parsers, so that a core never waits for a download (one file's latency per file on
-    // Azure, a page-cache copy locally). At most FETCH_AHEAD files' bytes wait in memory.
+    // Azure, a page-cache copy locally), within a memory budget.
+    let largest = landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0);
+    let ahead = usize::try_from(FETCH_AHEAD_BYTES / largest.max(1)).unwrap_or(FETCH_AHEAD).min(FETCH_AHEAD);
     let parsed = futures::stream::iter(landing.transactions.iter().cloned())
         .map(|(file, meta)| {
             let store = Arc::clone(store);
             async move { super::fetch(&store, &meta).await.map(|bytes| (file, meta, bytes)) }
         })
-        .buffered(parallelism + FETCH_AHEAD)
+        .buffered(parallelism + ahead)
         .map(|fetched| async move {
             let (file, meta, bytes) = fetched?;
             let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
