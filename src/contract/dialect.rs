@@ -85,10 +85,7 @@ impl<'a> Tokenizer<'a> {
                 field_start = start + delimiter + 1;
             }
             fields.push(Cow::Borrowed(&self.text[field_start..stop]));
-            self.pos = self.after_terminator(stop);
-            if stop < bytes.len() {
-                self.line += 1;
-            }
+            self.end_record(stop);
             return Some(Record { line, raw, quoting: Quoting::Sound });
         }
         let mut quoting = Quoting::Sound;
@@ -144,11 +141,16 @@ impl<'a> Tokenizer<'a> {
             }
         }
         self.count_lines(start, i);
-        self.pos = self.after_terminator(i);
-        if i < bytes.len() {
+        self.end_record(i);
+        Some(Record { line, raw: &self.text[start..i], quoting })
+    }
+
+    /// Moves past the record ending at `end` (its terminator, if any, ends its last line).
+    fn end_record(&mut self, end: usize) {
+        self.pos = self.after_terminator(end);
+        if end < self.text.len() {
             self.line += 1;
         }
-        Some(Record { line, raw: &self.text[start..i], quoting })
     }
 
     /// Scans a quoted field whose content starts at `from`; returns the value and the index just

@@ -2,7 +2,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{ListBuilder, StringBuilder};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 
 /// Columns of a transaction file, in the contract's order (section 5). Rule order for
 /// `invalid_{column}` follows this order.
@@ -16,8 +17,19 @@ pub const STORE_COLUMNS: [&str; 5] = ["id", "latlng", "opening", "closing", "typ
 /// Columns of `products.csv`.
 pub const PRODUCT_COLUMNS: [&str; 4] = ["id", "ean", "brand", "description"];
 
+/// The item of every list-of-names column (`quality_flags`, `reasons`): non-null text.
+pub fn name_list_item() -> FieldRef {
+    Arc::new(Field::new("item", DataType::Utf8, false))
+}
+
+/// A builder for a list-of-names column whose arrays match the schemas' type (a plain
+/// `ListBuilder` makes its items nullable).
+pub fn name_list_builder(rows: usize) -> ListBuilder<StringBuilder> {
+    ListBuilder::with_capacity(StringBuilder::new(), rows).with_field(name_list_item())
+}
+
 fn list_of_strings() -> DataType {
-    DataType::List(Arc::new(Field::new("item", DataType::Utf8, false)))
+    DataType::List(name_list_item())
 }
 
 /// `formatted/transactions_{date}/transactions.parquet`, in the contract's column order.

@@ -132,28 +132,26 @@ impl<T: Copy> Lookup<T> {
         }
     }
 
-    /// Puts back the entries of a saved table (distinct keys, `None`: ambiguous), the home
-    /// slots of each batch loaded ahead as in [`Lookup::extend`].
-    fn restore(&mut self, entries: impl Iterator<Item = (u64, Option<T>)>) -> Result<(), &'static str> {
+    /// The table holding `count` saved entries (distinct keys, `None`: ambiguous), sized for
+    /// them, the home slots of each batch loaded ahead as in [`Lookup::extend`].
+    fn restored(count: usize, entries: impl Iterator<Item = (u64, Option<T>)>) -> Result<Self, &'static str> {
+        let mut table = Self::with_capacity(count);
         let mut batch = Vec::with_capacity(BATCH);
-        let mut entries = entries.peekable();
+        let mut entries = entries.take(count).peekable();
         while entries.peek().is_some() {
             batch.clear();
             batch.extend(entries.by_ref().take(BATCH));
-            self.touch(batch.iter().map(|(key, _)| *key));
+            table.touch(batch.iter().map(|(key, _)| *key));
             for &(key, value) in &batch {
-                if key == EMPTY || (self.len + 1) * 2 > self.slots.len() {
-                    return Err("more entries than announced");
+                let index = table.slot(key);
+                if key == EMPTY || table.slots[index].0 != EMPTY {
+                    return Err("an id saved twice, or not an id");
                 }
-                let index = self.slot(key);
-                if self.slots[index].0 != EMPTY {
-                    return Err("an id saved twice");
-                }
-                self.slots[index] = (key, value);
-                self.len += 1;
+                table.slots[index] = (key, value);
+                table.len += 1;
             }
         }
-        Ok(())
+        Ok(table)
     }
 
     fn resolve_key(&self, key: u64) -> Resolved<T> {
@@ -249,21 +247,15 @@ impl ClientLookup {
     /// pair of packed keys per distinct id (account 0: ambiguous), then an XXH3 of all that.
     /// Little-endian, in table order: the same lookup always gives the same bytes.
     pub fn to_file(&self, stamp: &str) -> Vec<u8> {
-        let entries: Vec<(u64, u64)> = self
-            .ids
-            .slots
-            .iter()
-            .filter(|(key, _)| *key != EMPTY)
-            .map(|(key, account)| (*key, account.map_or(0, |a| a.0.get())))
-            .collect();
-        let mut file = Vec::with_capacity(LOOKUP_MAGIC.len() + 16 + stamp.len() + entries.len() * 16);
+        let count = self.ids.len;
+        let mut file = Vec::with_capacity(LOOKUP_MAGIC.len() + 4 + stamp.len() + 8 + count * 16 + 8);
         file.extend_from_slice(LOOKUP_MAGIC);
         file.extend_from_slice(&(stamp.len() as u32).to_le_bytes());
         file.extend_from_slice(stamp.as_bytes());
-        file.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-        for (key, account) in entries {
+        file.extend_from_slice(&(count as u64).to_le_bytes());
+        for (key, account) in self.ids.slots.iter().filter(|(key, _)| *key != EMPTY) {
             file.extend_from_slice(&key.to_le_bytes());
-            file.extend_from_slice(&account.to_le_bytes());
+            file.extend_from_slice(&account.map_or(0, |a| a.0.get()).to_le_bytes());
         }
         let checksum = twox_hash::XxHash3_64::oneshot(&file);
         file.extend_from_slice(&checksum.to_le_bytes());
@@ -289,15 +281,13 @@ impl ClientLookup {
         if reader.0.len() != count.checked_mul(16).ok_or("truncated")? {
             return Err("truncated");
         }
-        let mut lookup = Self::with_capacity(count);
         let entries = reader.0.chunks_exact(16).map(|pair| {
             let (key, account) = pair.split_at(8);
             let key = u64::from_le_bytes(key.try_into().unwrap_or_default());
             let account = NonZeroU64::new(u64::from_le_bytes(account.try_into().unwrap_or_default()));
             (key, account.map(AccountId))
         });
-        lookup.ids.restore(entries)?;
-        Ok(lookup)
+        Ok(Self { ids: Lookup::restored(count, entries)? })
     }
 }
 
@@ -555,7 +545,7 @@ mod tests {
         }
         let checksum = twox_hash::XxHash3_64::oneshot(&body);
         body.extend_from_slice(&checksum.to_le_bytes());
-        assert_eq!(ClientLookup::from_file(&body, "etag A").err(), Some("an id saved twice"));
+        assert_eq!(ClientLookup::from_file(&body, "etag A").err(), Some("an id saved twice, or not an id"));
     }
 
     #[test]

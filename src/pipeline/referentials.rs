@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Float64Builder, Int8Builder, Int32Builder, ListBuilder, RecordBatch, StringBuilder,
-};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{ArrayRef, Float64Builder, Int8Builder, Int32Builder, RecordBatch, StringBuilder};
+use arrow::datatypes::SchemaRef;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
@@ -407,11 +405,7 @@ pub fn format(kind: ReferentialKind, bytes: &[u8], max_reject_ratio: f64) -> Res
         ReferentialKind::Products => {
             let (mut id, mut ean, mut brand, mut description) =
                 (text_builder(), text_builder(), text_builder(), text_builder());
-            let flags_field = match schema::PRODUCTS.field(4).data_type() {
-                DataType::List(item) => item.clone(),
-                _ => unreachable!("quality_flags is a list column"),
-            };
-            let mut flags = ListBuilder::new(StringBuilder::new()).with_field(flags_field);
+            let mut flags = schema::name_list_builder(0);
             let read = read_csv(name, bytes, &PRODUCT_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let parsed_id = types::identifier(f[0]);
                 let parsed_ean = types::ean(f[1]);

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Builder, ListBuilder, RecordBatch, StringBuilder};
 
 use super::report::RuleCounts;
-use crate::contract::schema::REJECTS;
+use crate::contract::schema::{REJECTS, name_list_builder};
 
 /// Accumulates rejected records of one file.
-#[derive(Default)]
 pub struct RejectsBuilder {
     source_file: StringBuilder,
     source_line: Int64Builder,
@@ -19,6 +18,20 @@ pub struct RejectsBuilder {
     message: StringBuilder,
     counts: RuleCounts,
     len: usize,
+}
+
+impl Default for RejectsBuilder {
+    fn default() -> Self {
+        Self {
+            source_file: StringBuilder::new(),
+            source_line: Int64Builder::new(),
+            raw: StringBuilder::new(),
+            reasons: name_list_builder(0),
+            message: StringBuilder::new(),
+            counts: RuleCounts::default(),
+            len: 0,
+        }
+    }
 }
 
 impl RejectsBuilder {
@@ -58,19 +71,11 @@ impl RejectsBuilder {
 
     /// The records as a batch of the rejects schema.
     pub fn finish(&mut self) -> RecordBatch {
-        let reasons = self.reasons.finish();
-        // The builder's list field is nullable by default; the contract's is not.
-        let (_, offsets, values, nulls) = reasons.into_parts();
-        let item = match REJECTS.field(3).data_type() {
-            arrow::datatypes::DataType::List(item) => item.clone(),
-            _ => unreachable!("reasons is a list column"),
-        };
-        let reasons = arrow::array::ListArray::new(item, offsets, values, nulls);
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.source_file.finish()),
             Arc::new(self.source_line.finish()),
             Arc::new(self.raw.finish()),
-            Arc::new(reasons),
+            Arc::new(self.reasons.finish()),
             Arc::new(self.message.finish()),
         ];
         RecordBatch::try_new(REJECTS.clone(), columns).expect("rejects columns match the rejects schema")

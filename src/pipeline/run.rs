@@ -186,7 +186,7 @@ async fn run_locked(
         match outcome {
             FileOutcome::Read { kept, rejects, rows } => {
                 input.rows = rows;
-                input.kept = kept.len as u64;
+                input.kept = kept.batch.num_rows() as u64;
                 input.rejected_rows = rejects.len() as u64;
                 input.rejected = rejects.rule_counts().clone();
                 files.push((input, Some((kept, rejects))));
@@ -235,7 +235,7 @@ async fn run_locked(
     for (input, read) in &mut files {
         if let Some((kept, rejects)) = read {
             count_flags(kept, input);
-            if kept.len > 0 {
+            if kept.batch.num_rows() > 0 {
                 kept_batches.push(kept.batch.clone());
             }
             if !rejects.is_empty() {
@@ -294,6 +294,11 @@ const FETCH_AHEAD: usize = 4;
 /// files (W5's are 30 MB each) fetches fewer ahead rather than holding more in memory.
 const FETCH_AHEAD_BYTES: u64 = 32 << 20;
 
+/// How many files to fetch ahead of the parsers when the date's largest is `largest` bytes.
+fn fetch_ahead(largest: u64) -> usize {
+    usize::try_from(FETCH_AHEAD_BYTES / largest.max(1)).unwrap_or(FETCH_AHEAD).min(FETCH_AHEAD)
+}
+
 /// Fetches and validates every file, several at once, keeping the contract's order, and flags
 /// duplicate transaction ids.
 async fn parse_files(
@@ -305,8 +310,7 @@ async fn parse_files(
     // Fetching waits on storage, parsing on a core: a few files are fetched ahead of the
     // parsers, so that a core never waits for a download (one file's latency per file on
     // Azure, a page-cache copy locally), within a memory budget.
-    let largest = landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0);
-    let ahead = usize::try_from(FETCH_AHEAD_BYTES / largest.max(1)).unwrap_or(FETCH_AHEAD).min(FETCH_AHEAD);
+    let ahead = fetch_ahead(landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0));
     let parsed = futures::stream::iter(landing.transactions.iter().cloned())
         .map(|(file, meta)| {
             let store = Arc::clone(store);
@@ -559,5 +563,18 @@ impl LookupCache {
             }),
             _ => Err(PipelineError::Internal("a referential lookup is missing after preparation".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_fetched_ahead_within_the_memory_budget() {
+        assert_eq!(fetch_ahead(1_677_671), FETCH_AHEAD, "a real day's hourly files");
+        assert_eq!(fetch_ahead(0), FETCH_AHEAD);
+        assert_eq!(fetch_ahead(30 << 20), 1, "W5's 30 MB files: one ahead");
+        assert_eq!(fetch_ahead(100 << 20), 0, "bigger than the budget: none ahead");
     }
 }

@@ -4,16 +4,15 @@
 //! one file per task, so files decode in parallel while results keep the contract's order.
 
 use arrow::array::{
-    ArrayRef, Date32Array, Int8Array, Int32Array, Int64Array, ListBuilder, RecordBatch, StringBuilder,
+    ArrayRef, Date32Array, Int8Array, Int32Array, Int64Array, RecordBatch, StringBuilder,
     TimestampMicrosecondArray,
 };
-use arrow::datatypes::DataType;
 
 use super::csv_file::{CsvRead, FileProblem, RowErrors, read_csv};
 use super::lookups::{Lookups, Resolved};
 use super::rejects::RejectsBuilder;
 use crate::contract::rules::{self, Flags, Warning};
-use crate::contract::schema::{TRANSACTION_COLUMNS, TRANSACTIONS};
+use crate::contract::schema::{self, TRANSACTION_COLUMNS, TRANSACTIONS};
 use crate::contract::{IngestDate, TransactionFileName, types};
 
 /// The kept rows of one file, enriched.
@@ -22,8 +21,6 @@ pub struct KeptRows {
     pub batch: RecordBatch,
     /// Warnings of each kept row.
     pub flags: Vec<Flags>,
-    /// Number of kept rows.
-    pub len: usize,
 }
 
 /// What became of one transaction file.
@@ -267,13 +264,6 @@ impl ParsedRows {
     /// Looks the rows' ids up (in batches: the clients table is far larger than the caches),
     /// adds the referential warnings and builds the columns.
     fn finish(mut self, lookups: &Lookups) -> KeptRows {
-        static FLAG_ITEM: std::sync::LazyLock<arrow::datatypes::FieldRef> = std::sync::LazyLock::new(|| {
-            match TRANSACTIONS.field_with_name("quality_flags").map(|f| f.data_type()) {
-                Ok(DataType::List(item)) => item.clone(),
-                _ => unreachable!("quality_flags is a list column"),
-            }
-        });
-        let flag_item = &*FLAG_ITEM;
         let len = self.flags.len();
         let (mut clients, mut stores, mut products) = (Vec::new(), Vec::new(), Vec::new());
         lookups.clients(&self.client_keys, &mut clients);
@@ -309,8 +299,7 @@ impl ParsedRows {
                 }
             }
         }
-        let mut quality_flags =
-            ListBuilder::with_capacity(StringBuilder::new(), len).with_field(flag_item.clone());
+        let mut quality_flags = schema::name_list_builder(len);
         for row in &self.flags {
             for warning in row.iter() {
                 quality_flags.values().append_value(warning.name());
@@ -337,7 +326,7 @@ impl ParsedRows {
         ];
         let batch = RecordBatch::try_new(TRANSACTIONS.clone(), columns)
             .expect("kept columns match the transactions schema");
-        KeptRows { batch, flags: self.flags, len }
+        KeptRows { batch, flags: self.flags }
     }
 }
 
