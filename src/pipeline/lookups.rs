@@ -421,13 +421,6 @@ pub enum Built {
 }
 
 impl Built {
-    /// Builds the lookup of `kind` from its formatted batches.
-    pub fn from_batches(kind: crate::contract::ReferentialKind, batches: &[RecordBatch]) -> Self {
-        let mut built = Self::with_capacity(kind, batches.iter().map(RecordBatch::num_rows).sum());
-        batches.iter().for_each(|batch| built.add(batch));
-        built
-    }
-
     /// An empty lookup of `kind` sized for `rows` rows.
     pub fn with_capacity(kind: crate::contract::ReferentialKind, rows: usize) -> Self {
         use crate::contract::ReferentialKind;

@@ -7,10 +7,13 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 /// Zstd level 1: on the real feed it writes files within a few percent of level 3's size, and
@@ -73,72 +76,138 @@ fn encode_with_threads(
     batches: &[RecordBatch],
     threads: usize,
 ) -> Result<Bytes, ParquetError> {
-    let mut buffer = Vec::new();
-    // The writer's own constructor: same schema conversion and embedded Arrow schema.
-    let writer = ArrowWriter::try_new(&mut buffer, Arc::clone(schema), Some(properties(schema)?))?;
-    let (mut file, factory) = writer.into_serialized_writer()?;
-    for (index, group) in row_groups(batches).into_iter().enumerate() {
-        let writers = factory.create_column_writers(index)?;
-        // Our schemas have no struct columns: one leaf (and one writer) per field.
-        if writers.len() != schema.fields().len() {
-            return Err(ParquetError::General("a struct column: one writer per field expected".into()));
-        }
-        let chunks = encode_columns(schema, writers, &group, threads)?;
-        let mut row_group = file.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group)?;
-        }
-        row_group.close()?;
-    }
-    file.close()?;
-    Ok(Bytes::from(buffer))
+    let mut encoder = StreamEncoder::new(schema, threads)?;
+    encoder.write(batches)?;
+    encoder.finish()
 }
 
-/// The batches cut into row groups of at most [`MAX_ROW_GROUP_ROWS`] rows, empty batches left
-/// out (as `ArrowWriter` does).
-fn row_groups(batches: &[RecordBatch]) -> Vec<Vec<RecordBatch>> {
-    let mut groups = Vec::new();
-    let mut current = Vec::new();
-    let mut rows = 0;
-    for batch in batches {
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            let take = (batch.num_rows() - offset).min(MAX_ROW_GROUP_ROWS - rows);
-            current.push(batch.slice(offset, take));
-            offset += take;
-            rows += take;
-            if rows == MAX_ROW_GROUP_ROWS {
-                groups.push(std::mem::take(&mut current));
-                rows = 0;
+/// A Parquet file encoded as its batches come: each call's columns are written (pages
+/// compressed) and the batches can then be dropped, so a table being formatted is never held
+/// whole, only its encoded pages. The bytes depend on the rows and on where the batches are
+/// cut (not on the threads or on how the batches are spread over calls): the same batches give
+/// the bytes of [`encode`].
+pub struct StreamEncoder {
+    schema: SchemaRef,
+    file: SerializedFileWriter<Vec<u8>>,
+    factory: ArrowRowGroupWriterFactory,
+    /// The open row group's column writers and the rows written to it.
+    open: Option<(Vec<ArrowColumnWriter>, usize)>,
+    /// Row groups closed so far.
+    closed: usize,
+    threads: usize,
+}
+
+impl StreamEncoder {
+    /// A file of `schema`, its columns encoded on up to `threads` threads.
+    pub fn new(schema: &SchemaRef, threads: usize) -> Result<Self, ParquetError> {
+        // The writer's own constructor: same schema conversion and embedded Arrow schema.
+        let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(schema), Some(properties(schema)?))?;
+        let (file, factory) = writer.into_serialized_writer()?;
+        Ok(Self { schema: Arc::clone(schema), file, factory, open: None, closed: 0, threads })
+    }
+
+    /// Writes `batches` (in order), cutting row groups at [`MAX_ROW_GROUP_ROWS`] rows. Empty
+    /// batches are left out, as `ArrowWriter` does. Blocks: call it from a blocking thread.
+    pub fn write(&mut self, batches: &[RecordBatch]) -> Result<(), ParquetError> {
+        let mut pieces = Vec::new();
+        for batch in batches {
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let rows = match &self.open {
+                    Some((_, rows)) => *rows,
+                    None => {
+                        let writers = self.factory.create_column_writers(self.closed)?;
+                        // Our schemas have no struct columns: one leaf (and one writer) per field.
+                        if writers.len() != self.schema.fields().len() {
+                            return Err(ParquetError::General(
+                                "a struct column: one writer per field expected".into(),
+                            ));
+                        }
+                        self.open.insert((writers, 0)).1
+                    }
+                };
+                let take = (batch.num_rows() - offset).min(MAX_ROW_GROUP_ROWS - rows);
+                pieces.push(batch.slice(offset, take));
+                offset += take;
+                if let Some((_, rows)) = &mut self.open {
+                    *rows += take;
+                }
+                if rows + take == MAX_ROW_GROUP_ROWS {
+                    self.write_open_group(&std::mem::take(&mut pieces), true)?;
+                }
             }
         }
+        if !pieces.is_empty() {
+            self.write_open_group(&pieces, false)?;
+        }
+        Ok(())
     }
-    if !current.is_empty() {
-        groups.push(current);
+
+    /// Closes the last row group and the file: the file's bytes.
+    pub fn finish(mut self) -> Result<Bytes, ParquetError> {
+        if self.open.is_some() {
+            self.write_open_group(&[], true)?;
+        }
+        Ok(Bytes::from(self.file.into_inner()?))
     }
-    groups
+
+    /// Writes `pieces` to the open row group's columns, and closes the group when `close`.
+    fn write_open_group(&mut self, pieces: &[RecordBatch], close: bool) -> Result<(), ParquetError> {
+        let Some((writers, rows)) = self.open.take() else { return Ok(()) };
+        let columns = write_columns(&self.schema, writers, pieces, close, self.threads)?;
+        if !close {
+            let writers = columns
+                .into_iter()
+                .map(|column| match column {
+                    Column::Open(writer) => *writer,
+                    Column::Closed(_) => unreachable!("columns are closed only when asked"),
+                })
+                .collect();
+            self.open = Some((writers, rows));
+            return Ok(());
+        }
+        let mut row_group = self.file.next_row_group()?;
+        for column in columns {
+            match column {
+                Column::Closed(chunk) => chunk.append_to_row_group(&mut row_group)?,
+                Column::Open(_) => unreachable!("every column is closed when asked"),
+            }
+        }
+        row_group.close()?;
+        self.closed += 1;
+        Ok(())
+    }
 }
 
-/// Encodes each column of `group` with its writer; threads take the next column not yet
-/// taken, and the chunks come back in schema order whatever thread encoded them. A column's
-/// leaf is computed batch by batch as it is written: a leaf holds an index per row
-/// (`usize`), so all of them at once took 8 bytes per row and column.
-fn encode_columns(
+/// A column of the open row group after a write: still open, or closed into its chunk.
+enum Column {
+    Open(Box<ArrowColumnWriter>),
+    Closed(Box<ArrowColumnChunk>),
+}
+
+/// Writes each column of `pieces` with its writer (closing it when `close`); threads take the
+/// next column not yet taken, and the columns come back in schema order whatever thread wrote
+/// them. A column's leaf is computed piece by piece as it is written: a leaf holds an index per
+/// row (`usize`), so all of them at once took 8 bytes per row and column.
+fn write_columns(
     schema: &SchemaRef,
     writers: Vec<ArrowColumnWriter>,
-    group: &[RecordBatch],
+    pieces: &[RecordBatch],
+    close: bool,
     threads: usize,
-) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
+) -> Result<Vec<Column>, ParquetError> {
     let threads = threads.clamp(1, writers.len().max(1));
     let work = Mutex::new(writers.into_iter().enumerate());
     let encode = |index: usize, mut writer: ArrowColumnWriter| {
         let field = schema.field(index);
-        for batch in group {
-            for leaf in compute_leaves(field, batch.column(index))? {
+        for piece in pieces {
+            for leaf in compute_leaves(field, piece.column(index))? {
                 writer.write(&leaf)?;
             }
         }
-        writer.close()
+        // Closing flushes the column's last page, the costliest step of a small write: done
+        // here, on the thread that wrote the column.
+        Ok(if close { Column::Closed(Box::new(writer.close()?)) } else { Column::Open(Box::new(writer)) })
     };
     let worker = || {
         let mut done = Vec::new();
@@ -157,7 +226,7 @@ fn encode_columns(
         done
     });
     done.sort_unstable_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, chunk)| chunk).collect()
+    done.into_iter().map(|(_, column)| column).collect()
 }
 
 /// Decodes a Parquet file, keeping only `columns` (all when empty).
@@ -263,8 +332,48 @@ mod tests {
             )
             .expect("columns match")
         };
-        let groups = row_groups(&[big(MAX_ROW_GROUP_ROWS - 10), big(25), big(MAX_ROW_GROUP_ROWS)]);
-        let sizes: Vec<usize> = groups.iter().map(|g| g.iter().map(RecordBatch::num_rows).sum()).collect();
-        assert_eq!(sizes, [MAX_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS, 15]);
+        let mut encoder = StreamEncoder::new(&schema, 2).expect("encoder");
+        encoder.write(&[big(MAX_ROW_GROUP_ROWS - 10)]).expect("write");
+        encoder.write(&[big(25), big(MAX_ROW_GROUP_ROWS)]).expect("write");
+        let bytes = encoder.finish().expect("finish");
+        let reader =
+            parquet::file::serialized_reader::SerializedFileReader::new(bytes).expect("a Parquet file");
+        let sizes: Vec<i64> = parquet::file::reader::FileReader::metadata(&reader)
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        let max = MAX_ROW_GROUP_ROWS as i64;
+        assert_eq!(sizes, [max, max, 15]);
+    }
+
+    #[test]
+    fn batches_streamed_one_by_one_give_the_bytes_of_one_call() {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("transaction_id", DataType::Utf8, false),
+            Field::new("source_line", DataType::Int64, false),
+            Field::new("store_id", DataType::Utf8, true),
+            Field::new(
+                "quality_flags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+                false,
+            ),
+        ]));
+        let batches: Vec<RecordBatch> = (0..150_000)
+            .step_by(16 * 1024)
+            .map(|from| batch(&schema, from, (150_000 - from).min(16 * 1024)))
+            .collect();
+        let in_one_call = encode_with_threads(&schema, &batches, 1).expect("encode");
+        for threads in [1, 2] {
+            let mut encoder = StreamEncoder::new(&schema, threads).expect("encoder");
+            for batch in &batches {
+                encoder.write(std::slice::from_ref(batch)).expect("write");
+            }
+            assert_eq!(encoder.finish().expect("finish"), in_one_call, "{threads} thread(s)");
+        }
+        let rows: usize = decode(in_one_call, &[]).expect("decode").iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 150_000);
+        let empty = StreamEncoder::new(&schema, 1).expect("encoder").finish().expect("finish");
+        assert_eq!(decode(empty, &[]).expect("decode").len(), 0, "no rows: a file with no row group");
     }
 }

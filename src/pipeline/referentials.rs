@@ -4,14 +4,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Builder, Int8Builder, Int32Builder, RecordBatch, StringBuilder};
+use arrow::array::{
+    ArrayBuilder, ArrayRef, Float64Builder, Int8Builder, Int32Builder, ListBuilder, RecordBatch,
+    StringBuilder,
+};
 use arrow::datatypes::SchemaRef;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::csv_file::{FileProblem, RowErrors, read_csv};
+use super::csv_file::{CsvRead, FileProblem, RowErrors, read_csv};
 use super::lookups::{Built, ClientLookup};
-use super::rejects::RejectsBuilder;
 use super::report::{ReferentialReport, ReferentialSource, RuleCounts};
 use super::{PipelineError, parquet_io, paths, storage_error};
 use crate::contract::schema::{self, CLIENT_COLUMNS, PRODUCT_COLUMNS, STORE_COLUMNS};
@@ -47,16 +49,6 @@ pub struct Prepared {
     pub report: ReferentialReport,
     /// Its lookup when the source was formatted in this run (else load the formatted copy).
     pub fresh: Option<Built>,
-}
-
-/// The formatted table of a source file.
-pub struct Formatted {
-    /// The table (formatted schema).
-    pub batch: RecordBatch,
-    /// Rejected records.
-    pub rejects: RejectsBuilder,
-    /// Records read.
-    pub rows: u64,
 }
 
 /// What a run does with one referential, decided from the listing and the formatted copy's
@@ -112,45 +104,35 @@ pub async fn format_source(
 ) -> Result<Result<Prepared, String>, PipelineError> {
     let etag = meta.e_tag.clone().unwrap_or_default();
     let bytes = super::fetch(store, meta).await?;
-    let parsed = {
-        tokio::task::spawn_blocking(move || {
-            // The source's bytes are kept only to quarantine them: a formatted source's are
-            // freed before its copy is encoded (45 MB for the real clients).
-            let mut formatted = match format(kind, &bytes, max_reject_ratio) {
+    let formatted = tokio::task::spawn_blocking(move || {
+        let FormattedSource { mut read, built, table } =
+            match format_and_encode(kind, bytes, max_reject_ratio)? {
                 Ok(formatted) => formatted,
-                Err(problem) => return Err((problem, bytes)),
+                Err((problem, bytes)) => return Ok(Err((problem, bytes))),
             };
-            drop(bytes);
-            let rejects = formatted.rejects.finish();
-            // The lookup is built once, here, while the copy is encoded: it gives the report's
-            // ambiguous ids and serves the run's enrichment.
-            let batch = &formatted.batch;
-            Ok(std::thread::scope(|scope| {
-                let built = scope.spawn(|| Built::from_batches(kind, std::slice::from_ref(batch)));
-                let encoded = encode_copy(kind, batch, &rejects);
-                let built = built.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (formatted.rows, formatted.rejects.rule_counts().clone(), built, encoded)
-            }))
-        })
-        .await
-        .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))?
-    };
-    match parsed {
-        Ok((rows, rejected, built, encoded)) => {
+        let rejects = parquet_io::encode(&schema::REJECTS, &[read.rejects.finish()]).map_err(|source| {
+            PipelineError::Parquet { path: paths::referential_rejects(kind).to_string(), source }
+        })?;
+        Ok(Ok((read, built, EncodedCopy { table, rejects })))
+    })
+    .await
+    .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))??;
+    match formatted {
+        Ok((read, built, encoded)) => {
             let note = SourceNote {
                 source: kind.file_name().to_owned(),
                 etag,
                 size: meta.size,
                 contract_version: CONTRACT_VERSION,
-                rows,
-                rejected,
+                rows: read.rows,
+                rejected: read.rejects.rule_counts().clone(),
                 ambiguous_ids: built.ambiguous_ids(),
             };
             let lookup_file = match &built {
                 Built::Clients(lookup) => Some(lookup.to_file(&lookup_stamp(&note.etag, note.rows))),
                 Built::Stores(_) | Built::Products(_) => None,
             };
-            publish(store, kind, encoded?, lookup_file, &note).await?;
+            publish(store, kind, encoded, lookup_file, &note).await?;
             Ok(Ok(Prepared {
                 kind,
                 report: report_of(&note, ReferentialSource::Fresh, None),
@@ -212,18 +194,60 @@ struct EncodedCopy {
     rejects: bytes::Bytes,
 }
 
-fn encode_copy(
+/// Formats a source ([`format`]) while its batches are added to the lookup (on this thread)
+/// and encoded (on another): the formatted table is never held whole, only a batch or two and
+/// the encoded pages (a first day's peak memory was the 45 MB of source and the 50 MB of the
+/// formatted clients at once). The lookup gives the report's ambiguous ids and serves the
+/// run's enrichment. `Ok(Err(..))`: the source is invalid as a whole, and comes back with its
+/// bytes for the quarantine.
+fn format_and_encode(
     kind: ReferentialKind,
-    batch: &RecordBatch,
-    rejects: &RecordBatch,
-) -> Result<EncodedCopy, PipelineError> {
-    let table = parquet_io::encode(&formatted_schema(kind), std::slice::from_ref(batch))
+    bytes: bytes::Bytes,
+    max_reject_ratio: f64,
+) -> Result<Result<FormattedSource, InvalidSource>, PipelineError> {
+    // Records are at most its lines: the lookup is sized once instead of growing.
+    let mut built = Built::with_capacity(kind, memchr::memchr_iter(b'\n', &bytes).count());
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+    let (read, table) = std::thread::scope(|scope| {
+        let encoder = scope.spawn(move || {
+            let mut encoder = parquet_io::StreamEncoder::new(&formatted_schema(kind), 1)?;
+            for batch in receiver {
+                encoder.write(std::slice::from_ref(&batch))?;
+            }
+            encoder.finish()
+        });
+        let read = format(kind, &bytes, max_reject_ratio, |batch| {
+            built.add(&batch);
+            // A send fails only once the encoder has stopped on an error, which its join
+            // returns below.
+            let _ = sender.send(batch);
+        });
+        drop(sender);
+        // The source is kept only to quarantine it: a formatted one's 45 MB (the real
+        // clients) are freed before the copy's file is put together.
+        let read = match read {
+            Ok(read) => {
+                drop(bytes);
+                Ok(read)
+            }
+            Err(problem) => Err((problem, bytes)),
+        };
+        (read, encoder.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let table = table
         .map_err(|source| PipelineError::Parquet { path: paths::referential(kind).to_string(), source })?;
-    let rejects = parquet_io::encode(&schema::REJECTS, std::slice::from_ref(rejects)).map_err(|source| {
-        PipelineError::Parquet { path: paths::referential_rejects(kind).to_string(), source }
-    })?;
-    Ok(EncodedCopy { table, rejects })
+    Ok(read.map(|read| FormattedSource { read, built, table }))
 }
+
+/// A source formatted: its records, its lookup and its encoded copy.
+struct FormattedSource {
+    read: CsvRead,
+    built: Built,
+    table: bytes::Bytes,
+}
+
+/// A source invalid as a whole, with its bytes for the quarantine.
+type InvalidSource = (FileProblem, bytes::Bytes);
 
 /// Writes the formatted copy, its rejects and (clients) its lookup file, then the note: the
 /// note last, so that a copy is never trusted before it is whole.
@@ -325,14 +349,30 @@ pub fn formatted_schema(kind: ReferentialKind) -> SchemaRef {
 
 const ID: &str = "an identifier (1-19 digits)";
 
-/// Validates and formats a referential's source bytes.
-pub fn format(kind: ReferentialKind, bytes: &[u8], max_reject_ratio: f64) -> Result<Formatted, FileProblem> {
+/// Rows per batch while a referential is formatted ([`format`]): each batch is added to the
+/// lookup and encoded, then dropped (1.5 MB for the real clients, whose whole table is 50 MB;
+/// 64 K-row batches peaked 10 MB higher). Batches are cut at fixed counts of kept rows, so the
+/// copy's bytes depend only on the source ([`parquet_io::StreamEncoder`]).
+const FORMAT_BATCH_ROWS: usize = 16 * 1024;
+
+/// Validates a referential's source bytes, handing its formatted rows to `each` in batches of
+/// [`FORMAT_BATCH_ROWS`] rows (the last one shorter), in file order.
+pub fn format(
+    kind: ReferentialKind,
+    bytes: &[u8],
+    max_reject_ratio: f64,
+    mut each: impl FnMut(RecordBatch),
+) -> Result<CsvRead, FileProblem> {
     let name = kind.file_name();
-    let text_builder = || StringBuilder::new();
+    let mut emit = |columns: Vec<ArrayRef>| {
+        each(
+            RecordBatch::try_new(formatted_schema(kind), columns)
+                .expect("columns match the formatted schema"),
+        );
+    };
     match kind {
         ReferentialKind::Clients => {
-            let (mut id, mut name_col, mut job, mut email, mut account) =
-                (text_builder(), text_builder(), text_builder(), text_builder(), text_builder());
+            let mut columns = ClientColumns::default();
             let read = read_csv(name, bytes, &CLIENT_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let parsed_id = types::identifier(f[0]);
                 let parsed_account = types::identifier(f[4]);
@@ -343,27 +383,23 @@ pub fn format(kind: ReferentialKind, bytes: &[u8], max_reject_ratio: f64) -> Res
                     errors.invalid("account_id", f[4], ID);
                 }
                 if let (Some(parsed_id), Some(parsed_account)) = (parsed_id, parsed_account) {
-                    id.append_value(parsed_id);
-                    name_col.append_option(types::text(f[1]));
-                    job.append_option(types::text(f[2]));
-                    email.append_option(types::text(f[3]));
-                    account.append_value(parsed_account);
+                    columns.id.append_value(parsed_id);
+                    columns.name.append_option(types::text(f[1]));
+                    columns.job.append_option(types::text(f[2]));
+                    columns.email.append_option(types::text(f[3]));
+                    columns.account.append_value(parsed_account);
+                    if columns.id.len() == FORMAT_BATCH_ROWS {
+                        emit(columns.finish());
+                    }
                 }
             })?;
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(id.finish()),
-                Arc::new(name_col.finish()),
-                Arc::new(job.finish()),
-                Arc::new(email.finish()),
-                Arc::new(account.finish()),
-            ];
-            Ok(formatted(kind, columns, read.rows, read.rejects))
+            if !columns.id.is_empty() {
+                emit(columns.finish());
+            }
+            Ok(read)
         }
         ReferentialKind::Stores => {
-            let mut id = text_builder();
-            let (mut latitude, mut longitude) = (Float64Builder::new(), Float64Builder::new());
-            let (mut opening, mut closing) = (Int8Builder::new(), Int8Builder::new());
-            let mut store_type = Int32Builder::new();
+            let mut columns = StoreColumns::default();
             let read = read_csv(name, bytes, &STORE_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let values = (
                     types::identifier(f[0]),
@@ -384,52 +420,47 @@ pub fn format(kind: ReferentialKind, bytes: &[u8], max_reject_ratio: f64) -> Res
                 check(errors, "closing", f[3], "an hour (0-23)", values.3.is_some());
                 check(errors, "type", f[4], "an integer (0-2147483647)", values.4.is_some());
                 if let (Some(i), Some((lat, lng)), Some(open), Some(close), Some(t)) = values {
-                    id.append_value(i);
-                    latitude.append_value(lat);
-                    longitude.append_value(lng);
-                    opening.append_value(open);
-                    closing.append_value(close);
-                    store_type.append_value(t);
+                    columns.id.append_value(i);
+                    columns.latitude.append_value(lat);
+                    columns.longitude.append_value(lng);
+                    columns.opening.append_value(open);
+                    columns.closing.append_value(close);
+                    columns.store_type.append_value(t);
+                    if columns.id.len() == FORMAT_BATCH_ROWS {
+                        emit(columns.finish());
+                    }
                 }
             })?;
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(id.finish()),
-                Arc::new(latitude.finish()),
-                Arc::new(longitude.finish()),
-                Arc::new(opening.finish()),
-                Arc::new(closing.finish()),
-                Arc::new(store_type.finish()),
-            ];
-            Ok(formatted(kind, columns, read.rows, read.rejects))
+            if !columns.id.is_empty() {
+                emit(columns.finish());
+            }
+            Ok(read)
         }
         ReferentialKind::Products => {
-            let (mut id, mut ean, mut brand, mut description) =
-                (text_builder(), text_builder(), text_builder(), text_builder());
-            let mut flags = schema::name_list_builder(0);
+            let mut columns = ProductColumns::default();
             let read = read_csv(name, bytes, &PRODUCT_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let parsed_id = types::identifier(f[0]);
                 let parsed_ean = types::ean(f[1]);
                 check(errors, "id", f[0], ID, parsed_id.is_some());
                 check(errors, "ean", f[1], "an EAN (13 digits)", parsed_ean.is_some());
                 if let (Some(parsed_id), Some((parsed_ean, check_digit_ok))) = (parsed_id, parsed_ean) {
-                    id.append_value(parsed_id);
-                    ean.append_value(parsed_ean);
-                    brand.append_option(types::text(f[2]));
-                    description.append_option(types::text(f[3]));
+                    columns.id.append_value(parsed_id);
+                    columns.ean.append_value(parsed_ean);
+                    columns.brand.append_option(types::text(f[2]));
+                    columns.description.append_option(types::text(f[3]));
                     if !check_digit_ok {
-                        flags.values().append_value(EAN_CHECK_DIGIT);
+                        columns.flags.values().append_value(EAN_CHECK_DIGIT);
                     }
-                    flags.append(true);
+                    columns.flags.append(true);
+                    if columns.id.len() == FORMAT_BATCH_ROWS {
+                        emit(columns.finish());
+                    }
                 }
             })?;
-            let columns: Vec<ArrayRef> = vec![
-                Arc::new(id.finish()),
-                Arc::new(ean.finish()),
-                Arc::new(brand.finish()),
-                Arc::new(description.finish()),
-                Arc::new(flags.finish()),
-            ];
-            Ok(formatted(kind, columns, read.rows, read.rejects))
+            if !columns.id.is_empty() {
+                emit(columns.finish());
+            }
+            Ok(read)
         }
     }
 }
@@ -440,8 +471,136 @@ fn check(errors: &mut RowErrors, column: &str, value: &str, what: &str, parsed: 
     }
 }
 
-fn formatted(kind: ReferentialKind, columns: Vec<ArrayRef>, rows: u64, rejects: RejectsBuilder) -> Formatted {
-    let batch =
-        RecordBatch::try_new(formatted_schema(kind), columns).expect("columns match the formatted schema");
-    Formatted { batch, rejects, rows }
+/// The formatted `clients` columns of one batch, in schema order.
+#[derive(Default)]
+struct ClientColumns {
+    id: StringBuilder,
+    name: StringBuilder,
+    job: StringBuilder,
+    email: StringBuilder,
+    account: StringBuilder,
+}
+
+impl ClientColumns {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.job.finish()),
+            Arc::new(self.email.finish()),
+            Arc::new(self.account.finish()),
+        ]
+    }
+}
+
+/// The formatted `stores` columns of one batch, in schema order.
+#[derive(Default)]
+struct StoreColumns {
+    id: StringBuilder,
+    latitude: Float64Builder,
+    longitude: Float64Builder,
+    opening: Int8Builder,
+    closing: Int8Builder,
+    store_type: Int32Builder,
+}
+
+impl StoreColumns {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.latitude.finish()),
+            Arc::new(self.longitude.finish()),
+            Arc::new(self.opening.finish()),
+            Arc::new(self.closing.finish()),
+            Arc::new(self.store_type.finish()),
+        ]
+    }
+}
+
+/// The formatted `products` columns of one batch, in schema order.
+struct ProductColumns {
+    id: StringBuilder,
+    ean: StringBuilder,
+    brand: StringBuilder,
+    description: StringBuilder,
+    flags: ListBuilder<StringBuilder>,
+}
+
+impl Default for ProductColumns {
+    fn default() -> Self {
+        Self {
+            id: StringBuilder::new(),
+            ean: StringBuilder::new(),
+            brand: StringBuilder::new(),
+            description: StringBuilder::new(),
+            flags: schema::name_list_builder(0),
+        }
+    }
+}
+
+impl ProductColumns {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.ean.finish()),
+            Arc::new(self.brand.finish()),
+            Arc::new(self.description.finish()),
+            Arc::new(self.flags.finish()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::AsArray;
+
+    use super::*;
+
+    /// 40,000 clients, three batches: id 7 again in the last batch (ambiguous across batches)
+    /// and one row with a bad account id in the second.
+    fn clients_csv() -> bytes::Bytes {
+        let mut text = String::from("id;name;job;email;account_id\n");
+        for i in 0..40_000u64 {
+            let id = if i == 39_000 { 7 } else { i };
+            let account = if i == 20_000 { "x".to_owned() } else { (1_000_000 + i).to_string() };
+            text.push_str(&format!("{id};Name {i};job {};n{i}@example.com;{account}\n", i % 7));
+        }
+        text.into()
+    }
+
+    #[test]
+    fn a_referential_is_formatted_batch_by_batch_into_one_copy_and_one_lookup() {
+        let FormattedSource { read, built, table } =
+            format_and_encode(ReferentialKind::Clients, clients_csv(), 0.1)
+                .expect("no storage")
+                .expect("valid");
+        assert_eq!(read.rows, 40_000);
+        assert_eq!(read.rejects.len(), 1, "the bad account id");
+        assert_eq!(built.ambiguous_ids(), ["7"], "seen in the first and the last batch");
+        let decoded = parquet_io::decode(table.clone(), &["id", "account_id"]).expect("a Parquet file");
+        let ids: Vec<&str> =
+            decoded.iter().flat_map(|batch| batch.column(0).as_string::<i32>().iter().flatten()).collect();
+        assert_eq!(ids.len(), 39_999, "every kept row, once");
+        assert_eq!(
+            (ids[0], ids[19_999], ids[20_000], ids[38_999]),
+            ("0", "19999", "20001", "7"),
+            "in file order"
+        );
+        let again = format_and_encode(ReferentialKind::Clients, clients_csv(), 0.1)
+            .expect("no storage")
+            .expect("valid");
+        assert_eq!(again.table, table, "the same source, the same bytes");
+    }
+
+    #[test]
+    fn an_invalid_referential_gives_back_its_bytes_for_the_quarantine() {
+        let source = clients_csv();
+        let Err((problem, bytes)) =
+            format_and_encode(ReferentialKind::Clients, source.clone(), 0.0).expect("no storage")
+        else {
+            panic!("one reject is over a ratio of 0");
+        };
+        assert_eq!(problem.rule, "max_reject_ratio");
+        assert_eq!(bytes, source);
+    }
 }

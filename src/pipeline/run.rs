@@ -115,20 +115,11 @@ async fn run_locked(
         settings.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let parallelism = parallelism.max(1);
     let max_reject_ratio = settings.max_reject_ratio;
-    let needs_format = plans.iter().any(|plan| matches!(plan, Plan::Format { .. }));
-    let read_files = || {
-        parse_files(store, &landing, max_reject_ratio, parallelism)
-            .instrument(info_span!("read", %date, files = landing.transactions.len()))
-    };
-    // A changed referential is formatted while the day's files are read (reading needs no
-    // referential); otherwise nothing is read before the idempotency check below.
-    let (outcomes, parsed) = if needs_format {
-        let (outcomes, files) =
-            tokio::join!(format_changed(store, plans, max_reject_ratio, &report.run_id, date), read_files(),);
-        (outcomes?, Some(files))
-    } else {
-        (format_changed(store, plans, max_reject_ratio, &report.run_id, date).await?, None)
-    };
+    // A changed referential is formatted before the day's files are read, not beside them:
+    // formatting the real clients holds its 45 MB source, and reading a day as much again, so
+    // at once they made a first day's peak memory half as high again as any other day's
+    // (BENCHMARKS.md, "Fourth round").
+    let outcomes = format_changed(store, plans, max_reject_ratio, &report.run_id, date).await?;
     let mut prepared = Vec::new();
     let mut blocked = Vec::new();
     for outcome in outcomes {
@@ -163,13 +154,12 @@ async fn run_locked(
 
     // The lookups (the clients one is the costly one to load) come while the files are read:
     // only enrichment needs them.
-    let (lookups, parsed) = match parsed {
-        Some(files) => (pipeline.lookups.get(store, prepared).await?, files),
-        None => {
-            let (lookups, files) = tokio::join!(pipeline.lookups.get(store, prepared), read_files());
-            (lookups?, files)
-        }
-    };
+    let (lookups, parsed) = tokio::join!(
+        pipeline.lookups.get(store, prepared),
+        parse_files(store, &landing, max_reject_ratio, parallelism)
+            .instrument(info_span!("read", %date, files = landing.transactions.len())),
+    );
+    let lookups = lookups?;
     let parsed = parsed?;
     report.missing_hours = missing_hours(&landing, &lookups.stores);
     let outcomes = enrich_files(parsed, &lookups, parallelism).await?;
