@@ -5,7 +5,7 @@ use retail_ingest::contract::EotMarker;
 use retail_ingest::pipeline::RunStatus;
 use retail_ingest::pipeline::report::ReferentialSource;
 
-use crate::helpers::{TestStore, assert_accounting, reject_rows, transaction_rows};
+use crate::helpers::{Reject, TestStore, assert_accounting, reject_rows, transaction_rows};
 
 const DAY: &str = "2023-11-23";
 const TX: &str = "formatted/transactions_2023-11-23/transactions.parquet";
@@ -539,6 +539,70 @@ async fn referentials_are_formatted_once_and_reused_while_unchanged() {
     assert_eq!(descriptions.value(0), "Huma;n \"best\"\nbuy");
     let flags_column = products[0].column_by_name("quality_flags").unwrap().as_list::<i32>();
     assert_eq!(flags_column.value(4).as_string::<i32>().value(0), "ean_check_digit");
+}
+
+#[tokio::test]
+async fn each_referential_rule_sends_its_rows_to_that_referentials_rejects() {
+    let store = TestStore::new();
+    store.put_fixture("contract", "clients.csv").await;
+    // One row per rule among enough good ones to stay under max_reject_ratio (10 %).
+    let mut stores = String::from("id;latlng;opening;closing;type\n");
+    let mut products = String::from("id;ean;brand;description\n");
+    for i in 0..30 {
+        stores.push_str(&format!("{};(1,1);8;20;0\n", 100 + i));
+        products.push_str(&format!("{};4006381333931;Acme;p{i}\n", 500 + i));
+    }
+    stores.push_str("7;(1,1);24;20;0\n8;(1,1);8;x;0\n9;(1,1);8;20;-1\n");
+    products.push_str("498;400638133393;Short;twelve digits\n49a;4006381333931;Bad;id\n");
+    store.put("stores.csv", stores).await;
+    store.put("products.csv", products).await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    let report = store.run(DAY).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+
+    let counts = |kind: &str| {
+        report.referentials[kind].rejected.iter().map(|(rule, n)| (rule.as_str(), *n)).collect::<Vec<_>>()
+    };
+    assert_eq!(counts("stores"), [("invalid_closing", 1), ("invalid_opening", 1), ("invalid_type", 1)]);
+    assert_eq!(counts("products"), [("invalid_ean", 1), ("invalid_id", 1)]);
+    assert_eq!((report.referentials["stores"].rows, report.referentials["products"].rows), (33, 32));
+
+    let lines_and_reasons = |rows: Vec<Reject>| {
+        rows.into_iter().map(|(file, line, _, reasons, _)| (file, line, reasons)).collect::<Vec<_>>()
+    };
+    let store_rejects =
+        lines_and_reasons(reject_rows(&store.parquet("rejected/stores/rejects.parquet").await));
+    assert_eq!(
+        store_rejects,
+        [
+            ("stores.csv".to_owned(), 32, flags(&["invalid_opening"])),
+            ("stores.csv".to_owned(), 33, flags(&["invalid_closing"])),
+            ("stores.csv".to_owned(), 34, flags(&["invalid_type"])),
+        ]
+    );
+    let product_rejects =
+        lines_and_reasons(reject_rows(&store.parquet("rejected/products/rejects.parquet").await));
+    assert_eq!(
+        product_rejects,
+        [
+            ("products.csv".to_owned(), 32, flags(&["invalid_ean"])),
+            ("products.csv".to_owned(), 33, flags(&["invalid_id"])),
+        ]
+    );
+    // The kept rows, and only those, are in the formatted copies.
+    assert_eq!(
+        store.parquet("formatted/stores/stores.parquet").await.iter().map(|b| b.num_rows()).sum::<usize>(),
+        30
+    );
+    assert_eq!(
+        store
+            .parquet("formatted/products/products.parquet")
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>(),
+        30
+    );
 }
 
 #[tokio::test]
