@@ -266,6 +266,20 @@ mod tests {
     use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder};
     use arrow::datatypes::{DataType, Field, Schema};
 
+    /// Text, an integer, nullable text and a list: one column of each kind the writer handles.
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("transaction_id", DataType::Utf8, false),
+            Field::new("source_line", DataType::Int64, false),
+            Field::new("store_id", DataType::Utf8, true),
+            Field::new(
+                "quality_flags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
+                false,
+            ),
+        ]))
+    }
+
     fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
         let mut flags = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
             "item",
@@ -291,16 +305,7 @@ mod tests {
 
     #[test]
     fn parallel_encoding_gives_the_bytes_of_the_arrow_writer() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("transaction_id", DataType::Utf8, false),
-            Field::new("source_line", DataType::Int64, false),
-            Field::new("store_id", DataType::Utf8, true),
-            Field::new(
-                "quality_flags",
-                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
-                false,
-            ),
-        ]));
+        let schema = schema();
         let batches = vec![batch(&schema, 0, 5_000), batch(&schema, 5_000, 0), batch(&schema, 5_000, 12_345)];
         let mut reference = Vec::new();
         let mut writer = ArrowWriter::try_new(
@@ -349,16 +354,7 @@ mod tests {
 
     #[test]
     fn batches_streamed_one_by_one_give_the_bytes_of_one_call() {
-        let schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("transaction_id", DataType::Utf8, false),
-            Field::new("source_line", DataType::Int64, false),
-            Field::new("store_id", DataType::Utf8, true),
-            Field::new(
-                "quality_flags",
-                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
-                false,
-            ),
-        ]));
+        let schema = schema();
         let batches: Vec<RecordBatch> = (0..150_000)
             .step_by(16 * 1024)
             .map(|from| batch(&schema, from, (150_000 - from).min(16 * 1024)))
