@@ -7,9 +7,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
-};
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -90,11 +88,17 @@ pub struct StreamEncoder {
     schema: SchemaRef,
     file: SerializedFileWriter<Vec<u8>>,
     factory: ArrowRowGroupWriterFactory,
-    /// The open row group's column writers and the rows written to it.
-    open: Option<(Vec<ArrowColumnWriter>, usize)>,
+    /// The row group being written, if any.
+    open: Option<OpenGroup>,
     /// Row groups closed so far.
     closed: usize,
     threads: usize,
+}
+
+/// A row group's column writers (one per field) and the rows written to them.
+struct OpenGroup {
+    writers: Vec<ArrowColumnWriter>,
+    rows: usize,
 }
 
 impl StreamEncoder {
@@ -109,13 +113,14 @@ impl StreamEncoder {
     /// Writes `batches` (in order), cutting row groups at [`MAX_ROW_GROUP_ROWS`] rows. Empty
     /// batches are left out, as `ArrowWriter` does. Blocks: call it from a blocking thread.
     pub fn write(&mut self, batches: &[RecordBatch]) -> Result<(), ParquetError> {
+        // The pieces of the open row group, written together: one parallel pass per group.
         let mut pieces = Vec::new();
         for batch in batches {
             let mut offset = 0;
             while offset < batch.num_rows() {
-                let rows = match &self.open {
-                    Some((_, rows)) => *rows,
-                    None => {
+                let group = match &mut self.open {
+                    Some(group) => group,
+                    open @ None => {
                         let writers = self.factory.create_column_writers(self.closed)?;
                         // Our schemas have no struct columns: one leaf (and one writer) per field.
                         if writers.len() != self.schema.fields().len() {
@@ -123,55 +128,57 @@ impl StreamEncoder {
                                 "a struct column: one writer per field expected".into(),
                             ));
                         }
-                        self.open.insert((writers, 0)).1
+                        open.insert(OpenGroup { writers, rows: 0 })
                     }
                 };
-                let take = (batch.num_rows() - offset).min(MAX_ROW_GROUP_ROWS - rows);
+                let take = (batch.num_rows() - offset).min(MAX_ROW_GROUP_ROWS - group.rows);
                 pieces.push(batch.slice(offset, take));
                 offset += take;
-                if let Some((_, rows)) = &mut self.open {
-                    *rows += take;
-                }
-                if rows + take == MAX_ROW_GROUP_ROWS {
-                    self.write_open_group(&std::mem::take(&mut pieces), true)?;
+                group.rows += take;
+                if group.rows == MAX_ROW_GROUP_ROWS {
+                    self.write_pieces(&std::mem::take(&mut pieces))?;
+                    self.close_group()?;
                 }
             }
         }
-        if !pieces.is_empty() {
-            self.write_open_group(&pieces, false)?;
-        }
-        Ok(())
+        self.write_pieces(&pieces)
     }
 
     /// Closes the last row group and the file: the file's bytes.
     pub fn finish(mut self) -> Result<Bytes, ParquetError> {
-        if self.open.is_some() {
-            self.write_open_group(&[], true)?;
-        }
+        self.close_group()?;
         Ok(Bytes::from(self.file.into_inner()?))
     }
 
-    /// Writes `pieces` to the open row group's columns, and closes the group when `close`.
-    fn write_open_group(&mut self, pieces: &[RecordBatch], close: bool) -> Result<(), ParquetError> {
-        let Some((writers, rows)) = self.open.take() else { return Ok(()) };
-        let columns = write_columns(&self.schema, writers, pieces, close, self.threads)?;
-        if !close {
-            let writers = columns
-                .into_iter()
-                .map(|column| match column {
-                    Column::Open(writer) => *writer,
-                    Column::Closed(_) => unreachable!("columns are closed only when asked"),
-                })
-                .collect();
-            self.open = Some((writers, rows));
+    /// Writes `pieces` to the open row group's columns. A column's leaf is computed piece by
+    /// piece as it is written: a leaf holds an index per row (`usize`), so all of them at once
+    /// took 8 bytes per row and column.
+    fn write_pieces(&mut self, pieces: &[RecordBatch]) -> Result<(), ParquetError> {
+        let Some(group) = &mut self.open else { return Ok(()) };
+        if pieces.is_empty() {
             return Ok(());
         }
-        let mut row_group = self.file.next_row_group()?;
-        for column in columns {
-            match column {
-                Column::Closed(chunk) => chunk.append_to_row_group(&mut row_group)?,
-                Column::Open(_) => unreachable!("every column is closed when asked"),
+        let schema = &self.schema;
+        each_column(group.writers.iter_mut().collect(), self.threads, |index, writer| {
+            let field = schema.field(index);
+            for piece in pieces {
+                for leaf in compute_leaves(field, piece.column(index))? {
+                    writer.write(&leaf)?;
+                }
             }
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Closes the open row group, if any: its columns' last pages are flushed (compressed) in
+    /// parallel, then the chunks appended in schema order.
+    fn close_group(&mut self) -> Result<(), ParquetError> {
+        let Some(group) = self.open.take() else { return Ok(()) };
+        let chunks = each_column(group.writers, self.threads, |_, writer| writer.close())?;
+        let mut row_group = self.file.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
         }
         row_group.close()?;
         self.closed += 1;
@@ -179,42 +186,22 @@ impl StreamEncoder {
     }
 }
 
-/// A column of the open row group after a write: still open, or closed into its chunk.
-enum Column {
-    Open(Box<ArrowColumnWriter>),
-    Closed(Box<ArrowColumnChunk>),
-}
-
-/// Writes each column of `pieces` with its writer (closing it when `close`); threads take the
-/// next column not yet taken, and the columns come back in schema order whatever thread wrote
-/// them. A column's leaf is computed piece by piece as it is written: a leaf holds an index per
-/// row (`usize`), so all of them at once took 8 bytes per row and column.
-fn write_columns(
-    schema: &SchemaRef,
-    writers: Vec<ArrowColumnWriter>,
-    pieces: &[RecordBatch],
-    close: bool,
+/// Runs `work` on every column (its index and its item) on up to `threads` threads: each thread
+/// takes the next column not yet taken, and the results come back in column order whatever
+/// thread produced them.
+fn each_column<T: Send, R: Send>(
+    items: Vec<T>,
     threads: usize,
-) -> Result<Vec<Column>, ParquetError> {
-    let threads = threads.clamp(1, writers.len().max(1));
-    let work = Mutex::new(writers.into_iter().enumerate());
-    let encode = |index: usize, mut writer: ArrowColumnWriter| {
-        let field = schema.field(index);
-        for piece in pieces {
-            for leaf in compute_leaves(field, piece.column(index))? {
-                writer.write(&leaf)?;
-            }
-        }
-        // Closing flushes the column's last page, the costliest step of a small write: done
-        // here, on the thread that wrote the column.
-        Ok(if close { Column::Closed(Box::new(writer.close()?)) } else { Column::Open(Box::new(writer)) })
-    };
+    work: impl Fn(usize, T) -> Result<R, ParquetError> + Sync,
+) -> Result<Vec<R>, ParquetError> {
+    let threads = threads.clamp(1, items.len().max(1));
+    let queue = Mutex::new(items.into_iter().enumerate());
     let worker = || {
         let mut done = Vec::new();
         loop {
-            let next = work.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
-            let Some((index, writer)) = next else { return done };
-            done.push((index, encode(index, writer)));
+            let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).next();
+            let Some((index, item)) = next else { return done };
+            done.push((index, work(index, item)));
         }
     };
     let mut done = std::thread::scope(|scope| {
@@ -226,7 +213,7 @@ fn write_columns(
         done
     });
     done.sort_unstable_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, column)| column).collect()
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Decodes a Parquet file, keeping only `columns` (all when empty).

@@ -104,21 +104,11 @@ pub async fn format_source(
 ) -> Result<Result<Prepared, String>, PipelineError> {
     let etag = meta.e_tag.clone().unwrap_or_default();
     let bytes = super::fetch(store, meta).await?;
-    let formatted = tokio::task::spawn_blocking(move || {
-        let FormattedSource { mut read, built, table } =
-            match format_and_encode(kind, bytes, max_reject_ratio)? {
-                Ok(formatted) => formatted,
-                Err((problem, bytes)) => return Ok(Err((problem, bytes))),
-            };
-        let rejects = parquet_io::encode(&schema::REJECTS, &[read.rejects.finish()]).map_err(|source| {
-            PipelineError::Parquet { path: paths::referential_rejects(kind).to_string(), source }
-        })?;
-        Ok(Ok((read, built, EncodedCopy { table, rejects })))
-    })
-    .await
-    .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))??;
+    let formatted = tokio::task::spawn_blocking(move || format_and_encode(kind, bytes, max_reject_ratio))
+        .await
+        .map_err(|e| PipelineError::Internal(format!("formatting {} panicked: {e}", kind.file_name())))??;
     match formatted {
-        Ok((read, built, encoded)) => {
+        Ok(FormattedSource { read, built, encoded }) => {
             let note = SourceNote {
                 source: kind.file_name().to_owned(),
                 etag,
@@ -194,12 +184,22 @@ struct EncodedCopy {
     rejects: bytes::Bytes,
 }
 
+/// A source formatted: its records, its lookup and its encoded copy.
+struct FormattedSource {
+    read: CsvRead,
+    built: Built,
+    encoded: EncodedCopy,
+}
+
+/// A source invalid as a whole, with its bytes for the quarantine.
+type InvalidSource = (FileProblem, bytes::Bytes);
+
 /// Formats a source ([`format`]) while its batches are added to the lookup (on this thread)
 /// and encoded (on another): the formatted table is never held whole, only a batch or two and
 /// the encoded pages (a first day's peak memory was the 45 MB of source and the 50 MB of the
 /// formatted clients at once). The lookup gives the report's ambiguous ids and serves the
 /// run's enrichment. `Ok(Err(..))`: the source is invalid as a whole, and comes back with its
-/// bytes for the quarantine.
+/// bytes for the quarantine. Blocks: call it from a blocking thread.
 fn format_and_encode(
     kind: ReferentialKind,
     bytes: bytes::Bytes,
@@ -236,18 +236,15 @@ fn format_and_encode(
     });
     let table = table
         .map_err(|source| PipelineError::Parquet { path: paths::referential(kind).to_string(), source })?;
-    Ok(read.map(|read| FormattedSource { read, built, table }))
+    let mut read = match read {
+        Ok(read) => read,
+        Err(invalid) => return Ok(Err(invalid)),
+    };
+    let rejects = parquet_io::encode(&schema::REJECTS, &[read.rejects.finish()]).map_err(|source| {
+        PipelineError::Parquet { path: paths::referential_rejects(kind).to_string(), source }
+    })?;
+    Ok(Ok(FormattedSource { read, built, encoded: EncodedCopy { table, rejects } }))
 }
-
-/// A source formatted: its records, its lookup and its encoded copy.
-struct FormattedSource {
-    read: CsvRead,
-    built: Built,
-    table: bytes::Bytes,
-}
-
-/// A source invalid as a whole, with its bytes for the quarantine.
-type InvalidSource = (FileProblem, bytes::Bytes);
 
 /// Writes the formatted copy, its rejects and (clients) its lookup file, then the note: the
 /// note last, so that a copy is never trusted before it is whole.
@@ -364,15 +361,9 @@ pub fn format(
     mut each: impl FnMut(RecordBatch),
 ) -> Result<CsvRead, FileProblem> {
     let name = kind.file_name();
-    let mut emit = |columns: Vec<ArrayRef>| {
-        each(
-            RecordBatch::try_new(formatted_schema(kind), columns)
-                .expect("columns match the formatted schema"),
-        );
-    };
     match kind {
         ReferentialKind::Clients => {
-            let mut columns = ClientColumns::default();
+            let mut batches = Batches::<ClientColumns, _>::new(kind, &mut each);
             let read = read_csv(name, bytes, &CLIENT_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let parsed_id = types::identifier(f[0]);
                 let parsed_account = types::identifier(f[4]);
@@ -383,23 +374,19 @@ pub fn format(
                     errors.invalid("account_id", f[4], ID);
                 }
                 if let (Some(parsed_id), Some(parsed_account)) = (parsed_id, parsed_account) {
-                    columns.id.append_value(parsed_id);
-                    columns.name.append_option(types::text(f[1]));
-                    columns.job.append_option(types::text(f[2]));
-                    columns.email.append_option(types::text(f[3]));
-                    columns.account.append_value(parsed_account);
-                    if columns.id.len() == FORMAT_BATCH_ROWS {
-                        emit(columns.finish());
-                    }
+                    batches.columns.id.append_value(parsed_id);
+                    batches.columns.name.append_option(types::text(f[1]));
+                    batches.columns.job.append_option(types::text(f[2]));
+                    batches.columns.email.append_option(types::text(f[3]));
+                    batches.columns.account.append_value(parsed_account);
+                    batches.row_added();
                 }
             })?;
-            if !columns.id.is_empty() {
-                emit(columns.finish());
-            }
+            batches.finish();
             Ok(read)
         }
         ReferentialKind::Stores => {
-            let mut columns = StoreColumns::default();
+            let mut batches = Batches::<StoreColumns, _>::new(kind, &mut each);
             let read = read_csv(name, bytes, &STORE_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let values = (
                     types::identifier(f[0]),
@@ -420,46 +407,38 @@ pub fn format(
                 check(errors, "closing", f[3], "an hour (0-23)", values.3.is_some());
                 check(errors, "type", f[4], "an integer (0-2147483647)", values.4.is_some());
                 if let (Some(i), Some((lat, lng)), Some(open), Some(close), Some(t)) = values {
-                    columns.id.append_value(i);
-                    columns.latitude.append_value(lat);
-                    columns.longitude.append_value(lng);
-                    columns.opening.append_value(open);
-                    columns.closing.append_value(close);
-                    columns.store_type.append_value(t);
-                    if columns.id.len() == FORMAT_BATCH_ROWS {
-                        emit(columns.finish());
-                    }
+                    batches.columns.id.append_value(i);
+                    batches.columns.latitude.append_value(lat);
+                    batches.columns.longitude.append_value(lng);
+                    batches.columns.opening.append_value(open);
+                    batches.columns.closing.append_value(close);
+                    batches.columns.store_type.append_value(t);
+                    batches.row_added();
                 }
             })?;
-            if !columns.id.is_empty() {
-                emit(columns.finish());
-            }
+            batches.finish();
             Ok(read)
         }
         ReferentialKind::Products => {
-            let mut columns = ProductColumns::default();
+            let mut batches = Batches::<ProductColumns, _>::new(kind, &mut each);
             let read = read_csv(name, bytes, &PRODUCT_COLUMNS, max_reject_ratio, |f, _line, errors| {
                 let parsed_id = types::identifier(f[0]);
                 let parsed_ean = types::ean(f[1]);
                 check(errors, "id", f[0], ID, parsed_id.is_some());
                 check(errors, "ean", f[1], "an EAN (13 digits)", parsed_ean.is_some());
                 if let (Some(parsed_id), Some((parsed_ean, check_digit_ok))) = (parsed_id, parsed_ean) {
-                    columns.id.append_value(parsed_id);
-                    columns.ean.append_value(parsed_ean);
-                    columns.brand.append_option(types::text(f[2]));
-                    columns.description.append_option(types::text(f[3]));
+                    batches.columns.id.append_value(parsed_id);
+                    batches.columns.ean.append_value(parsed_ean);
+                    batches.columns.brand.append_option(types::text(f[2]));
+                    batches.columns.description.append_option(types::text(f[3]));
                     if !check_digit_ok {
-                        columns.flags.values().append_value(EAN_CHECK_DIGIT);
+                        batches.columns.flags.values().append_value(EAN_CHECK_DIGIT);
                     }
-                    columns.flags.append(true);
-                    if columns.id.len() == FORMAT_BATCH_ROWS {
-                        emit(columns.finish());
-                    }
+                    batches.columns.flags.append(true);
+                    batches.row_added();
                 }
             })?;
-            if !columns.id.is_empty() {
-                emit(columns.finish());
-            }
+            batches.finish();
             Ok(read)
         }
     }
@@ -468,6 +447,47 @@ pub fn format(
 fn check(errors: &mut RowErrors, column: &str, value: &str, what: &str, parsed: bool) {
     if !parsed {
         errors.invalid(column, value, what);
+    }
+}
+
+/// The columns of one batch of a formatted referential, in schema order.
+trait FormattedColumns: Default {
+    /// Rows appended since the last [`FormattedColumns::finish`].
+    fn rows(&self) -> usize;
+    /// The arrays, the builders emptied.
+    fn finish(&mut self) -> Vec<ArrayRef>;
+}
+
+/// Cuts a referential's formatted rows into batches of [`FORMAT_BATCH_ROWS`] for `each`.
+struct Batches<'a, C, F> {
+    kind: ReferentialKind,
+    columns: C,
+    each: &'a mut F,
+}
+
+impl<'a, C: FormattedColumns, F: FnMut(RecordBatch)> Batches<'a, C, F> {
+    fn new(kind: ReferentialKind, each: &'a mut F) -> Self {
+        Self { kind, columns: C::default(), each }
+    }
+
+    /// After a row is appended to `columns`: hands a full batch on.
+    fn row_added(&mut self) {
+        if self.columns.rows() == FORMAT_BATCH_ROWS {
+            self.emit();
+        }
+    }
+
+    /// Hands on the last, shorter batch, if any.
+    fn finish(mut self) {
+        if self.columns.rows() > 0 {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        let batch = RecordBatch::try_new(formatted_schema(self.kind), self.columns.finish())
+            .expect("columns match the formatted schema");
+        (self.each)(batch);
     }
 }
 
@@ -481,7 +501,11 @@ struct ClientColumns {
     account: StringBuilder,
 }
 
-impl ClientColumns {
+impl FormattedColumns for ClientColumns {
+    fn rows(&self) -> usize {
+        self.id.len()
+    }
+
     fn finish(&mut self) -> Vec<ArrayRef> {
         vec![
             Arc::new(self.id.finish()),
@@ -504,7 +528,11 @@ struct StoreColumns {
     store_type: Int32Builder,
 }
 
-impl StoreColumns {
+impl FormattedColumns for StoreColumns {
+    fn rows(&self) -> usize {
+        self.id.len()
+    }
+
     fn finish(&mut self) -> Vec<ArrayRef> {
         vec![
             Arc::new(self.id.finish()),
@@ -538,7 +566,11 @@ impl Default for ProductColumns {
     }
 }
 
-impl ProductColumns {
+impl FormattedColumns for ProductColumns {
+    fn rows(&self) -> usize {
+        self.id.len()
+    }
+
     fn finish(&mut self) -> Vec<ArrayRef> {
         vec![
             Arc::new(self.id.finish()),
@@ -570,14 +602,15 @@ mod tests {
 
     #[test]
     fn a_referential_is_formatted_batch_by_batch_into_one_copy_and_one_lookup() {
-        let FormattedSource { read, built, table } =
+        let FormattedSource { read, built, encoded } =
             format_and_encode(ReferentialKind::Clients, clients_csv(), 0.1)
                 .expect("no storage")
                 .expect("valid");
         assert_eq!(read.rows, 40_000);
         assert_eq!(read.rejects.len(), 1, "the bad account id");
         assert_eq!(built.ambiguous_ids(), ["7"], "seen in the first and the last batch");
-        let decoded = parquet_io::decode(table.clone(), &["id", "account_id"]).expect("a Parquet file");
+        let decoded =
+            parquet_io::decode(encoded.table.clone(), &["id", "account_id"]).expect("a Parquet file");
         let ids: Vec<&str> =
             decoded.iter().flat_map(|batch| batch.column(0).as_string::<i32>().iter().flatten()).collect();
         assert_eq!(ids.len(), 39_999, "every kept row, once");
@@ -589,7 +622,11 @@ mod tests {
         let again = format_and_encode(ReferentialKind::Clients, clients_csv(), 0.1)
             .expect("no storage")
             .expect("valid");
-        assert_eq!(again.table, table, "the same source, the same bytes");
+        assert_eq!(again.encoded.table, encoded.table, "the same source, the same bytes");
+        let mut batch_rows = Vec::new();
+        format(ReferentialKind::Clients, &clients_csv(), 0.1, |batch| batch_rows.push(batch.num_rows()))
+            .expect("valid");
+        assert_eq!(batch_rows, [FORMAT_BATCH_ROWS, FORMAT_BATCH_ROWS, 39_999 - 2 * FORMAT_BATCH_ROWS]);
     }
 
     #[test]
