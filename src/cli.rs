@@ -228,25 +228,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let (store, _) = open_store(args.store.store.as_deref()).await?;
     let pipeline = Pipeline::new(store, args.store.pipeline_settings());
-    let outcomes = run_dates(&pipeline, &dates, Trigger::Cli, args.force, !args.json).await;
-    if args.json {
-        let json: Vec<serde_json::Value> = outcomes
-            .iter()
-            .map(|(date, outcome)| match outcome {
-                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
-                Err(error) => serde_json::json!({ "date": date, "error": error }),
-            })
-            .collect();
-        print(&format!("{}\n", serde_json::to_string_pretty(&json)?));
-    } else {
-        for (date, outcome) in &outcomes {
-            print(&summary(*date, outcome));
-        }
-    }
-    Ok(exit_code(&outcomes))
+    let show = if args.json { Show::Json } else { Show::Summary };
+    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, args.force, show).await;
+    Ok(exit_code(all_fine))
 }
-
-type Outcome = (IngestDate, Result<RunReport, String>);
 
 /// `report`: the page of each published date again, from its `_report.json` and Parquet files.
 async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -275,16 +260,31 @@ async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(if all_fine { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Runs dates one after the other (each date already uses every core), with a progress bar
-/// on a terminal when there are several.
+/// How [`run_dates`] prints each date's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Show {
+    /// A few lines per date (`summary`), with a progress bar on a terminal.
+    Summary,
+    /// One JSON array of the run reports (`{date, error}` for a date that failed).
+    Json,
+}
+
+/// Runs dates one after the other (each date already uses every core), printing each date's
+/// outcome as soon as it ends, and returns whether every date succeeded.
+///
+/// A report is dropped once printed. Besides showing a long run's progress, this keeps memory
+/// flat across dates: a report is allocated while its date's buffers are live, and reports
+/// kept to the end would sit in the middle of glibc's heap, which only shrinks down to its
+/// highest live allocation, so each date's freed memory would stay resident (BENCHMARKS.md,
+/// "Memory across dates").
 async fn run_dates(
     pipeline: &Pipeline,
     dates: &[IngestDate],
     trigger: Trigger,
     force: bool,
-    show: bool,
-) -> Vec<Outcome> {
-    let progress = (show && dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+    show: Show,
+) -> bool {
+    let progress = (show == Show::Summary && dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(dates.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -295,26 +295,50 @@ async fn run_dates(
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     });
-    let mut outcomes = Vec::with_capacity(dates.len());
-    for &date in dates {
+    let mut all_fine = true;
+    for (index, &date) in dates.iter().enumerate() {
         if let Some(bar) = &progress {
             bar.set_message(date.to_string());
         }
         let request = RunRequest { date, trigger, force, marker: None };
         let outcome = pipeline.run_date(request).await.map_err(|e| format!("{e:#}"));
+        all_fine &= outcome.as_ref().is_ok_and(|report| report.status.is_success());
+        let text = match show {
+            Show::Summary => summary(date, &outcome),
+            Show::Json => {
+                let value = match &outcome {
+                    Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                    Err(error) => serde_json::json!({ "date": date, "error": error }),
+                };
+                json_array_item(&value, index == 0, index + 1 == dates.len())
+            }
+        };
+        match &progress {
+            Some(bar) => bar.suspend(|| print(&text)),
+            None => print(&text),
+        }
         if let Some(bar) = &progress {
             bar.inc(1);
         }
-        outcomes.push((date, outcome));
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    outcomes
+    all_fine
 }
 
-fn exit_code(outcomes: &[Outcome]) -> ExitCode {
-    let all_fine = outcomes.iter().all(|(_, outcome)| outcome.as_ref().is_ok_and(|r| r.status.is_success()));
+/// One item of a pretty-printed JSON array printed item by item: together the items are the
+/// text `serde_json::to_string_pretty` gives for the whole array (a test checks it).
+fn json_array_item(value: &serde_json::Value, first: bool, last: bool) -> String {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+    // Pretty JSON escapes line breaks inside strings, so every line is a line of structure.
+    let indented: Vec<String> = pretty.lines().map(|line| format!("  {line}")).collect();
+    let open = if first { "[\n" } else { "" };
+    let close = if last { "\n]\n" } else { ",\n" };
+    format!("{open}{}{close}", indented.join("\n"))
+}
+
+fn exit_code(all_fine: bool) -> ExitCode {
     if all_fine { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
@@ -436,10 +460,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     let pipeline = Pipeline::new(Arc::clone(&store), PipelineSettings::default());
-    let outcomes = run_dates(&pipeline, &dates, Trigger::Cli, false, true).await;
-    for (date, outcome) in &outcomes {
-        print(&summary(*date, outcome));
-    }
+    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, false, Show::Summary).await;
     println!(
         "\nLook in {0}/formatted (Parquet and _report.json), {0}/rejected, {0}/error (quarantine) and {0}/runs (every run's report).\n\
          Open {0}/formatted/transactions_{2}/_report.html in a browser for the date's data-quality page.\n\
@@ -448,7 +469,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         dates.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
         first,
     );
-    Ok(exit_code(&outcomes))
+    Ok(exit_code(all_fine))
 }
 
 async fn put_text(store: &Arc<dyn ObjectStore>, name: &str, text: &str) -> anyhow::Result<()> {
@@ -480,4 +501,27 @@ async fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         eprintln!("wrote {} rows over {} dates to {}", manifest.total_rows(), spec.days, settings.describe());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_items_printed_one_by_one_make_the_pretty_array() {
+        let items = [
+            serde_json::json!({ "date": "2023-11-23", "inputs": [{ "name": "a\nb", "flags": {} }], "outputs": [] }),
+            serde_json::json!({ "date": "2023-11-24", "error": "storage: timed out" }),
+            serde_json::json!({ "date": "2023-11-25", "totals": { "rows": 3, "rejected": { "date_mismatch": 1 } } }),
+        ];
+        for count in 1..=items.len() {
+            let streamed: String = items[..count]
+                .iter()
+                .enumerate()
+                .map(|(index, item)| json_array_item(item, index == 0, index + 1 == count))
+                .collect();
+            let whole = format!("{}\n", serde_json::to_string_pretty(&items[..count]).expect("serializes"));
+            assert_eq!(streamed, whole, "{count} item(s)");
+        }
+    }
 }

@@ -24,6 +24,15 @@ fn main() -> ExitCode {
 /// page the host must first fault in): a 1 MiB threshold with transparent huge pages, the
 /// previous setting, touched three times as much fresh memory and was slower and far noisier
 /// on a cached day (BENCHMARKS.md, third round).
+///
+/// No per-thread cache (`tcache`) either: glibc's heap shrinks only down to its highest chunk in
+/// use, and each thread's cache keeps up to seven freed chunks of every small size "in use",
+/// some of them high in the heap when a date ends. A process that had run one date kept that
+/// date's heap resident, and the next date's peak came on top of it: 30 dates peaked at 1.25x
+/// one date. Without the cache, and with nothing small of a date kept past it (`cli::run_dates`,
+/// `schema::build_all`), the heap shrinks back between dates: 1.07x. The cache saved no
+/// measurable time, all threads sharing one arena anyway (BENCHMARKS.md, "Memory across dates").
+///
 /// glibc reads these settings only at start-up, from `GLIBC_TUNABLES`, so the process
 /// re-executes itself once with them (same PID, arguments and environment otherwise). When
 /// `GLIBC_TUNABLES` is already set the operator's choice stands, and nothing is re-executed.
@@ -34,7 +43,8 @@ mod malloc_tunables {
     use std::os::unix::process::CommandExt;
 
     const VARIABLE: &str = "GLIBC_TUNABLES";
-    const TUNABLES: &str = "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=4194304";
+    const TUNABLES: &str =
+        "glibc.malloc.arena_max=1:glibc.malloc.mmap_threshold=4194304:glibc.malloc.tcache_count=0";
 
     pub fn apply() {
         if std::env::var_os(VARIABLE).is_some() {

@@ -111,3 +111,15 @@ pub static STORE_DAILY: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("flagged_rows", DataType::Int64, false),
     ]))
 });
+
+/// Builds every schema above now rather than at first use.
+///
+/// [`Pipeline::new`](crate::pipeline::Pipeline::new) calls it so that the schemas' small
+/// allocations come before any date's buffers: glibc's heap only shrinks down to its highest
+/// live allocation, and a schema first built in the middle of a date would keep that date's
+/// freed memory resident for the rest of the process (BENCHMARKS.md, "Memory across dates").
+pub fn build_all() {
+    for schema in [&TRANSACTIONS, &REJECTS, &CLIENTS, &STORES, &PRODUCTS, &STORE_DAILY] {
+        LazyLock::force(schema);
+    }
+}

@@ -140,6 +140,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Binds the pipeline to a store.
     pub fn new(store: Arc<dyn ObjectStore>, settings: PipelineSettings) -> Self {
+        crate::contract::schema::build_all();
         Self { store, settings, lookups: run::LookupCache::default() }
     }
 
