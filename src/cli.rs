@@ -314,11 +314,11 @@ async fn run_dates(
             }
         };
         match &progress {
-            Some(bar) => bar.suspend(|| print(&text)),
+            Some(bar) => {
+                bar.suspend(|| print(&text));
+                bar.inc(1);
+            }
             None => print(&text),
-        }
-        if let Some(bar) = &progress {
-            bar.inc(1);
         }
     }
     if let Some(bar) = progress {
