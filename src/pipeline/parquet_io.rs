@@ -250,8 +250,10 @@ pub fn decode_each<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder};
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
+
+    use crate::contract::schema::{name_list_builder, name_list_item};
 
     /// Text, an integer, nullable text and a list: one column of each kind the writer handles.
     fn schema() -> SchemaRef {
@@ -259,20 +261,12 @@ mod tests {
             Field::new("transaction_id", DataType::Utf8, false),
             Field::new("source_line", DataType::Int64, false),
             Field::new("store_id", DataType::Utf8, true),
-            Field::new(
-                "quality_flags",
-                DataType::List(Arc::new(Field::new("item", DataType::Utf8, false))),
-                false,
-            ),
+            Field::new("quality_flags", DataType::List(name_list_item()), false),
         ]))
     }
 
     fn batch(schema: &SchemaRef, from: i64, rows: i64) -> RecordBatch {
-        let mut flags = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
-            "item",
-            DataType::Utf8,
-            false,
-        )));
+        let mut flags = name_list_builder(0);
         for row in from..from + rows {
             if row % 3 == 0 {
                 flags.values().append_value("zero_quantity");

@@ -5,7 +5,7 @@ use retail_ingest::contract::EotMarker;
 use retail_ingest::pipeline::RunStatus;
 use retail_ingest::pipeline::report::ReferentialSource;
 
-use crate::helpers::{Reject, TestStore, assert_accounting, reject_rows, transaction_rows};
+use crate::helpers::{TestStore, assert_accounting, reject_rows, transaction_rows};
 
 const DAY: &str = "2023-11-23";
 const TX: &str = "formatted/transactions_2023-11-23/transactions.parquet";
@@ -567,42 +567,36 @@ async fn each_referential_rule_sends_its_rows_to_that_referentials_rejects() {
     assert_eq!(counts("products"), [("invalid_ean", 1), ("invalid_id", 1)]);
     assert_eq!((report.referentials["stores"].rows, report.referentials["products"].rows), (33, 32));
 
-    let lines_and_reasons = |rows: Vec<Reject>| {
+    // A referential's rejects, as (file, line, reasons); and the rows of its formatted copy.
+    let rejects_of = async |kind: &str| {
+        let rows = reject_rows(&store.parquet(&format!("rejected/{kind}/rejects.parquet")).await);
         rows.into_iter().map(|(file, line, _, reasons, _)| (file, line, reasons)).collect::<Vec<_>>()
     };
-    let store_rejects =
-        lines_and_reasons(reject_rows(&store.parquet("rejected/stores/rejects.parquet").await));
+    let kept_in = async |kind: &str| {
+        store
+            .parquet(&format!("formatted/{kind}/{kind}.parquet"))
+            .await
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>()
+    };
     assert_eq!(
-        store_rejects,
+        rejects_of("stores").await,
         [
             ("stores.csv".to_owned(), 32, flags(&["invalid_opening"])),
             ("stores.csv".to_owned(), 33, flags(&["invalid_closing"])),
             ("stores.csv".to_owned(), 34, flags(&["invalid_type"])),
         ]
     );
-    let product_rejects =
-        lines_and_reasons(reject_rows(&store.parquet("rejected/products/rejects.parquet").await));
     assert_eq!(
-        product_rejects,
+        rejects_of("products").await,
         [
             ("products.csv".to_owned(), 32, flags(&["invalid_ean"])),
             ("products.csv".to_owned(), 33, flags(&["invalid_id"])),
         ]
     );
     // The kept rows, and only those, are in the formatted copies.
-    assert_eq!(
-        store.parquet("formatted/stores/stores.parquet").await.iter().map(|b| b.num_rows()).sum::<usize>(),
-        30
-    );
-    assert_eq!(
-        store
-            .parquet("formatted/products/products.parquet")
-            .await
-            .iter()
-            .map(|b| b.num_rows())
-            .sum::<usize>(),
-        30
-    );
+    assert_eq!((kept_in("stores").await, kept_in("products").await), (30, 30));
 }
 
 #[tokio::test]
