@@ -33,18 +33,32 @@ pub fn identifier_with_key(text: &str) -> Option<(&str, u64)> {
 /// instead of the text: no allocation per referential row, no pointer chasing per lookup.
 /// `None` when `id` is not an identifier.
 pub fn identifier_key(id: &str) -> Option<u64> {
-    let digits = id.as_bytes();
-    if digits.is_empty() || digits.len() > 19 {
-        return None;
-    }
+    let (len, value) = leading_digits(id.as_bytes(), 19)?;
+    (len == id.len()).then(|| key_of_digits(len, value))
+}
+
+/// The run of ASCII digits that `bytes` starts with, if it is 1 to `max` (at most 19) long: its
+/// length and value. For parsers that read a record's values in one pass.
+pub fn leading_digits(bytes: &[u8], max: usize) -> Option<(usize, u64)> {
     let mut value = 0u64;
-    for &digit in digits {
-        if !digit.is_ascii_digit() {
+    let mut len = 0;
+    for &byte in bytes {
+        if !byte.is_ascii_digit() {
+            break;
+        }
+        if len == max.min(19) {
             return None;
         }
-        value = value * 10 + u64::from(digit - b'0');
+        value = value * 10 + u64::from(byte - b'0');
+        len += 1;
     }
-    Some(value + SHORTER_IDENTIFIERS[digits.len()])
+    (len > 0).then_some((len, value))
+}
+
+/// The packed key ([`identifier_key`]) of the identifier of `len` digits (1 to 19) whose value
+/// is `value`.
+pub fn key_of_digits(len: usize, value: u64) -> u64 {
+    value + SHORTER_IDENTIFIERS[len]
 }
 
 /// The identifier an [`identifier_key`] came from.

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 
 use super::rejects::RejectsBuilder;
-use crate::contract::dialect::{Quoting, Tokenizer};
+use crate::contract::dialect::{Quoting, Tokenizer, split_plain};
 use crate::contract::file::{decode_text, match_header};
 use crate::contract::names::shorten;
 use crate::contract::rules;
@@ -64,15 +64,50 @@ pub struct CsvRead {
     pub rejects: RejectsBuilder,
 }
 
+/// What a file kind does with the records of a file ([`read_csv_rows`]).
+pub trait Rows<const N: usize> {
+    /// Gets a well-formed record's fields in the order of the columns, with its line; keeps the
+    /// row, or records errors in `RowErrors` (then the row goes to the rejects).
+    fn row(&mut self, fields: &[&str; N], line: u64, errors: &mut RowErrors);
+
+    /// Gets the text of a record without a quote, when the header names the columns in their
+    /// order, before it is split into fields: a file kind that can read the whole record in one
+    /// pass keeps it and returns true, which means what [`Rows::row`] would have done with it
+    /// is done, with no error. False (the default): the record goes to [`Rows::row`].
+    fn plain(&mut self, _raw: &str, _line: u64) -> bool {
+        false
+    }
+}
+
+/// [`Rows`] that are one closure, for [`read_csv`].
+struct EachRow<F>(F);
+
+impl<const N: usize, F: FnMut(&[&str; N], u64, &mut RowErrors)> Rows<N> for EachRow<F> {
+    fn row(&mut self, fields: &[&str; N], line: u64, errors: &mut RowErrors) {
+        (self.0)(fields, line, errors);
+    }
+}
+
 /// Reads one CSV file of the contract. `on_row` gets each well-formed record's fields in the
-/// order of `columns`, with its line; it keeps the row, or records errors in `RowErrors` (then
-/// the row goes to the rejects). Returns the problem that makes the whole file invalid, if any.
+/// order of `columns`, with its line ([`Rows::row`]). Returns the problem that makes the whole
+/// file invalid, if any.
 pub fn read_csv<const N: usize>(
     name: &str,
     bytes: &[u8],
     columns: &[&str; N],
     max_reject_ratio: f64,
-    mut on_row: impl FnMut(&[&str; N], u64, &mut RowErrors),
+    on_row: impl FnMut(&[&str; N], u64, &mut RowErrors),
+) -> Result<CsvRead, FileProblem> {
+    read_csv_rows(name, bytes, columns, max_reject_ratio, &mut EachRow(on_row))
+}
+
+/// [`read_csv`], each record going to `rows_of`.
+pub fn read_csv_rows<const N: usize>(
+    name: &str,
+    bytes: &[u8],
+    columns: &[&str; N],
+    max_reject_ratio: f64,
+    rows_of: &mut impl Rows<N>,
 ) -> Result<CsvRead, FileProblem> {
     let text = decode_text(bytes).map_err(|error| FileProblem {
         rule: "not_utf8",
@@ -117,8 +152,15 @@ pub fn read_csv<const N: usize>(
     let mut first_errors = FirstErrors::default();
     let mut errors = RowErrors::default();
     let mut rows = 0u64;
-    while let Some(record) = tokenizer.next_record(&mut fields) {
+    let in_order = positions.iter().enumerate().all(|(column, &position)| column == position);
+    while let Some((record, plain)) = tokenizer.next_record_unsplit(&mut fields) {
         rows += 1;
+        if plain {
+            if in_order && rows_of.plain(record.raw, record.line) {
+                continue;
+            }
+            split_plain(record.raw, &mut fields);
+        }
         errors.clear();
         if record.quoting != Quoting::Sound || fields.len() != N {
             let message = match record.quoting {
@@ -133,7 +175,7 @@ pub fn read_csv<const N: usize>(
             errors.push(rules::MALFORMED_ROW, message);
         } else {
             let ordered: [&str; N] = std::array::from_fn(|i| &*fields[positions[i]]);
-            on_row(&ordered, record.line, &mut errors);
+            rows_of.row(&ordered, record.line, &mut errors);
         }
         if !errors.is_empty() {
             let message = errors.messages.join("; ");

@@ -3,15 +3,18 @@
 //! lookup never multiplies rows.
 //!
 //! Compact on purpose (issue 4, BENCHMARKS.md): ids and account ids are packed into one `u64`
-//! each ([`types::identifier_key`], leading zeros still significant) in an open-addressing
-//! table. 500,000 clients take 16 MB with no allocation per row, where boxed strings in a
-//! SipHash map took 1,000,000 allocations and dominated a cached day's profile.
+//! each ([`types::identifier_key`], leading zeros still significant), with no allocation per
+//! row, where boxed strings in a SipHash map took 1,000,000 allocations and dominated a cached
+//! day's profile. Stores and products are small open-addressing tables ([`Lookup`]); the
+//! 500,000 clients are an array of pairs in hash order with a directory ([`ClientLookup`]):
+//! 8 MB, which is also the file a cached day loads as it is.
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int8Type;
+use bytes::Bytes;
 
 use crate::contract::types;
 
@@ -132,28 +135,6 @@ impl<T: Copy> Lookup<T> {
         }
     }
 
-    /// The table holding `count` saved entries (distinct keys, `None`: ambiguous), sized for
-    /// them, the home slots of each batch loaded ahead as in [`Lookup::extend`].
-    fn restored(count: usize, entries: impl Iterator<Item = (u64, Option<T>)>) -> Result<Self, &'static str> {
-        let mut table = Self::with_capacity(count);
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut entries = entries.take(count).peekable();
-        while entries.peek().is_some() {
-            batch.clear();
-            batch.extend(entries.by_ref().take(BATCH));
-            table.touch(batch.iter().map(|(key, _)| *key));
-            for &(key, value) in &batch {
-                let index = table.slot(key);
-                if key == EMPTY || table.slots[index].0 != EMPTY {
-                    return Err("an id saved twice, or not an id");
-                }
-                table.slots[index] = (key, value);
-                table.len += 1;
-            }
-        }
-        Ok(table)
-    }
-
     fn resolve_key(&self, key: u64) -> Resolved<T> {
         if key == NOT_AN_ID {
             return Resolved::Unknown;
@@ -208,63 +189,153 @@ impl AccountId {
     }
 }
 
-/// Client id → account id, both packed: 16 bytes a slot and no string per client.
-#[derive(Debug, Default)]
+/// Client id → account id: every distinct id once, as a pair of packed keys, the pairs ordered
+/// by [`spread`] of the id and found through a directory of its top bits.
+///
+/// The pairs are the body of the lookup file ([`ClientLookup::to_file`]) and are used as read:
+/// loading a cached day's lookup is one read and one pass that checks the order and builds the
+/// directory. Restoring the 8 MB file into a hash table took 16 MB of fresh memory and most of
+/// the load's time, on a core the day's parsers want (BENCHMARKS.md, "Sixth round").
+#[derive(Debug)]
 pub struct ClientLookup {
-    ids: Lookup<AccountId>,
+    /// [`PAIR`] bytes per id, little-endian: its key, then its account's key plus one (0: the
+    /// id is ambiguous).
+    pairs: Bytes,
+    /// The pairs of bucket `b` (the top `bits` bits of their id's [`spread`]) are
+    /// `starts[b]..starts[b + 1]`.
+    starts: Vec<u32>,
+    bits: u32,
+}
+
+/// Bytes of one `(id, account)` pair.
+const PAIR: usize = 16;
+
+/// The order of a clients lookup: an odd multiplier, so a bijection on `u64` (equal spreads
+/// are equal ids), whose top bits spread near-sequential ids evenly over the buckets.
+fn spread(key: u64) -> u64 {
+    key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Default for ClientLookup {
+    fn default() -> Self {
+        ClientLookupBuilder::default().finish()
+    }
 }
 
 impl ClientLookup {
-    /// An empty lookup sized for `rows` clients.
-    pub fn with_capacity(rows: usize) -> Self {
-        Self { ids: Lookup::with_capacity(rows) }
+    /// The lookup over `pairs` (sorted by [`spread`] of the id, distinct ids): `Err` when they
+    /// are not.
+    fn over(pairs: Bytes) -> Result<Self, &'static str> {
+        if !pairs.len().is_multiple_of(PAIR) {
+            return Err("truncated");
+        }
+        let count = pairs.len() / PAIR;
+        // About eight ids a bucket: two adjacent cache lines to compare, and a directory of
+        // 256 KB for the real 500,000 clients, which stays in the core's cache.
+        let bits = (count / 8).max(2).next_power_of_two().trailing_zeros();
+        let Ok(count32) = u32::try_from(count) else { return Err("too many ids") };
+        let mut starts = Vec::with_capacity((1 << bits) + 1);
+        let mut previous = None;
+        for (index, pair) in (0..count32).zip(pairs.chunks_exact(PAIR)) {
+            let key = read_u64(&pair[..8]);
+            let spread = spread(key);
+            if key == NOT_AN_ID || previous.is_some_and(|previous| previous >= spread) {
+                return Err("ids repeated, out of order, or not ids");
+            }
+            previous = Some(spread);
+            let bucket = (spread >> (64 - bits)) as usize;
+            starts.resize(starts.len().max(bucket + 1), index);
+        }
+        starts.resize((1 << bits) + 1, count32);
+        Ok(Self { pairs, starts, bits })
     }
 
-    /// Adds the rows of one formatted `clients` batch, in order.
-    pub fn add(&mut self, batch: &RecordBatch) {
-        let ids = string_column(batch, "id");
-        let accounts = string_column(batch, "account_id");
-        let mut keyed = Vec::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            // Formatted ids and account ids are validated identifiers; a corrupt copy's row
-            // is left out (it could match no validated transaction id anyway).
-            if let Some(key) = types::identifier_key(ids.value(row))
-                && let Some(account) = types::identifier_key(accounts.value(row)).and_then(AccountId::new)
-            {
-                keyed.push((key, account));
+    fn pair(&self, index: usize) -> (u64, u64) {
+        let pair = &self.pairs[index * PAIR..(index + 1) * PAIR];
+        (read_u64(&pair[..8]), read_u64(&pair[8..]))
+    }
+
+    /// The pairs that `key` may be among: `(first, end)`.
+    fn candidates(&self, key: u64) -> (usize, usize) {
+        let bucket = (spread(key) >> (64 - self.bits)) as usize;
+        (self.starts[bucket] as usize, self.starts[bucket + 1] as usize)
+    }
+
+    fn resolve_key(&self, key: u64, (first, end): (usize, usize)) -> Resolved<AccountId> {
+        for index in first..end {
+            let (id, account) = self.pair(index);
+            if id == key {
+                return NonZeroU64::new(account)
+                    .map_or(Resolved::Ambiguous, |a| Resolved::Unique(AccountId(a)));
             }
         }
-        self.ids.extend(&keyed);
+        Resolved::Unknown
     }
 
-    /// Ids that appear more than once.
+    #[cfg(test)]
+    fn resolve(&self, id: &str) -> Resolved<AccountId> {
+        let key = types::identifier_key(id).unwrap_or(NOT_AN_ID);
+        let candidates = if key == NOT_AN_ID { (0, 0) } else { self.candidates(key) };
+        self.resolve_key(key, candidates)
+    }
+
+    /// Resolves packed keys ([`types::identifier_key`]) in order, appending to `out`.
+    pub fn resolve_all(&self, keys: &[u64], out: &mut Vec<Resolved<AccountId>>) {
+        out.reserve(keys.len());
+        let mut found = [(0, 0); BATCH];
+        for batch in keys.chunks(BATCH) {
+            // Two rounds of independent loads (directory entries, then the pairs they point
+            // at) keep a batch's cache misses in flight together, as in [`Lookup::touch`].
+            for (candidates, &key) in found.iter_mut().zip(batch) {
+                *candidates = if key == NOT_AN_ID { (0, 0) } else { self.candidates(key) };
+            }
+            let mut seen = 0u64;
+            for &(first, end) in &found[..batch.len()] {
+                if first < end {
+                    seen ^= self.pair(first).0;
+                }
+            }
+            std::hint::black_box(seen);
+            out.extend(batch.iter().zip(&found).map(|(&key, &candidates)| self.resolve_key(key, candidates)));
+        }
+    }
+
+    /// Distinct ids.
+    fn len(&self) -> usize {
+        self.pairs.len() / PAIR
+    }
+
+    /// Ids that appear more than once, sorted.
     pub fn ambiguous_ids(&self) -> Vec<String> {
-        self.ids.ambiguous_ids()
+        let mut ids: Vec<String> = (0..self.len())
+            .map(|index| self.pair(index))
+            .filter(|(_, account)| *account == 0)
+            .map(|(key, _)| types::identifier_from_key(key))
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The lookup as a file ([`ClientLookup::from_file`] reads it back), stamped with the
-    /// version of the formatted copy it was built from: magic, stamp, then one `(id, account)`
-    /// pair of packed keys per distinct id (account 0: ambiguous), then an XXH3 of all that.
-    /// Little-endian, in table order: the same lookup always gives the same bytes.
+    /// version of the formatted copy it was built from: magic, stamp, the number of ids, the
+    /// pairs in lookup order, then an XXH3 of all that. The same lookup always gives the same
+    /// bytes.
     pub fn to_file(&self, stamp: &str) -> Vec<u8> {
-        let count = self.ids.len;
-        let mut file = Vec::with_capacity(LOOKUP_MAGIC.len() + 4 + stamp.len() + 8 + count * 16 + 8);
+        let mut file = Vec::with_capacity(LOOKUP_MAGIC.len() + 4 + stamp.len() + 8 + self.pairs.len() + 8);
         file.extend_from_slice(LOOKUP_MAGIC);
         file.extend_from_slice(&(stamp.len() as u32).to_le_bytes());
         file.extend_from_slice(stamp.as_bytes());
-        file.extend_from_slice(&(count as u64).to_le_bytes());
-        for (key, account) in self.ids.slots.iter().filter(|(key, _)| *key != EMPTY) {
-            file.extend_from_slice(&key.to_le_bytes());
-            file.extend_from_slice(&account.map_or(0, |a| a.0.get()).to_le_bytes());
-        }
+        file.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        file.extend_from_slice(&self.pairs);
         let checksum = twox_hash::XxHash3_64::oneshot(&file);
         file.extend_from_slice(&checksum.to_le_bytes());
         file
     }
 
-    /// Reads a [`ClientLookup::to_file`] back; `Err` says why it cannot be used (another
-    /// format, another version of the copy, damaged), and the caller rebuilds from the copy.
-    pub fn from_file(file: &[u8], stamp: &str) -> Result<Self, &'static str> {
+    /// Reads a [`ClientLookup::to_file`] back, its pairs used in place; `Err` says why it
+    /// cannot be used (another format, another version of the copy, damaged), and the caller
+    /// rebuilds from the copy.
+    pub fn from_file(file: &Bytes, stamp: &str) -> Result<Self, &'static str> {
         let Some((body, checksum)) = file.split_last_chunk::<8>() else { return Err("truncated") };
         let mut reader = FileReader(body);
         if reader.take(LOOKUP_MAGIC.len()) != Some(LOOKUP_MAGIC.as_slice()) {
@@ -278,21 +349,64 @@ impl ClientLookup {
             return Err("made from another version of the formatted copy");
         }
         let count = usize::try_from(reader.u64().ok_or("truncated")?).map_err(|_| "truncated")?;
-        if reader.0.len() != count.checked_mul(16).ok_or("truncated")? {
+        if reader.0.len() != count.checked_mul(PAIR).ok_or("truncated")? {
             return Err("truncated");
         }
-        let entries = reader.0.chunks_exact(16).map(|pair| {
-            let (key, account) = pair.split_at(8);
-            let key = u64::from_le_bytes(key.try_into().unwrap_or_default());
-            let account = NonZeroU64::new(u64::from_le_bytes(account.try_into().unwrap_or_default()));
-            (key, account.map(AccountId))
-        });
-        Ok(Self { ids: Lookup::restored(count, entries)? })
+        let start = body.len() - reader.0.len();
+        Self::over(file.slice(start..body.len()))
     }
 }
 
+/// A [`ClientLookup`] in the making: the pairs of the formatted rows, in order.
+#[derive(Debug, Default)]
+pub struct ClientLookupBuilder {
+    /// `(spread of the id, id, account key plus one)`.
+    pairs: Vec<(u64, u64, NonZeroU64)>,
+}
+
+impl ClientLookupBuilder {
+    /// An empty lookup sized for `rows` clients.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self { pairs: Vec::with_capacity(rows) }
+    }
+
+    /// Adds the rows of one formatted `clients` batch, in order.
+    pub fn add(&mut self, batch: &RecordBatch) {
+        let ids = string_column(batch, "id");
+        let accounts = string_column(batch, "account_id");
+        for row in 0..batch.num_rows() {
+            // Formatted ids and account ids are validated identifiers; a corrupt copy's row
+            // is left out (it could match no validated transaction id anyway).
+            if let Some(key) = types::identifier_key(ids.value(row))
+                && let Some(account) = types::identifier_key(accounts.value(row)).and_then(AccountId::new)
+            {
+                self.pairs.push((spread(key), key, account.0));
+            }
+        }
+    }
+
+    /// The lookup: each id once, an id seen on more than one row ambiguous.
+    pub fn finish(mut self) -> ClientLookup {
+        self.pairs.sort_unstable_by_key(|&(spread, ..)| spread);
+        let mut bytes = Vec::with_capacity(self.pairs.len() * PAIR);
+        for (index, &(spread, key, account)) in self.pairs.iter().enumerate() {
+            if index > 0 && self.pairs[index - 1].0 == spread {
+                continue;
+            }
+            let repeated = self.pairs.get(index + 1).is_some_and(|next| next.0 == spread);
+            bytes.extend_from_slice(&key.to_le_bytes());
+            bytes.extend_from_slice(&if repeated { 0 } else { account.get() }.to_le_bytes());
+        }
+        ClientLookup::over(Bytes::from(bytes)).expect("sorted, distinct ids")
+    }
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes.try_into().unwrap_or_default())
+}
+
 /// First bytes of a clients lookup file; the digit is the layout's version.
-const LOOKUP_MAGIC: &[u8; 8] = b"RILOOKU1";
+const LOOKUP_MAGIC: &[u8; 8] = b"RILOOKU2";
 
 /// Reads little-endian fields off the front of a byte slice.
 struct FileReader<'a>(&'a [u8]);
@@ -395,7 +509,7 @@ pub struct Lookups {
 impl Lookups {
     /// Client ids (packed, [`types::identifier_key`]) → account ids, in order.
     pub fn clients(&self, keys: &[u64], out: &mut Vec<Resolved<AccountId>>) {
-        self.clients.ids.resolve_all(keys, out);
+        self.clients.resolve_all(keys, out);
     }
 
     /// Store ids (packed) → opening hours, in order.
@@ -421,11 +535,33 @@ pub enum Built {
 }
 
 impl Built {
+    /// Ids that appear more than once, sorted.
+    pub fn ambiguous_ids(&self) -> Vec<String> {
+        match self {
+            Self::Clients(lookup) => lookup.ambiguous_ids(),
+            Self::Stores(lookup) => lookup.ambiguous_ids(),
+            Self::Products(lookup) => lookup.ambiguous_ids(),
+        }
+    }
+}
+
+/// A lookup being built from one referential's formatted rows, batch by batch.
+#[derive(Debug)]
+pub enum Building {
+    /// From `clients`.
+    Clients(ClientLookupBuilder),
+    /// From `stores`.
+    Stores(StoreLookup),
+    /// From `products`.
+    Products(ProductLookup),
+}
+
+impl Building {
     /// An empty lookup of `kind` sized for `rows` rows.
     pub fn with_capacity(kind: crate::contract::ReferentialKind, rows: usize) -> Self {
         use crate::contract::ReferentialKind;
         match kind {
-            ReferentialKind::Clients => Self::Clients(ClientLookup::with_capacity(rows)),
+            ReferentialKind::Clients => Self::Clients(ClientLookupBuilder::with_capacity(rows)),
             ReferentialKind::Stores => Self::Stores(StoreLookup::default()),
             ReferentialKind::Products => Self::Products(ProductLookup::with_capacity(rows)),
         }
@@ -440,12 +576,12 @@ impl Built {
         }
     }
 
-    /// Ids that appear more than once, sorted.
-    pub fn ambiguous_ids(&self) -> Vec<String> {
+    /// The lookup, once every batch is added.
+    pub fn finish(self) -> Built {
         match self {
-            Self::Clients(lookup) => lookup.ambiguous_ids(),
-            Self::Stores(lookup) => lookup.ambiguous_ids(),
-            Self::Products(lookup) => lookup.ambiguous_ids(),
+            Self::Clients(lookup) => Built::Clients(lookup.finish()),
+            Self::Stores(lookup) => Built::Stores(lookup),
+            Self::Products(lookup) => Built::Products(lookup),
         }
     }
 }
@@ -474,14 +610,14 @@ mod tests {
         let ids = arrow::array::StringArray::from_iter_values(rows.iter().map(|r| r.0));
         let accounts = arrow::array::StringArray::from_iter_values(rows.iter().map(|r| r.1));
         let batch = RecordBatch::try_new(schema, vec![Arc::new(ids), Arc::new(accounts)]).expect("a batch");
-        let mut lookup = ClientLookup::with_capacity(rows.len());
+        let mut lookup = ClientLookupBuilder::with_capacity(rows.len());
         lookup.add(&batch);
-        lookup
+        lookup.finish()
     }
 
     fn resolve_all(lookup: &ClientLookup, ids: &[&str]) -> Vec<Resolved<String>> {
         ids.iter()
-            .map(|id| match lookup.ids.resolve(id) {
+            .map(|id| match lookup.resolve(id) {
                 Resolved::Unique(account) => Resolved::Unique(account.text(&mut [0; 19]).to_owned()),
                 Resolved::Unknown => Resolved::Unknown,
                 Resolved::Ambiguous => Resolved::Ambiguous,
@@ -498,7 +634,7 @@ mod tests {
         let lookup = clients(&rows);
         let file = lookup.to_file("v1");
         assert_eq!(file, clients(&rows).to_file("v1"), "the same lookup gives the same bytes");
-        let read = ClientLookup::from_file(&file, "v1").expect("a sound file");
+        let read = ClientLookup::from_file(&Bytes::from(file), "v1").expect("a sound file");
         let probes = ["0000000", "0000014", "0000021", "14", "0034993", "0034994", "9"];
         assert_eq!(resolve_all(&read, &probes), resolve_all(&lookup, &probes));
         assert_eq!(
@@ -506,39 +642,105 @@ mod tests {
             [Resolved::Ambiguous, Resolved::Unique("03".to_owned())]
         );
         assert_eq!(read.ambiguous_ids(), ["0000014"]);
-        assert_eq!(read.ids.len, lookup.ids.len);
+        assert_eq!(read.len(), lookup.len());
+        assert_eq!(read.len(), 5_000);
+    }
+
+    #[test]
+    fn every_client_id_resolves_as_a_map_of_the_rows_would() {
+        // 60,310 rows: each number as an id with leading zeros and without (two ids), the
+        // first of every 97th on a second row (ambiguous).
+        let mut rows: Vec<(String, String)> = Vec::new();
+        for i in 0..30_000u64 {
+            rows.push((format!("{:010}", i * 7_919), format!("{}", i + 1)));
+            rows.push(((i * 7_919).to_string(), format!("0{i}")));
+            if i % 97 == 0 {
+                rows.push((format!("{:010}", i * 7_919), "5".to_owned()));
+            }
+        }
+        let mut expected: std::collections::HashMap<&str, Resolved<String>> = Default::default();
+        for (id, account) in &rows {
+            expected
+                .entry(id.as_str())
+                .and_modify(|seen| *seen = Resolved::Ambiguous)
+                .or_insert_with(|| Resolved::Unique(account.clone()));
+        }
+        let lookup = clients(&rows.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>());
+        let mut probes: Vec<&str> = expected.keys().copied().collect();
+        probes.sort_unstable();
+        probes.extend(["1", "000000001", "99999999", "0"]);
+        let want: Vec<Resolved<String>> =
+            probes.iter().map(|id| expected.get(id).cloned().unwrap_or(Resolved::Unknown)).collect();
+        assert_eq!(resolve_all(&lookup, &probes), want);
+        // The batched path gives the same answers, and an unparsable key resolves Unknown.
+        let keys: Vec<u64> = probes
+            .iter()
+            .map(|id| types::identifier_key(id).unwrap_or(NOT_AN_ID))
+            .chain([NOT_AN_ID])
+            .collect();
+        let mut batched = Vec::new();
+        lookup.resolve_all(&keys, &mut batched);
+        let batched: Vec<Resolved<String>> = batched
+            .into_iter()
+            .map(|r| match r {
+                Resolved::Unique(account) => Resolved::Unique(account.text(&mut [0; 19]).to_owned()),
+                Resolved::Unknown => Resolved::Unknown,
+                Resolved::Ambiguous => Resolved::Ambiguous,
+            })
+            .collect();
+        assert_eq!(batched[..want.len()], want);
+        assert_eq!(batched[want.len()], Resolved::Unknown);
+        let mut ambiguous: Vec<&str> =
+            expected.iter().filter(|(_, r)| **r == Resolved::Ambiguous).map(|(id, _)| *id).collect();
+        ambiguous.sort_unstable();
+        assert_eq!((ambiguous.len(), expected.len()), (310, 60_000));
+        assert_eq!(lookup.ambiguous_ids(), ambiguous);
+        let read = ClientLookup::from_file(&Bytes::from(lookup.to_file("s")), "s").expect("a sound file");
+        assert_eq!(resolve_all(&read, &probes), want);
     }
 
     #[test]
     fn a_clients_lookup_file_of_another_version_or_damaged_is_refused() {
         let file = clients(&[("1", "10"), ("2", "20")]).to_file("etag A");
         assert_eq!(
-            ClientLookup::from_file(&file, "etag B").err(),
+            ClientLookup::from_file(&Bytes::from(file.clone()), "etag B").err(),
             Some("made from another version of the formatted copy")
         );
         let mut flipped = file.clone();
         flipped[30] ^= 1;
-        assert_eq!(ClientLookup::from_file(&flipped, "etag A").err(), Some("checksum mismatch"));
-        assert!(ClientLookup::from_file(&file[..file.len() - 1], "etag A").is_err());
-        assert!(ClientLookup::from_file(&file[..5], "etag A").is_err());
-        assert_eq!(ClientLookup::from_file(b"", "etag A").err(), Some("truncated"));
+        assert_eq!(ClientLookup::from_file(&Bytes::from(flipped), "etag A").err(), Some("checksum mismatch"));
+        assert!(ClientLookup::from_file(&Bytes::copy_from_slice(&file[..file.len() - 1]), "etag A").is_err());
+        assert!(ClientLookup::from_file(&Bytes::copy_from_slice(&file[..5]), "etag A").is_err());
+        assert_eq!(ClientLookup::from_file(&Bytes::new(), "etag A").err(), Some("truncated"));
         assert_eq!(
-            ClientLookup::from_file(b"PAR1 something else", "etag A").err(),
+            ClientLookup::from_file(&Bytes::from_static(b"PAR1 something else"), "etag A").err(),
             Some("not a lookup file of this version")
         );
-        // A file whose count and checksum agree but that repeats an id is refused too.
-        let mut body = Vec::new();
-        body.extend_from_slice(LOOKUP_MAGIC);
-        body.extend_from_slice(&6u32.to_le_bytes());
-        body.extend_from_slice(b"etag A");
-        body.extend_from_slice(&2u64.to_le_bytes());
-        for _ in 0..2 {
-            body.extend_from_slice(&7u64.to_le_bytes());
-            body.extend_from_slice(&8u64.to_le_bytes());
+        // A file whose count and checksum agree but whose ids repeat, are out of order or are
+        // not ids is refused too.
+        let file_of = |keys: &[u64]| {
+            let mut body = Vec::new();
+            body.extend_from_slice(LOOKUP_MAGIC);
+            body.extend_from_slice(&6u32.to_le_bytes());
+            body.extend_from_slice(b"etag A");
+            body.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+            for key in keys {
+                body.extend_from_slice(&key.to_le_bytes());
+                body.extend_from_slice(&8u64.to_le_bytes());
+            }
+            let checksum = twox_hash::XxHash3_64::oneshot(&body);
+            body.extend_from_slice(&checksum.to_le_bytes());
+            Bytes::from(body)
+        };
+        let (low, high) = if spread(7) < spread(9) { (7, 9) } else { (9, 7) };
+        assert!(ClientLookup::from_file(&file_of(&[low, high]), "etag A").is_ok());
+        for keys in [[7, 7], [high, low], [low, NOT_AN_ID]] {
+            assert_eq!(
+                ClientLookup::from_file(&file_of(&keys), "etag A").err(),
+                Some("ids repeated, out of order, or not ids"),
+                "{keys:?}"
+            );
         }
-        let checksum = twox_hash::XxHash3_64::oneshot(&body);
-        body.extend_from_slice(&checksum.to_le_bytes());
-        assert_eq!(ClientLookup::from_file(&body, "etag A").err(), Some("an id saved twice, or not an id"));
     }
 
     #[test]
@@ -557,7 +759,6 @@ mod tests {
         assert!(lookup.ambiguous_ids().is_empty());
         let account = AccountId::new(types::identifier_key("0604468").expect("an identifier"))
             .expect("not the last key");
-        assert_eq!(std::mem::size_of::<(u64, Option<AccountId>)>(), 16);
         assert_eq!(account.text(&mut [0; 19]), "0604468");
     }
 }

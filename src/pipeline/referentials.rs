@@ -13,7 +13,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::csv_file::{CsvRead, FileProblem, RowErrors, read_csv};
-use super::lookups::{Built, ClientLookup};
+use super::lookups::{Building, Built, ClientLookup};
 use super::report::{ReferentialReport, ReferentialSource, RuleCounts};
 use super::{PipelineError, parquet_io, paths, storage_error};
 use crate::contract::schema::{self, CLIENT_COLUMNS, PRODUCT_COLUMNS, STORE_COLUMNS};
@@ -206,7 +206,7 @@ fn format_and_encode(
     max_reject_ratio: f64,
 ) -> Result<Result<FormattedSource, InvalidSource>, PipelineError> {
     // Records are at most its lines: the lookup is sized once instead of growing.
-    let mut built = Built::with_capacity(kind, memchr::memchr_iter(b'\n', &bytes).count());
+    let mut building = Building::with_capacity(kind, memchr::memchr_iter(b'\n', &bytes).count());
     let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
     let (read, table) = std::thread::scope(|scope| {
         let encoder = scope.spawn(move || {
@@ -217,7 +217,7 @@ fn format_and_encode(
             encoder.finish()
         });
         let read = format(kind, &bytes, max_reject_ratio, |batch| {
-            built.add(&batch);
+            building.add(&batch);
             // A send fails only once the encoder has stopped on an error, which its join
             // returns below.
             let _ = sender.send(batch);
@@ -243,7 +243,7 @@ fn format_and_encode(
     let rejects = parquet_io::encode(&schema::REJECTS, &[read.rejects.finish()]).map_err(|source| {
         PipelineError::Parquet { path: paths::referential_rejects(kind).to_string(), source }
     })?;
-    Ok(Ok(FormattedSource { read, built, encoded: EncodedCopy { table, rejects } }))
+    Ok(Ok(FormattedSource { read, built: building.finish(), encoded: EncodedCopy { table, rejects } }))
 }
 
 /// Writes the formatted copy, its rejects and (clients) its lookup file, then the note: the
@@ -324,11 +324,10 @@ async fn decode_copy(store: &Arc<dyn ObjectStore>, kind: ReferentialKind) -> Res
         parquet_io::decode_each(
             bytes,
             columns,
-            |rows| Built::with_capacity(kind, rows),
-            |built, batch| {
-                built.add(&batch);
-            },
+            |rows| Building::with_capacity(kind, rows),
+            |building, batch| building.add(&batch),
         )
+        .map(Building::finish)
         .map_err(|source| PipelineError::Parquet { path: path.to_string(), source })
     })
     .await

@@ -237,15 +237,19 @@ async fn run_locked(
     report.totals = totals(&report.inputs);
 
     // The data-quality figures are computed while the data is encoded (both are CPU work; the
-    // figures fill the gaps of the column encoders), and written after the data, before the
-    // report.
-    let (published, stats) = tokio::join!(
-        publish(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)),
+    // figures fill the gaps of the column encoders); the quality files are made and written
+    // while the data is written, and the report comes after all of them.
+    let (encoded, stats) = tokio::join!(
+        encode_data(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)),
         crate::quality::figures(store, date, kept_batches.clone(), reject_batches.clone()),
     );
-    published?;
-    let stats = stats?;
-    crate::quality::publish(store, report, &stats).await?;
+    let (encoded, stats) = (encoded?, stats?);
+    let (written, quality) = tokio::join!(
+        futures::future::try_join_all(encoded.iter().map(|(path, bytes)| put(store, path, bytes.clone()))),
+        crate::quality::publish(store, report, &stats),
+    );
+    written?;
+    quality?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     write_reports(store, report, true).await
 }
@@ -301,14 +305,14 @@ async fn parse_files(
     // parsers, so that a core never waits for a download (one file's latency per file on
     // Azure, a page-cache copy locally), within a memory budget.
     let ahead = fetch_ahead(landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0));
-    let parsed = futures::stream::iter(landing.transactions.iter().cloned())
-        .map(|(file, meta)| {
+    let mut parsed = futures::stream::iter(landing.transactions.iter().cloned().enumerate())
+        .map(|(index, (file, meta))| {
             let store = Arc::clone(store);
-            async move { super::fetch(&store, &meta).await.map(|bytes| (file, meta, bytes)) }
+            async move { super::fetch(&store, &meta).await.map(|bytes| (index, file, meta, bytes)) }
         })
         .buffered(parallelism + ahead)
         .map(|fetched| async move {
-            let (file, meta, bytes) = fetched?;
+            let (index, file, meta, bytes) = fetched?;
             let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
                 let parsed = transactions::parse_file(&file, &bytes, max_reject_ratio);
                 // Keep the bytes only for files to quarantine: the copy is checked against them.
@@ -317,11 +321,16 @@ async fn parse_files(
             })
             .await
             .map_err(|e| PipelineError::Internal(format!("validating {} panicked: {e}", meta.location)))?;
-            Ok::<_, PipelineError>((file, meta, parsed, bytes))
+            Ok::<_, PipelineError>((index, (file, meta, parsed, bytes)))
         })
-        .buffered(parallelism)
+        // In any order: a parser that is done takes the next file at once rather than wait
+        // for the file before its own (in order, one core idled at each file that parsed
+        // faster than the one before it). The contract's order is restored below.
+        .buffer_unordered(parallelism)
         .try_collect::<Vec<_>>()
         .await?;
+    parsed.sort_unstable_by_key(|(index, _)| *index);
+    let parsed: Vec<ParseResult> = parsed.into_iter().map(|(_, parsed)| parsed).collect();
     // Duplicates need only the transaction ids: flagged here, while the lookups may still load.
     // Files to quarantine are left out, so only rows of files that stay count.
     tokio::task::spawn_blocking(move || {
@@ -342,31 +351,28 @@ async fn enrich_files(
     lookups: &Lookups,
     parallelism: usize,
 ) -> Result<Vec<ReadResult>, PipelineError> {
-    futures::stream::iter(parsed)
-        .map(|(file, meta, parsed, bytes)| {
+    let mut enriched = futures::stream::iter(parsed.into_iter().enumerate())
+        .map(|(index, (file, meta, parsed, bytes))| {
             let lookups = lookups.clone();
             async move {
                 let name = file.name.clone();
                 let outcome = tokio::task::spawn_blocking(move || parsed.enrich(&lookups))
                     .await
                     .map_err(|e| PipelineError::Internal(format!("enriching {name} panicked: {e}")))?;
-                Ok::<_, PipelineError>((file, meta, outcome, bytes))
+                Ok::<_, PipelineError>((index, (file, meta, outcome, bytes)))
             }
         })
-        .buffered(parallelism)
-        .try_collect()
-        .await
+        // In any order, as in [`parse_files`].
+        .buffer_unordered(parallelism)
+        .try_collect::<Vec<_>>()
+        .await?;
+    enriched.sort_unstable_by_key(|(index, _)| *index);
+    Ok(enriched.into_iter().map(|(_, enriched)| enriched).collect())
 }
 
 fn count_flags(kept: &KeptRows, input: &mut InputReport) {
-    let mut counts = [0u64; Warning::ALL.len()];
-    for flags in &kept.flags {
-        input.flagged_rows += u64::from(!flags.is_empty());
-        for warning in flags.iter() {
-            counts[warning as usize] += 1;
-        }
-    }
-    for (warning, count) in Warning::ALL.iter().zip(counts) {
+    input.flagged_rows += kept.flagged_rows;
+    for (warning, &count) in Warning::ALL.iter().zip(&kept.warning_rows) {
         if count > 0 {
             input.flags.insert(warning.name().to_owned(), count);
         }
@@ -440,14 +446,15 @@ fn fingerprint_now(landing: &Landing, report: &RunReport) -> Fingerprint {
     (CONTRACT_VERSION, inputs, referentials)
 }
 
-/// Publishes the date's data, then its report. The previous `_report.json` goes first, so that
-/// a reader never finds a report beside data it does not describe; each file is one atomic put.
-async fn publish(
+/// Withdraws the date's previous `_report.json`, so that a reader never finds a report beside
+/// data it does not describe, then encodes the date's data and adds it to the report's outputs:
+/// the files to write (each one atomic put), before the report.
+async fn encode_data(
     store: &Arc<dyn ObjectStore>,
     report: &mut RunReport,
     kept: &[RecordBatch],
     rejects: &[RecordBatch],
-) -> Result<(), PipelineError> {
+) -> Result<[(object_store::path::Path, bytes::Bytes); 2], PipelineError> {
     let date = report.date;
     let report_path = paths::published_report(date);
     match store.delete(&report_path).await {
@@ -472,12 +479,11 @@ async fn publish(
         .await
         .map_err(|e| PipelineError::Internal(format!("encoding the outputs panicked: {e}")))??
     };
-    for (path, batches, bytes) in [(kept_path, kept, encoded.0), (rejects_path, rejects, encoded.1)] {
+    for (path, batches, bytes) in [(&kept_path, kept, &encoded.0), (&rejects_path, rejects, &encoded.1)] {
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
         report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
-        put(store, &path, bytes).await?;
     }
-    Ok(())
+    Ok([(kept_path, encoded.0), (rejects_path, encoded.1)])
 }
 
 /// Ends a run that publishes nothing: only its `runs/` report is written.

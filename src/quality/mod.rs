@@ -6,8 +6,8 @@
 //! - [`page`]: `formatted/transactions_{date}/_report.html`, one self-contained HTML file.
 //! - [`store_daily`]: `aggregated/store_daily/store_daily_{date}.parquet`, deterministic.
 //!
-//! The pipeline calls [`publish`] after the transactions and rejects are written and before
-//! the report (data first, then the page, then `_report.json`). [`rerender`] makes both again
+//! The pipeline calls [`publish`] once the transactions and rejects are encoded, while they are
+//! written, and writes `_report.json` after all of them. [`rerender`] makes both again
 //! from a date's published report and Parquet files (`retail-ingest report`).
 
 pub mod page;
