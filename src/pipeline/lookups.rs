@@ -255,8 +255,11 @@ impl ClientLookup {
         (read_u64(&pair[..8]), read_u64(&pair[8..]))
     }
 
-    /// The pairs that `key` may be among: `(first, end)`.
+    /// The pairs that `key` may be among: `(first, end)` (none for [`NOT_AN_ID`]).
     fn candidates(&self, key: u64) -> (usize, usize) {
+        if key == NOT_AN_ID {
+            return (0, 0);
+        }
         let bucket = (spread(key) >> (64 - self.bits)) as usize;
         (self.starts[bucket] as usize, self.starts[bucket + 1] as usize)
     }
@@ -275,8 +278,7 @@ impl ClientLookup {
     #[cfg(test)]
     fn resolve(&self, id: &str) -> Resolved<AccountId> {
         let key = types::identifier_key(id).unwrap_or(NOT_AN_ID);
-        let candidates = if key == NOT_AN_ID { (0, 0) } else { self.candidates(key) };
-        self.resolve_key(key, candidates)
+        self.resolve_key(key, self.candidates(key))
     }
 
     /// Resolves packed keys ([`types::identifier_key`]) in order, appending to `out`.
@@ -287,7 +289,7 @@ impl ClientLookup {
             // Two rounds of independent loads (directory entries, then the pairs they point
             // at) keep a batch's cache misses in flight together, as in [`Lookup::touch`].
             for (candidates, &key) in found.iter_mut().zip(batch) {
-                *candidates = if key == NOT_AN_ID { (0, 0) } else { self.candidates(key) };
+                *candidates = self.candidates(key);
             }
             let mut seen = 0u64;
             for &(first, end) in &found[..batch.len()] {
@@ -360,8 +362,8 @@ impl ClientLookup {
 /// A [`ClientLookup`] in the making: the pairs of the formatted rows, in order.
 #[derive(Debug, Default)]
 pub struct ClientLookupBuilder {
-    /// `(spread of the id, id, account key plus one)`.
-    pairs: Vec<(u64, u64, NonZeroU64)>,
+    /// `(id, account)`, both packed.
+    pairs: Vec<(u64, AccountId)>,
 }
 
 impl ClientLookupBuilder {
@@ -380,22 +382,23 @@ impl ClientLookupBuilder {
             if let Some(key) = types::identifier_key(ids.value(row))
                 && let Some(account) = types::identifier_key(accounts.value(row)).and_then(AccountId::new)
             {
-                self.pairs.push((spread(key), key, account.0));
+                self.pairs.push((key, account));
             }
         }
     }
 
     /// The lookup: each id once, an id seen on more than one row ambiguous.
     pub fn finish(mut self) -> ClientLookup {
-        self.pairs.sort_unstable_by_key(|&(spread, ..)| spread);
+        // Equal ids are next to each other once sorted (`spread` is a bijection).
+        self.pairs.sort_unstable_by_key(|&(key, _)| spread(key));
         let mut bytes = Vec::with_capacity(self.pairs.len() * PAIR);
-        for (index, &(spread, key, account)) in self.pairs.iter().enumerate() {
-            if index > 0 && self.pairs[index - 1].0 == spread {
+        for (index, &(key, account)) in self.pairs.iter().enumerate() {
+            if index > 0 && self.pairs[index - 1].0 == key {
                 continue;
             }
-            let repeated = self.pairs.get(index + 1).is_some_and(|next| next.0 == spread);
+            let repeated = self.pairs.get(index + 1).is_some_and(|next| next.0 == key);
             bytes.extend_from_slice(&key.to_le_bytes());
-            bytes.extend_from_slice(&if repeated { 0 } else { account.get() }.to_le_bytes());
+            bytes.extend_from_slice(&if repeated { 0 } else { account.0.get() }.to_le_bytes());
         }
         ClientLookup::over(Bytes::from(bytes)).expect("sorted, distinct ids")
     }
@@ -615,14 +618,17 @@ mod tests {
         lookup.finish()
     }
 
+    /// A resolved account as text.
+    fn text(resolved: Resolved<AccountId>) -> Resolved<String> {
+        match resolved {
+            Resolved::Unique(account) => Resolved::Unique(account.text(&mut [0; 19]).to_owned()),
+            Resolved::Unknown => Resolved::Unknown,
+            Resolved::Ambiguous => Resolved::Ambiguous,
+        }
+    }
+
     fn resolve_all(lookup: &ClientLookup, ids: &[&str]) -> Vec<Resolved<String>> {
-        ids.iter()
-            .map(|id| match lookup.resolve(id) {
-                Resolved::Unique(account) => Resolved::Unique(account.text(&mut [0; 19]).to_owned()),
-                Resolved::Unknown => Resolved::Unknown,
-                Resolved::Ambiguous => Resolved::Ambiguous,
-            })
-            .collect()
+        ids.iter().map(|id| text(lookup.resolve(id))).collect()
     }
 
     #[test]
@@ -680,14 +686,7 @@ mod tests {
             .collect();
         let mut batched = Vec::new();
         lookup.resolve_all(&keys, &mut batched);
-        let batched: Vec<Resolved<String>> = batched
-            .into_iter()
-            .map(|r| match r {
-                Resolved::Unique(account) => Resolved::Unique(account.text(&mut [0; 19]).to_owned()),
-                Resolved::Unknown => Resolved::Unknown,
-                Resolved::Ambiguous => Resolved::Ambiguous,
-            })
-            .collect();
+        let batched: Vec<Resolved<String>> = batched.into_iter().map(text).collect();
         assert_eq!(batched[..want.len()], want);
         assert_eq!(batched[want.len()], Resolved::Unknown);
         let mut ambiguous: Vec<&str> =

@@ -311,6 +311,43 @@ mod tests {
     }
 
     #[test]
+    fn a_dictionary_column_gives_the_bytes_of_its_text() {
+        // As the kept rows hold `source_file` (`schema::KEPT_ROWS`): one name per batch.
+        let text: SchemaRef = Arc::new(Schema::new(vec![Field::new("source_file", DataType::Utf8, false)]));
+        let dictionary: SchemaRef = Arc::new(Schema::new(vec![Field::new(
+            "source_file",
+            DataType::Dictionary(Box::new(DataType::Int8), Box::new(DataType::Utf8)),
+            false,
+        )]));
+        let names = [("transactions_2023-11-23_8.csv", 5_000), ("transactions_2023-11-23_9.csv", 7_000)];
+        let as_text: Vec<RecordBatch> = names
+            .iter()
+            .map(|&(name, rows)| {
+                let column = StringArray::from_iter_values(std::iter::repeat_n(name, rows));
+                RecordBatch::try_new(Arc::clone(&text), vec![Arc::new(column) as ArrayRef]).expect("a batch")
+            })
+            .collect();
+        let as_dictionary: Vec<RecordBatch> = names
+            .iter()
+            .map(|&(name, rows)| {
+                let column = arrow::array::DictionaryArray::new(
+                    arrow::array::Int8Array::from(vec![0; rows]),
+                    Arc::new(StringArray::from(vec![name])),
+                );
+                RecordBatch::try_new(Arc::clone(&dictionary), vec![Arc::new(column) as ArrayRef])
+                    .expect("a batch")
+            })
+            .collect();
+        for threads in [1, 2] {
+            assert_eq!(
+                encode_with_threads(&text, &as_dictionary, threads).expect("encode"),
+                encode_with_threads(&text, &as_text, threads).expect("encode"),
+                "{threads} thread(s)"
+            );
+        }
+    }
+
+    #[test]
     fn row_groups_split_like_the_writer() {
         let schema: SchemaRef =
             Arc::new(Schema::new(vec![Field::new("source_line", DataType::Int64, false)]));

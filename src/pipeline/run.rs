@@ -239,13 +239,18 @@ async fn run_locked(
     // The data-quality figures are computed while the data is encoded (both are CPU work; the
     // figures fill the gaps of the column encoders); the quality files are made and written
     // while the data is written, and the report comes after all of them.
+    // One `publish` span for the data's encoding and writes: it closes when both are done.
+    let publish = info_span!("publish", %date);
     let (encoded, stats) = tokio::join!(
-        encode_data(store, report, &kept_batches, &reject_batches).instrument(info_span!("publish", %date)),
+        encode_data(store, report, &kept_batches, &reject_batches).instrument(publish.clone()),
         crate::quality::figures(store, date, kept_batches.clone(), reject_batches.clone()),
     );
     let (encoded, stats) = (encoded?, stats?);
     let (written, quality) = tokio::join!(
-        futures::future::try_join_all(encoded.iter().map(|(path, bytes)| put(store, path, bytes.clone()))),
+        futures::future::try_join_all(
+            encoded.into_iter().map(|(path, bytes)| async move { put(store, &path, bytes).await })
+        )
+        .instrument(publish),
         crate::quality::publish(store, report, &stats),
     );
     written?;
@@ -305,32 +310,25 @@ async fn parse_files(
     // parsers, so that a core never waits for a download (one file's latency per file on
     // Azure, a page-cache copy locally), within a memory budget.
     let ahead = fetch_ahead(landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0));
-    let mut parsed = futures::stream::iter(landing.transactions.iter().cloned().enumerate())
-        .map(|(index, (file, meta))| {
+    let fetched = futures::stream::iter(landing.transactions.iter().cloned())
+        .map(|(file, meta)| {
             let store = Arc::clone(store);
-            async move { super::fetch(&store, &meta).await.map(|bytes| (index, file, meta, bytes)) }
+            async move { super::fetch(&store, &meta).await.map(|bytes| (file, meta, bytes)) }
         })
-        .buffered(parallelism + ahead)
-        .map(|fetched| async move {
-            let (index, file, meta, bytes) = fetched?;
-            let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
-                let parsed = transactions::parse_file(&file, &bytes, max_reject_ratio);
-                // Keep the bytes only for files to quarantine: the copy is checked against them.
-                let bytes = matches!(parsed, Parsed::Invalid(_)).then_some(bytes);
-                (file, parsed, bytes)
-            })
-            .await
-            .map_err(|e| PipelineError::Internal(format!("validating {} panicked: {e}", meta.location)))?;
-            Ok::<_, PipelineError>((index, (file, meta, parsed, bytes)))
+        .buffered(parallelism + ahead);
+    let parsing = fetched.map(|fetched| async move {
+        let (file, meta, bytes) = fetched?;
+        let (file, parsed, bytes) = tokio::task::spawn_blocking(move || {
+            let parsed = transactions::parse_file(&file, &bytes, max_reject_ratio);
+            // Keep the bytes only for files to quarantine: the copy is checked against them.
+            let bytes = matches!(parsed, Parsed::Invalid(_)).then_some(bytes);
+            (file, parsed, bytes)
         })
-        // In any order: a parser that is done takes the next file at once rather than wait
-        // for the file before its own (in order, one core idled at each file that parsed
-        // faster than the one before it). The contract's order is restored below.
-        .buffer_unordered(parallelism)
-        .try_collect::<Vec<_>>()
-        .await?;
-    parsed.sort_unstable_by_key(|(index, _)| *index);
-    let parsed: Vec<ParseResult> = parsed.into_iter().map(|(_, parsed)| parsed).collect();
+        .await
+        .map_err(|e| PipelineError::Internal(format!("validating {} panicked: {e}", meta.location)))?;
+        Ok((file, meta, parsed, bytes))
+    });
+    let parsed = in_any_order(parsing, parallelism).await?;
     // Duplicates need only the transaction ids: flagged here, while the lookups may still load.
     // Files to quarantine are left out, so only rows of files that stay count.
     tokio::task::spawn_blocking(move || {
@@ -351,23 +349,34 @@ async fn enrich_files(
     lookups: &Lookups,
     parallelism: usize,
 ) -> Result<Vec<ReadResult>, PipelineError> {
-    let mut enriched = futures::stream::iter(parsed.into_iter().enumerate())
-        .map(|(index, (file, meta, parsed, bytes))| {
-            let lookups = lookups.clone();
-            async move {
-                let name = file.name.clone();
-                let outcome = tokio::task::spawn_blocking(move || parsed.enrich(&lookups))
-                    .await
-                    .map_err(|e| PipelineError::Internal(format!("enriching {name} panicked: {e}")))?;
-                Ok::<_, PipelineError>((index, (file, meta, outcome, bytes)))
-            }
-        })
-        // In any order, as in [`parse_files`].
+    let enriching = futures::stream::iter(parsed).map(|(file, meta, parsed, bytes)| {
+        let lookups = lookups.clone();
+        async move {
+            let name = file.name.clone();
+            let outcome = tokio::task::spawn_blocking(move || parsed.enrich(&lookups))
+                .await
+                .map_err(|e| PipelineError::Internal(format!("enriching {name} panicked: {e}")))?;
+            Ok((file, meta, outcome, bytes))
+        }
+    });
+    in_any_order(enriching, parallelism).await
+}
+
+/// Runs `tasks` up to `parallelism` at once and returns their results in the order of `tasks`
+/// (the first error, if any). A task that is done frees its place for the next one at once:
+/// run in order, a core idled behind each file that took longer than the one after it.
+async fn in_any_order<T>(
+    tasks: impl futures::Stream<Item = impl Future<Output = Result<T, PipelineError>>>,
+    parallelism: usize,
+) -> Result<Vec<T>, PipelineError> {
+    let mut done: Vec<(usize, T)> = tasks
+        .enumerate()
+        .map(|(index, task)| async move { task.await.map(|result| (index, result)) })
         .buffer_unordered(parallelism)
-        .try_collect::<Vec<_>>()
+        .try_collect()
         .await?;
-    enriched.sort_unstable_by_key(|(index, _)| *index);
-    Ok(enriched.into_iter().map(|(_, enriched)| enriched).collect())
+    done.sort_unstable_by_key(|(index, _)| *index);
+    Ok(done.into_iter().map(|(_, result)| result).collect())
 }
 
 fn count_flags(kept: &KeptRows, input: &mut InputReport) {

@@ -276,7 +276,8 @@ pub fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut ParsedRows>) {
         repeated.dedup();
         repeated
     };
-    let mut repeated = std::thread::scope(|scope| {
+    // The ids below the pivot, then those from it on: `repeated` comes out sorted.
+    let repeated = std::thread::scope(|scope| {
         let above = scope.spawn(|| split(false));
         let mut repeated = split(true);
         repeated.extend(above.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
@@ -286,7 +287,6 @@ pub fn flag_duplicates<'a>(files: impl Iterator<Item = &'a mut ParsedRows>) {
     if repeated.is_empty() {
         return;
     }
-    repeated.sort_unstable();
     for kept in &mut files {
         for (row, key) in kept.transaction_keys.iter().enumerate() {
             if repeated.binary_search(key).is_ok() {
