@@ -6,9 +6,10 @@
 #   scripts/compare-outputs.sh OLD_BINARY NEW_BINARY [WORK_DIR]
 #
 # Compared as they are: every Parquet file (transactions, rejects, store_daily, the referential
-# copies and their rejects), formatted/clients/_lookup.bin and the referentials' _source.json.
-# Compared with what differs between any two runs blanked (run ids, start times, durations):
-# the data-quality pages, the published and the runs/ reports, the quarantine notes. Prints
+# copies and their rejects). Compared with what differs between any two runs blanked (run ids,
+# times, durations, and the ETags a local directory derives from inodes and times): the
+# data-quality pages, the published and the runs/ reports, the quarantine notes, the
+# referentials' _source.json, and formatted/clients/_lookup.bin (all but its stamp and checksum). Prints
 # one line per file and exits 1 when any differs.
 set -euo pipefail
 
@@ -24,7 +25,18 @@ normalize() {
         -e 's/[0-9]{8}T[0-9]{6}(\.[0-9]+)?Z-[0-9a-f]{8}/RUN_ID/g' \
         -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}| UTC)?/TIME/g' \
         -e 's/"duration_ms": [0-9]+/"duration_ms": N/g' \
+        -e 's/[0-9a-f]+-[0-9a-f]{10,}-[0-9a-f]+(\\"|&quot;|")/ETAG\1/g' \
         "$1"
+}
+
+# A clients lookup file without its stamp and checksum (the stamp names the source's ETag, which a
+# local directory derives from the file's inode and time): the magic, the count and the pairs.
+lookup_body() {
+    python3 -c '
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+stamp = struct.unpack_from("<I", data, 8)[0]
+sys.stdout.buffer.write(data[:8] + data[12 + stamp:-8])' "$1"
 }
 
 # The run reports of one date sorted by run id, renamed by their rank, so both trees name them alike.
@@ -69,7 +81,8 @@ while IFS= read -r file; do
         continue
     fi
     case "$file" in
-        *.parquet | *_lookup.bin | */_source.json | *.csv) same=$(cmp -s "$a" "$b" && echo yes || echo no) ;;
+        *.parquet | *.csv) same=$(cmp -s "$a" "$b" && echo yes || echo no) ;;
+        *_lookup.bin) same=$(cmp -s <(lookup_body "$a") <(lookup_body "$b") && echo yes || echo no) ;;
         *) same=$(cmp -s <(normalize "$a") <(normalize "$b") && echo yes || echo no) ;;
     esac
     if [ "$same" = yes ]; then
