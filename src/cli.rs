@@ -238,7 +238,7 @@ async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let (store, _) = open_store(args.store.as_deref()).await?;
     let mut all_fine = true;
     for &date in &args.dates {
-        match crate::quality::rerender(&store, date).await {
+        match crate::pipeline::rerender(&store, date).await {
             Ok(Some(written)) => {
                 print(&format!("{date}  -> {}\n", written.page));
                 if let Some(path) = written.store_daily {
@@ -386,7 +386,7 @@ fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> String {
         let _ = writeln!(out, "    unrecognized (not ingested): {}", report.unrecognized.join(", "));
     }
     for (name, referential) in &report.referentials {
-        if referential.source == crate::pipeline::report::ReferentialSource::Fallback {
+        if referential.source == crate::contract::report::ReferentialSource::Fallback {
             let _ = writeln!(
                 out,
                 "    {name}: last good copy used ({})",
@@ -410,7 +410,7 @@ fn print(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-fn counts_line(counts: &crate::pipeline::report::RuleCounts) -> String {
+fn counts_line(counts: &crate::contract::report::RuleCounts) -> String {
     counts.iter().map(|(rule, count)| format!("{rule} {count}")).collect::<Vec<_>>().join(", ")
 }
 

@@ -1,12 +1,17 @@
-//! The data contract as code: blob names, the CSV dialect, value types, rule names and output
-//! schemas. Pure: no I/O, no async — the pipeline feeds it bytes.
+//! The data contract as code: blob names, the CSV dialect, value types, rule names, output
+//! schemas, where everything lives in the store, and the reports and notes written there.
+//! Pure: no I/O, no async — the layers above feed it bytes.
 
 pub mod dialect;
 pub mod file;
 pub mod names;
+pub mod paths;
+pub mod quarantine;
+pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod types;
+pub mod violation;
 
 pub use names::{
     EotMarker, IngestDate, InvalidDate, InvalidMarker, LandingBlob, ReferentialKind, TransactionFileName,

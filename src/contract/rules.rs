@@ -65,6 +65,23 @@ impl Warning {
             Self::DuplicateTransactionId => "duplicate_transaction_id",
         }
     }
+
+    /// The warning of a rule name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|warning| warning.name() == name)
+    }
+
+    /// The column whose values the warning is about, as the data-quality page counts them.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::UnknownClient | Self::AmbiguousClient => "client_id",
+            Self::UnknownProduct | Self::AmbiguousProduct => "product_id",
+            Self::DuplicateTransactionId => "transaction_id",
+            Self::HourMismatch | Self::OutsideOpeningHours => "hour",
+            // zero_quantity: the quantity is always 0; which stores send them is what helps.
+            Self::ZeroQuantity | Self::UnknownStore | Self::AmbiguousStore => "store_id",
+        }
+    }
 }
 
 /// The warnings of one row: a bit set in the contract's order.
@@ -98,6 +115,28 @@ pub fn invalid(column: &str) -> String {
     format!("invalid_{column}")
 }
 
+/// Where a rule comes in the contract's tables (section 5): `malformed_row`,
+/// `invalid_{column}` in column order, `date_mismatch`, then the warnings in order; unknown
+/// names last. Reports and pages list rules in this order.
+pub fn rank(rule: &str) -> (u8, usize) {
+    use super::schema::TRANSACTION_COLUMNS;
+    if rule == MALFORMED_ROW {
+        return (0, 0);
+    }
+    if let Some(column) = rule.strip_prefix("invalid_") {
+        let index =
+            TRANSACTION_COLUMNS.iter().position(|c| *c == column).unwrap_or(TRANSACTION_COLUMNS.len());
+        return (1, index);
+    }
+    if rule == DATE_MISMATCH {
+        return (2, 0);
+    }
+    match Warning::from_name(rule) {
+        Some(warning) => (3, warning as usize),
+        None => (4, 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +150,32 @@ mod tests {
         let names: Vec<_> = flags.iter().map(Warning::name).collect();
         assert_eq!(names, ["zero_quantity", "unknown_store", "duplicate_transaction_id"]);
         assert!(Flags::default().is_empty());
+        for warning in Warning::ALL {
+            assert_eq!(Warning::from_name(warning.name()), Some(warning));
+        }
+    }
+
+    #[test]
+    fn rules_rank_in_the_contracts_order() {
+        let mut rules = [
+            "duplicate_transaction_id",
+            "date_mismatch",
+            "invalid_store_id",
+            "invalid_hour",
+            "zero_quantity",
+            "malformed_row",
+        ];
+        rules.sort_by_key(|r| rank(r));
+        assert_eq!(
+            rules,
+            [
+                "malformed_row",
+                "invalid_hour",
+                "invalid_store_id",
+                "date_mismatch",
+                "zero_quantity",
+                "duplicate_transaction_id"
+            ]
+        );
     }
 }

@@ -192,6 +192,27 @@ fn decimal(text: &str) -> Option<f64> {
     text.parse().ok()
 }
 
+/// What each type's text must be, in the words of the rejects' messages (`'24' is not an hour
+/// (0-23)`).
+pub mod expected {
+    /// An identifier.
+    pub const IDENTIFIER: &str = "an identifier (1-19 digits)";
+    /// A date.
+    pub const DATE: &str = "a calendar date (YYYY-MM-DD)";
+    /// An hour.
+    pub const HOUR: &str = "an hour (0-23)";
+    /// A minute.
+    pub const MINUTE: &str = "a minute (0-59)";
+    /// A quantity.
+    pub const QUANTITY: &str = "a quantity (integer 0-2147483647)";
+    /// A store's type.
+    pub const INTEGER: &str = "an integer (0-2147483647)";
+    /// A store's coordinates.
+    pub const LATLNG: &str = "a (lat,lng) pair within [-90,90] and [-180,180]";
+    /// A product's EAN.
+    pub const EAN: &str = "an EAN (13 digits)";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use super::rejects::RejectsBuilder;
 use crate::contract::dialect::{Quoting, Tokenizer, split_plain};
 use crate::contract::file::{decode_text, match_header};
 use crate::contract::names::shorten;
-use crate::contract::rules;
+use crate::contract::violation::{Malformation, Violation};
 
 /// Why a file is invalid as a whole, with what its `error.json` needs.
 #[derive(Debug, Clone)]
@@ -25,34 +25,47 @@ pub struct FileProblem {
     pub details: serde_json::Value,
 }
 
-/// The errors of one row, in the contract's order, with a message each.
+/// The errors of one row, in the contract's order.
 #[derive(Debug, Default)]
 pub struct RowErrors {
+    violations: Vec<Violation>,
+    /// The violations' rule names, kept beside them for the rejects (reused from row to row).
     reasons: Vec<Cow<'static, str>>,
-    messages: Vec<String>,
 }
 
 impl RowErrors {
-    /// `invalid_{column}`: `value` is not `what`.
-    pub fn invalid(&mut self, column: &str, value: &str, what: &str) {
-        self.reasons.push(Cow::Owned(rules::invalid(column)));
-        self.messages.push(format!("invalid_{column}: '{}' is not {what}", shorten(value)));
+    /// `invalid_{column}`: `value` is not `expected`.
+    pub fn invalid(&mut self, column: &'static str, value: &str, expected: &'static str) {
+        self.push(Violation::invalid(column, value, expected));
     }
 
-    /// Any other error rule.
-    pub fn push(&mut self, rule: &'static str, message: String) {
-        self.reasons.push(Cow::Borrowed(rule));
-        self.messages.push(message);
+    /// `invalid_{column}` unless `parsed`.
+    pub fn check(&mut self, column: &'static str, value: &str, expected: &'static str, parsed: bool) {
+        if !parsed {
+            self.invalid(column, value, expected);
+        }
+    }
+
+    /// Any violation.
+    pub fn push(&mut self, violation: Violation) {
+        self.reasons.push(violation.rule());
+        self.violations.push(violation);
     }
 
     /// True when the row has no error.
     pub fn is_empty(&self) -> bool {
-        self.reasons.is_empty()
+        self.violations.is_empty()
+    }
+
+    /// The rejects' `message`: every violation in words.
+    fn message(&self) -> String {
+        let messages: Vec<String> = self.violations.iter().map(Violation::message).collect();
+        messages.join("; ")
     }
 
     fn clear(&mut self) {
+        self.violations.clear();
         self.reasons.clear();
-        self.messages.clear();
     }
 }
 
@@ -65,7 +78,7 @@ pub struct CsvRead {
 }
 
 /// What a file kind does with the records of a file ([`read_csv_rows`]).
-pub trait Rows<const N: usize> {
+pub trait RecordSink<const N: usize> {
     /// Gets a well-formed record's fields in the order of the columns, with its line; keeps the
     /// row, or records errors in `RowErrors` (then the row goes to the rejects).
     fn row(&mut self, fields: &[&str; N], line: u64, errors: &mut RowErrors);
@@ -73,24 +86,24 @@ pub trait Rows<const N: usize> {
     /// Gets the text of a record without a quote, when the header names the columns in their
     /// order, before it is split into fields: a file kind that can read the whole record in one
     /// pass keeps it and returns true, which means what [`Rows::row`] would have done with it
-    /// is done, with no error. False (the default): the record goes to [`Rows::row`].
+    /// is done, with no error. False (the default): the record goes to [`RecordSink::row`].
     fn plain(&mut self, _raw: &str, _line: u64) -> bool {
         false
     }
 }
 
-/// [`Rows`] that are one closure, for [`read_csv`].
+/// A [`RecordSink`] that is one closure, for [`read_csv`].
 struct EachRow<F>(F);
 
-impl<const N: usize, F: FnMut(&[&str; N], u64, &mut RowErrors)> Rows<N> for EachRow<F> {
+impl<const N: usize, F: FnMut(&[&str; N], u64, &mut RowErrors)> RecordSink<N> for EachRow<F> {
     fn row(&mut self, fields: &[&str; N], line: u64, errors: &mut RowErrors) {
         (self.0)(fields, line, errors);
     }
 }
 
 /// Reads one CSV file of the contract. `on_row` gets each well-formed record's fields in the
-/// order of `columns`, with its line ([`Rows::row`]). Returns the problem that makes the whole
-/// file invalid, if any.
+/// order of `columns`, with its line ([`RecordSink::row`]). Returns the problem that makes the
+/// whole file invalid, if any.
 pub fn read_csv<const N: usize>(
     name: &str,
     bytes: &[u8],
@@ -101,13 +114,13 @@ pub fn read_csv<const N: usize>(
     read_csv_rows(name, bytes, columns, max_reject_ratio, &mut EachRow(on_row))
 }
 
-/// [`read_csv`], each record going to `rows_of`.
+/// [`read_csv`], each record going to `sink`.
 pub fn read_csv_rows<const N: usize>(
     name: &str,
     bytes: &[u8],
     columns: &[&str; N],
     max_reject_ratio: f64,
-    rows_of: &mut impl Rows<N>,
+    sink: &mut impl RecordSink<N>,
 ) -> Result<CsvRead, FileProblem> {
     let text = decode_text(bytes).map_err(|error| FileProblem {
         rule: "not_utf8",
@@ -156,31 +169,26 @@ pub fn read_csv_rows<const N: usize>(
     while let Some((record, plain)) = tokenizer.next_record_unsplit(&mut fields) {
         rows += 1;
         if plain {
-            if in_order && rows_of.plain(record.raw, record.line) {
+            if in_order && sink.plain(record.raw, record.line) {
                 continue;
             }
             split_plain(record.raw, &mut fields);
         }
         errors.clear();
         if record.quoting != Quoting::Sound || fields.len() != N {
-            let message = match record.quoting {
-                Quoting::StrayQuote => {
-                    "malformed_row: a quote inside an unquoted field or after a closing quote".into()
-                }
-                Quoting::Unclosed => {
-                    "malformed_row: a quote is never closed (the rest of the file is this record)".into()
-                }
-                Quoting::Sound => format!("malformed_row: {} fields, expected {N}", fields.len()),
-            };
-            errors.push(rules::MALFORMED_ROW, message);
+            errors.push(Violation::Malformed(match record.quoting {
+                Quoting::StrayQuote => Malformation::StrayQuote,
+                Quoting::Unclosed => Malformation::Unclosed,
+                Quoting::Sound => Malformation::FieldCount { found: fields.len(), expected: N },
+            }));
         } else {
             let ordered: [&str; N] = std::array::from_fn(|i| &*fields[positions[i]]);
-            rows_of.row(&ordered, record.line, &mut errors);
+            sink.row(&ordered, record.line, &mut errors);
         }
         if !errors.is_empty() {
-            let message = errors.messages.join("; ");
+            let message = errors.message();
             first_errors.push(record.line, record.raw, &errors.reasons, &message);
-            rejects.push(name, record.line, record.raw, &errors.reasons, &message);
+            rejects.push(name, record.line, record.raw, &errors.reasons, &message, &errors.violations);
         }
     }
 

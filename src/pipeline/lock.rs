@@ -16,8 +16,9 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{PipelineError, paths, storage_error};
-use crate::contract::IngestDate;
+use super::PipelineError;
+use crate::contract::{IngestDate, paths};
+use crate::storage::{BlobError, blobs};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LockNote {
@@ -103,9 +104,9 @@ impl DateLock {
                     });
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(storage_error("take the date's lock", &path, e)),
+                Err(e) => return Err(BlobError::new("take the date's lock", &path, e).into()),
             }
-            let holder = match super::get_optional(store, &path).await? {
+            let holder = match blobs::get_optional(store, &path).await? {
                 Some(bytes) => serde_json::from_slice::<LockNote>(&bytes).ok(),
                 None => continue, // released meanwhile: try again at once
             };
@@ -114,7 +115,7 @@ impl DateLock {
                 tracing::warn!(%date, holder = holder.as_ref().map(|h| h.run_id.as_str()), "taking over an abandoned lock");
                 match store.delete(&path).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => continue,
-                    Err(e) => return Err(storage_error("remove an abandoned lock", &path, e)),
+                    Err(e) => return Err(BlobError::new("remove an abandoned lock", &path, e).into()),
                 }
             }
             if started.elapsed() >= wait {
@@ -164,7 +165,7 @@ mod tests {
         held.release().await;
         let third = DateLock::acquire(&store, date(), "third", Duration::ZERO, ttl).await.unwrap();
         third.release().await;
-        assert!(super::super::get_optional(&store, &paths::lock(date())).await.unwrap().is_none());
+        assert!(blobs::get_optional(&store, &paths::lock(date())).await.unwrap().is_none());
     }
 
     #[tokio::test]

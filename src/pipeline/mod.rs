@@ -1,33 +1,48 @@
-//! One date, end to end: list → referentials → read and validate → enrich → write → report.
+//! One date, end to end: list → marker → referentials → unchanged? → read and enrich → settle
+//! files → publish, the stages of [`run`], each in its own module.
 //!
 //! The pipeline knows nothing of HTTP, the CLI or environment variables: the command line and
 //! the Functions handler both build a [`Pipeline`] and call [`Pipeline::run_date`].
+//!
+//! - [`landing`]: what lands for a date — its transaction files, present or quarantined
+//!   earlier, the referentials, unrecognized names — from one listing of the container.
+//! - [`marker`]: the end-of-transmission marker against what landed (section 8).
+//! - [`referentials`]: each referential's version for the run (section 4), one module per kind.
+//! - [`fingerprint`]: what makes two runs of a date the same work: the `unchanged` check.
+//! - [`read`]: the date's files fetched, validated ([`transactions`], [`csv_file`]) and
+//!   enriched from the lookups ([`cache`] keeps them between dates).
+//! - [`settle`]: invalid files quarantined ([`quarantine`]), each file's counts for the report.
+//! - [`publish`]: outputs written whole, report last; [`rerender`] makes a page again.
+//! - [`lock`]: one run per date at a time.
 
+mod cache;
 mod csv_file;
-mod listing;
+pub mod fingerprint;
+pub mod landing;
 mod lock;
-mod lookups;
-pub(crate) mod parquet_io;
-pub mod paths;
+mod marker;
+mod parallel;
+mod publish;
 mod quarantine;
-mod referentials;
+mod read;
+pub mod referentials;
 mod rejects;
-pub mod report;
+mod rerender;
 mod run;
+mod settle;
 mod transactions;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use object_store::path::Path;
-use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
 
-pub use quarantine::QuarantineNote;
+pub use crate::contract::report::{RunReport, RunStatus, Trigger};
 pub use referentials::{EAN_CHECK_DIGIT, SourceNote};
-pub use report::{RunReport, RunStatus, Trigger};
+pub use rerender::{Rerendered, rerender};
 
-use crate::contract::{EotMarker, IngestDate};
+use crate::contract::{EotMarker, IngestDate, paths};
+use crate::storage::{BlobError, blobs};
 
 /// Knobs of the pipeline, read once by the caller (CLI flags or app settings).
 #[derive(Debug, Clone)]
@@ -59,6 +74,13 @@ impl Default for PipelineSettings {
     }
 }
 
+impl PipelineSettings {
+    /// Files validated at once.
+    fn parallelism(&self) -> usize {
+        self.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+    }
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct RunRequest {
@@ -77,16 +99,8 @@ pub struct RunRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// A storage call failed.
-    #[error("storage error on {path} while trying to {action}: {source}")]
-    Storage {
-        /// What the pipeline was doing.
-        action: &'static str,
-        /// The blob involved.
-        path: String,
-        /// The store's error.
-        #[source]
-        source: object_store::Error,
-    },
+    #[error(transparent)]
+    Storage(#[from] BlobError),
     /// Another run of the same date holds the lock.
     #[error("{date} is being ingested by run {holder}; gave up waiting after {waited_s} s")]
     Busy {
@@ -115,9 +129,16 @@ pub enum PipelineError {
         /// The source blob.
         path: String,
     },
-    /// A bug: a worker task panicked.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A bug: the worker thread of a stage panicked.
+    #[error("internal error: {stage} of {subject} panicked: {message}")]
+    Panicked {
+        /// The stage (`validating`, `enriching`, `encoding`, …).
+        stage: &'static str,
+        /// What it was working on (a file, a date).
+        subject: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A report in the store could not be read.
     #[error("report {path} is not valid JSON: {source}")]
     Report {
@@ -127,6 +148,37 @@ pub enum PipelineError {
         #[source]
         source: serde_json::Error,
     },
+    /// A published report names an output that is not in the store.
+    #[error("{path} is missing although {report} exists")]
+    MissingOutput {
+        /// The output.
+        path: String,
+        /// The report that names it.
+        report: String,
+    },
+}
+
+impl PipelineError {
+    /// The error of a blocking task of `stage` on `subject` that did not finish.
+    fn panicked(stage: &'static str, subject: String, error: &tokio::task::JoinError) -> Self {
+        Self::Panicked { stage, subject, message: error.to_string() }
+    }
+
+    /// A Parquet error on `path`.
+    fn parquet(path: &object_store::path::Path, source: parquet::errors::ParquetError) -> Self {
+        Self::Parquet { path: path.to_string(), source }
+    }
+}
+
+/// Runs CPU work on a blocking thread; a panic there becomes [`PipelineError::Panicked`].
+async fn blocking<T: Send + 'static>(
+    stage: &'static str,
+    subject: impl ToString,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PipelineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| PipelineError::panicked(stage, subject.to_string(), &error))
 }
 
 /// The pipeline bound to one store. Cheap to share: the handler keeps one for its lifetime,
@@ -134,14 +186,14 @@ pub enum PipelineError {
 pub struct Pipeline {
     store: Arc<dyn ObjectStore>,
     settings: PipelineSettings,
-    lookups: run::LookupCache,
+    lookups: cache::LookupCache,
 }
 
 impl Pipeline {
     /// Binds the pipeline to a store.
     pub fn new(store: Arc<dyn ObjectStore>, settings: PipelineSettings) -> Self {
         crate::contract::schema::build_all();
-        Self { store, settings, lookups: run::LookupCache::default() }
+        Self { store, settings, lookups: cache::LookupCache::default() }
     }
 
     /// The store this pipeline reads and writes.
@@ -159,51 +211,17 @@ impl Pipeline {
 
     /// The report of the run that published the date's output, if any.
     pub async fn published_report(&self, date: IngestDate) -> Result<Option<RunReport>, PipelineError> {
-        let path = paths::published_report(date);
-        let Some(bytes) = get_optional(&self.store, &path).await? else { return Ok(None) };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| PipelineError::Report { path: path.to_string(), source })
+        read_report(&self.store, &paths::published_report(date)).await
     }
 }
 
-fn storage_error(action: &'static str, path: &Path, source: object_store::Error) -> PipelineError {
-    PipelineError::Storage { action, path: path.to_string(), source }
-}
-
-/// Reads a blob, `None` when it does not exist.
-pub(crate) async fn get_optional(
+/// Reads a report, `None` when it does not exist.
+async fn read_report(
     store: &Arc<dyn ObjectStore>,
-    path: &Path,
-) -> Result<Option<Bytes>, PipelineError> {
-    match store.get(path).await {
-        Ok(result) => result.bytes().await.map(Some).map_err(|e| storage_error("read", path, e)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(storage_error("read", path, e)),
-    }
-}
-
-/// Reads exactly the version that was listed (its ETag), so that the report's ETags are the
-/// bytes that were judged.
-async fn fetch(store: &Arc<dyn ObjectStore>, meta: &ObjectMeta) -> Result<Bytes, PipelineError> {
-    let options = GetOptions { if_match: meta.e_tag.clone(), ..Default::default() };
-    let result = store
-        .get_opts(&meta.location, options)
-        .await
-        .map_err(|e| storage_error("read", &meta.location, e))?;
-    result.bytes().await.map_err(|e| storage_error("read", &meta.location, e))
-}
-
-/// Writes a whole blob in one atomic put (object_store writes a local file to a temporary
-/// name and renames it; Azure commits a block blob in one request).
-pub(crate) async fn put(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    bytes: Bytes,
-) -> Result<(), PipelineError> {
-    store
-        .put(path, PutPayload::from_bytes(bytes))
-        .await
-        .map(|_| ())
-        .map_err(|e| storage_error("write", path, e))
+    path: &object_store::path::Path,
+) -> Result<Option<RunReport>, PipelineError> {
+    let Some(bytes) = blobs::get_optional(store, path).await? else { return Ok(None) };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| PipelineError::Report { path: path.to_string(), source })
 }

@@ -1,13 +1,15 @@
 //! Rejected records, built into the rejects schema (`source_file`, `source_line`, `raw`,
-//! `reasons`, `message`) with rule counts for the report.
+//! `reasons`, `message`), with rule counts for the report and each rule's value for the
+//! data-quality page.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Builder, ListBuilder, RecordBatch, StringBuilder};
 
-use super::report::RuleCounts;
+use crate::contract::report::RuleCounts;
 use crate::contract::schema::{REJECTS, name_list_builder};
+use crate::contract::violation::{RuleValue, Violation};
 
 /// Accumulates rejected records of one file.
 pub struct RejectsBuilder {
@@ -17,6 +19,7 @@ pub struct RejectsBuilder {
     reasons: ListBuilder<StringBuilder>,
     message: StringBuilder,
     counts: RuleCounts,
+    values: Vec<RuleValue>,
     len: usize,
 }
 
@@ -29,14 +32,23 @@ impl Default for RejectsBuilder {
             reasons: name_list_builder(0),
             message: StringBuilder::new(),
             counts: RuleCounts::default(),
+            values: Vec::new(),
             len: 0,
         }
     }
 }
 
 impl RejectsBuilder {
-    /// Adds one rejected record.
-    pub fn push(&mut self, file: &str, line: u64, raw: &str, reasons: &[Cow<'static, str>], message: &str) {
+    /// Adds one rejected record: its rule names, its message, and the violations they come from.
+    pub fn push(
+        &mut self,
+        file: &str,
+        line: u64,
+        raw: &str,
+        reasons: &[Cow<'static, str>],
+        message: &str,
+        violations: &[Violation],
+    ) {
         self.source_file.append_value(file);
         self.source_line.append_value(line as i64);
         self.raw.append_value(raw);
@@ -51,6 +63,7 @@ impl RejectsBuilder {
         }
         self.reasons.append(true);
         self.message.append_value(message);
+        self.values.extend(violations.iter().map(Violation::rule_value));
         self.len += 1;
     }
 
@@ -67,6 +80,11 @@ impl RejectsBuilder {
     /// Rule → rejected records carrying it.
     pub fn rule_counts(&self) -> &RuleCounts {
         &self.counts
+    }
+
+    /// Every rejected record's rules and the values they are about, taken out.
+    pub fn take_values(&mut self) -> Vec<RuleValue> {
+        std::mem::take(&mut self.values)
     }
 
     /// The records as a batch of the rejects schema.

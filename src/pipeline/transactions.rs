@@ -8,12 +8,14 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 
-use super::csv_file::{CsvRead, FileProblem, RowErrors, Rows, read_csv_rows};
-use super::lookups::{Lookups, Resolved};
+use super::csv_file::{CsvRead, FileProblem, RecordSink, RowErrors, read_csv_rows};
+use super::referentials::{Lookups, Resolved};
 use super::rejects::RejectsBuilder;
-use crate::contract::rules::{self, Flags, Warning};
+use crate::contract::rules::{Flags, Warning};
 use crate::contract::schema::{self, KEPT_ROWS, TRANSACTION_COLUMNS};
-use crate::contract::{IngestDate, TransactionFileName, types};
+use crate::contract::types::{self, expected};
+use crate::contract::violation::Violation;
+use crate::contract::{IngestDate, TransactionFileName};
 
 /// The kept rows of one file, enriched.
 pub struct KeptRows {
@@ -25,21 +27,27 @@ pub struct KeptRows {
     pub warning_rows: [u64; Warning::ALL.len()],
 }
 
-/// What became of one transaction file.
-pub enum FileOutcome {
-    /// Validated: kept rows and rejects.
-    Read { kept: Box<KeptRows>, rejects: Box<RejectsBuilder>, rows: u64 },
+/// What became of one transaction file: its kept rows (`K`: parsed, then enriched) and
+/// rejects, or why it is invalid as a whole.
+pub enum FileRead<K> {
+    /// Validated.
+    Valid {
+        /// The kept rows.
+        kept: Box<K>,
+        /// The rejected rows.
+        rejects: Box<RejectsBuilder>,
+        /// Records read.
+        rows: u64,
+    },
     /// Invalid as a whole: to be quarantined.
     Invalid(FileProblem),
 }
 
-/// One transaction file validated, its kept rows not yet enriched.
-pub enum Parsed {
-    /// Validated: kept rows (to enrich) and rejects.
-    Read { kept: Box<ParsedRows>, rejects: Box<RejectsBuilder>, rows: u64 },
-    /// Invalid as a whole: to be quarantined.
-    Invalid(FileProblem),
-}
+/// A file validated, its kept rows not yet enriched.
+pub type Parsed = FileRead<ParsedRows>;
+
+/// A file validated and enriched.
+pub type Enriched = FileRead<KeptRows>;
 
 /// Validates one transaction file: every rule that needs no referential. The referential
 /// warnings and `account_id` come from [`Parsed::enrich`], so that files can be read while the
@@ -52,7 +60,7 @@ pub fn parse_file(file: &TransactionFileName, bytes: &[u8], max_reject_ratio: f6
         Ok(CsvRead { rows, rejects }) => {
             kept.sorted_transaction_keys.clone_from(&kept.transaction_keys);
             kept.sorted_transaction_keys.sort_unstable();
-            Parsed::Read { kept: Box::new(kept), rejects: Box::new(rejects), rows }
+            Parsed::Valid { kept: Box::new(kept), rejects: Box::new(rejects), rows }
         }
         Err(problem) => Parsed::Invalid(problem),
     }
@@ -60,12 +68,12 @@ pub fn parse_file(file: &TransactionFileName, bytes: &[u8], max_reject_ratio: f6
 
 impl Parsed {
     /// Adds the referential warnings and `account_id` to the kept rows.
-    pub fn enrich(self, lookups: &Lookups) -> FileOutcome {
+    pub fn enrich(self, lookups: &Lookups) -> Enriched {
         match self {
-            Self::Read { kept, rejects, rows } => {
-                FileOutcome::Read { kept: Box::new(kept.finish(lookups)), rejects, rows }
+            Self::Valid { kept, rejects, rows } => {
+                Enriched::Valid { kept: Box::new(kept.finish(lookups)), rejects, rows }
             }
-            Self::Invalid(problem) => FileOutcome::Invalid(problem),
+            Self::Invalid(problem) => Enriched::Invalid(problem),
         }
     }
 }
@@ -103,7 +111,7 @@ struct FileRows {
     kept: ParsedRows,
 }
 
-impl Rows<8> for FileRows {
+impl RecordSink<8> for FileRows {
     fn row(&mut self, fields: &[&str; 8], line: u64, errors: &mut RowErrors) {
         if let Some(row) = parse_row(&self.date, fields, errors)
             && errors.is_empty()
@@ -198,12 +206,10 @@ impl<'a> PlainValues<'a> {
 /// the typed row when every value parsed; it is kept only if no error was recorded
 /// (`date_mismatch` is an error on a fully parsed row).
 fn parse_row<'a>(file: &FileDate, fields: &[&'a str; 8], errors: &mut RowErrors) -> Option<Row<'a>> {
-    const ID: &str = "an identifier (1-19 digits)";
+    const ID: &str = expected::IDENTIFIER;
     let [transaction_id, client_id, date, hour, minute, product_id, quantity, store_id] = *fields;
-    let checked = |errors: &mut RowErrors, column: usize, value: &str, what: &str, parsed: bool| {
-        if !parsed {
-            errors.invalid(TRANSACTION_COLUMNS[column], value, what);
-        }
+    let checked = |errors: &mut RowErrors, column: usize, value: &str, what: &'static str, parsed: bool| {
+        errors.check(TRANSACTION_COLUMNS[column], value, what, parsed);
     };
     let transaction_id_v = types::identifier_with_key(transaction_id);
     checked(errors, 0, transaction_id, ID, transaction_id_v.is_some());
@@ -214,26 +220,23 @@ fn parse_row<'a>(file: &FileDate, fields: &[&'a str; 8], errors: &mut RowErrors)
         Some(Ok(file.days))
     } else {
         let parsed = types::date(date);
-        checked(errors, 2, date, "a calendar date (YYYY-MM-DD)", parsed.is_some());
+        checked(errors, 2, date, expected::DATE, parsed.is_some());
         parsed.map(Err)
     };
     let hour_v = types::hour(hour);
-    checked(errors, 3, hour, "an hour (0-23)", hour_v.is_some());
+    checked(errors, 3, hour, expected::HOUR, hour_v.is_some());
     let minute_v = types::minute(minute);
-    checked(errors, 4, minute, "a minute (0-59)", minute_v.is_some());
+    checked(errors, 4, minute, expected::MINUTE, minute_v.is_some());
     let product_id_v = types::identifier_with_key(product_id);
     checked(errors, 5, product_id, ID, product_id_v.is_some());
     let quantity_v = types::non_negative_i32(quantity);
-    checked(errors, 6, quantity, "a quantity (integer 0-2147483647)", quantity_v.is_some());
+    checked(errors, 6, quantity, expected::QUANTITY, quantity_v.is_some());
     let store_id_v = types::identifier_with_key(store_id);
     checked(errors, 7, store_id, ID, store_id_v.is_some());
     let days = match date_v? {
         Ok(days) => days,
         Err(other) => {
-            errors.push(
-                rules::DATE_MISMATCH,
-                format!("date_mismatch: row date {other} differs from the file's {}", file.date),
-            );
+            errors.push(Violation::DateMismatch { row_date: other, file_date: file.date });
             IngestDate::from(other).days_since_epoch()
         }
     };
@@ -454,12 +457,12 @@ mod tests {
     use arrow::array::{Array, AsArray};
 
     use super::*;
-    use crate::pipeline::lookups::{ClientLookup, ProductLookup, StoreLookup};
+    use crate::pipeline::referentials::{ClientLookup, ProductLookup, StoreLookup};
 
     fn parse(name: &str, text: &str) -> Box<ParsedRows> {
         let file = TransactionFileName::parse(name).expect("a transaction file name");
         match parse_file(&file, text.as_bytes(), 1.0) {
-            Parsed::Read { kept, .. } => kept,
+            Parsed::Valid { kept, .. } => kept,
             Parsed::Invalid(problem) => panic!("invalid: {}", problem.reason),
         }
     }

@@ -5,38 +5,10 @@
 
 use std::fmt::Write as _;
 
-use super::stats::{DateStats, StoreDay, rule_rank};
+use super::html::{CSS, FLAGGED, KEPT, QUARANTINED, REJECTED, esc, group, nice_ceiling};
+use super::stats::DateStats;
+use crate::contract::report::{ReferentialSource, RunReport};
 use crate::contract::rules::Warning;
-use crate::pipeline::RunReport;
-use crate::pipeline::report::ReferentialSource;
-
-const KEPT: &str = "#2e7d32";
-const REJECTED: &str = "#c62828";
-const FLAGGED: &str = "#ef8f00";
-const QUARANTINED: &str = "#6d6d6d";
-const STORE: &str = "#1565c0";
-
-const CSS: &str = "
-body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d1d1f;margin:0;background:#f6f7f9}
-main{max-width:1000px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:14px 0 4px}
-.meta{color:#555;margin:0 0 16px}
-section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:12px 16px;margin:12px 0}
-.cards{display:flex;flex-wrap:wrap;gap:10px}
-.card{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:8px 14px;min-width:110px}
-.card b{display:block;font-size:20px}.card span{color:#555;font-size:12px}
-table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eee;vertical-align:top}
-td.n,th.n{text-align:right}tr.total td{font-weight:600;border-top:2px solid #ccc}
-.status{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
-.ok{background:#2e7d32}.warn{background:#c62828}
-.offending{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:10px}
-.offending div{border:1px solid #eee;border-radius:4px;padding:6px 8px}
-.note{color:#555;font-size:13px}
-svg{display:block;width:100%;height:auto;font-family:inherit}
-svg text{font-size:11px;fill:#333}
-code{font-size:12px;background:#f0f0f0;padding:0 3px;border-radius:3px}
-";
 
 /// Renders the page.
 pub fn render(report: &RunReport, stats: &DateStats) -> String {
@@ -110,7 +82,7 @@ pub fn render(report: &RunReport, stats: &DateStats) -> String {
     html.push_str("</section>\n");
 
     html.push_str("<h2>Stores</h2>\n<section>\n");
-    store_map(&mut html, stats);
+    super::store_map::render(&mut html, stats);
     html.push_str("</section>\n");
 
     html.push_str("<h2>Referential versions used</h2>\n<section>\n");
@@ -258,7 +230,7 @@ fn rules_chart(html: &mut String, report: &RunReport) {
         .map(|(rule, count)| (rule.as_str(), "rejected", *count))
         .chain(totals.flags.iter().map(|(rule, count)| (rule.as_str(), "flagged", *count)))
         .collect();
-    rules.sort_by_key(|(rule, _, _)| rule_rank(rule));
+    rules.sort_by_key(|(rule, _, _)| crate::contract::rules::rank(rule));
     html.push_str("<h3>Rows per rule</h3>\n");
     if rules.is_empty() {
         html.push_str("<p id=\"rules-chart\">No row broke a rule or carried a flag.</p>\n");
@@ -362,7 +334,7 @@ fn files_table(html: &mut String, report: &RunReport) {
 
 fn offending(html: &mut String, report: &RunReport, stats: &DateStats) {
     let mut rules: Vec<(&String, &super::stats::OffendingValues)> = stats.offending.iter().collect();
-    rules.sort_by_key(|(rule, _)| rule_rank(rule));
+    rules.sort_by_key(|(rule, _)| crate::contract::rules::rank(rule));
     if rules.is_empty() {
         html.push_str("<p class=\"note\" id=\"offending\">Nothing to show: no row broke a rule or carried a flag.</p>\n");
         return;
@@ -401,199 +373,6 @@ fn offending(html: &mut String, report: &RunReport, stats: &DateStats) {
              <code>error/{name}.error.json</code>.</p>\n",
         );
     }
-}
-
-fn store_map(html: &mut String, stats: &DateStats) {
-    let placed: Vec<&StoreDay> =
-        stats.stores.iter().filter(|s| s.latitude.is_some() && s.longitude.is_some()).collect();
-    let (width, height, pad) = (960.0, 480.0, 48.0);
-    if placed.is_empty() {
-        html.push_str("<p class=\"note\" id=\"store-map\">No store with coordinates to draw.</p>\n");
-    } else {
-        let lats = placed.iter().filter_map(|s| s.latitude);
-        let lngs = placed.iter().filter_map(|s| s.longitude);
-        let (mut lat0, mut lat1) = lats.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        let (mut lng0, mut lng1) = lngs.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-        if lat1 - lat0 < 0.5 {
-            (lat0, lat1) = ((lat0 + lat1) / 2.0 - 0.25, (lat0 + lat1) / 2.0 + 0.25);
-        }
-        if lng1 - lng0 < 0.5 {
-            (lng0, lng1) = ((lng0 + lng1) / 2.0 - 0.25, (lng0 + lng1) / 2.0 + 0.25);
-        }
-        // Equirectangular, longitudes shrunk by the cosine of the middle latitude.
-        let aspect = ((lat0 + lat1) / 2.0).to_radians().cos().max(0.05);
-        let scale =
-            ((width - 2.0 * pad) / ((lng1 - lng0) * aspect)).min((height - 2.0 * pad) / (lat1 - lat0));
-        let offset_x = (width - (lng1 - lng0) * aspect * scale) / 2.0;
-        let offset_y = (height - (lat1 - lat0) * scale) / 2.0;
-        let project =
-            |lat: f64, lng: f64| (offset_x + (lng - lng0) * aspect * scale, offset_y + (lat1 - lat) * scale);
-        let max = placed.iter().map(|s| s.transactions).max().unwrap_or(0).max(1) as f64;
-        let r_max = 26.0;
-        let _ = writeln!(
-            html,
-            "<svg id=\"store-map\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"Stores, circle area proportional to transactions\">\
-             <rect width=\"{width}\" height=\"{height}\" fill=\"#f4f8fb\"/>"
-        );
-        graticule(html, (lat0, lat1, lng0, lng1), &project, (width, height));
-        // Ids beside the circles while they stay readable; the tooltips always name the store.
-        let labelled = placed.len() <= 20;
-        let mut order: Vec<&&StoreDay> = placed.iter().collect();
-        // Big circles first, so that small ones stay visible on top.
-        order.sort_by(|a, b| b.transactions.cmp(&a.transactions).then_with(|| a.store_id.cmp(&b.store_id)));
-        for store in order {
-            let (Some(lat), Some(lng)) = (store.latitude, store.longitude) else { continue };
-            let (x, y) = project(lat, lng);
-            let id = store.store_id.as_deref().unwrap_or("");
-            let title = format!(
-                "store {id} (type {}): {} transactions, quantity {}, {} distinct clients, {} flagged rows — ({lat}, {lng})",
-                store.store_type.map_or_else(|| "?".to_owned(), |t| t.to_string()),
-                group(store.transactions),
-                store.total_quantity,
-                group(store.distinct_clients),
-                group(store.flagged_rows)
-            );
-            let (r, style) = if store.transactions == 0 {
-                (3.0, format!("fill=\"none\" stroke=\"{QUARANTINED}\""))
-            } else {
-                // Area proportional to transactions.
-                (
-                    (r_max * (store.transactions as f64 / max).sqrt()).max(2.0),
-                    format!("fill=\"{STORE}\" fill-opacity=\"0.55\" stroke=\"{STORE}\""),
-                )
-            };
-            let _ = writeln!(
-                html,
-                "<g class=\"store\" data-store=\"{id}\" data-transactions=\"{tx}\"><title>{title}</title>\
-                 <circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"{r:.2}\" {style}/>\
-{label}</g>",
-                id = esc(id),
-                tx = store.transactions,
-                title = esc(&title),
-                label = if labelled {
-                    format!(
-                        "<text x=\"{:.1}\" y=\"{:.1}\" style=\"font-size:9px\">{}</text>",
-                        x + r + 2.0,
-                        y + 3.0,
-                        esc(id)
-                    )
-                } else {
-                    String::new()
-                }
-            );
-        }
-        html.push_str("</svg>\n");
-        html.push_str(
-            "<p class=\"note\">Circle area is proportional to the store's kept rows of the date; hollow: no transaction. Hover a circle for its figures.</p>\n",
-        );
-    }
-    let unplaced: Vec<&StoreDay> = stats
-        .stores
-        .iter()
-        .filter(|s| s.store_id.is_some() && (s.latitude.is_none() || s.longitude.is_none()))
-        .collect();
-    if !unplaced.is_empty() {
-        let ids: Vec<String> = unplaced
-            .iter()
-            .map(|s| format!("{} ({} rows)", s.store_id.as_deref().unwrap_or(""), group(s.transactions)))
-            .collect();
-        let _ = writeln!(
-            html,
-            "<p class=\"note\" id=\"unplaced-stores\">Not on the map (ambiguous in the referential, so no coordinates): {}.</p>",
-            esc(&ids.join(", "))
-        );
-    }
-    if let Some(unknown) = stats.stores.iter().find(|s| s.store_id.is_none()) {
-        let top = stats
-            .offending
-            .get(Warning::UnknownStore.name())
-            .map(|v| v.top.iter().map(|(id, n)| format!("{id} ({n})")).collect::<Vec<_>>().join(", "))
-            .unwrap_or_default();
-        let _ = writeln!(
-            html,
-            "<p class=\"note\" id=\"unknown-stores\" data-rows=\"{rows}\">{} kept rows name a store that is not in the \
-             referential (<code>unknown_store</code>); they are not on the map. Most frequent: {}.</p>",
-            group(unknown.transactions),
-            esc(&top),
-            rows = unknown.transactions,
-        );
-    }
-    // A compact table: the same figures as `store_daily`.
-    html.push_str(
-        "<details><summary>Figures per store (as in <code>aggregated/store_daily</code>)</summary>\n<table id=\"stores\">\n\
-         <tr><th>store</th><th class=\"n\">type</th><th class=\"n\">latitude</th><th class=\"n\">longitude</th>\
-         <th class=\"n\">transactions</th><th class=\"n\">quantity</th><th class=\"n\">clients</th><th class=\"n\">flagged</th></tr>\n",
-    );
-    for store in &stats.stores {
-        let opt = |v: Option<f64>| v.map_or_else(String::new, |v| v.to_string());
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-            esc(store.store_id.as_deref().unwrap_or("(unknown stores)")),
-            store.store_type.map_or_else(String::new, |t| t.to_string()),
-            opt(store.latitude),
-            opt(store.longitude),
-            group(store.transactions),
-            store.total_quantity,
-            group(store.distinct_clients),
-            group(store.flagged_rows)
-        );
-    }
-    html.push_str("</table>\n</details>\n");
-}
-
-/// Parallels and meridians at a round step, labelled at the edges.
-fn graticule(
-    html: &mut String,
-    (lat0, lat1, lng0, lng1): (f64, f64, f64, f64),
-    project: &dyn Fn(f64, f64) -> (f64, f64),
-    (width, height): (f64, f64),
-) {
-    let step = |span: f64| {
-        [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0]
-            .into_iter()
-            .find(|s| span / s <= 8.0)
-            .unwrap_or(90.0)
-    };
-    let margin = 2.0;
-    let lat_step = step(lat1 - lat0 + 2.0 * margin);
-    let lng_step = step(lng1 - lng0 + 2.0 * margin);
-    let mut lat = ((lat0 - margin) / lat_step).floor() * lat_step;
-    while lat <= lat1 + margin {
-        let (_, y) = project(lat, lng0);
-        if (0.0..=height).contains(&y) {
-            let _ = writeln!(
-                html,
-                "<line x1=\"0\" x2=\"{width}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#dde5ec\"/>\
-                 <text x=\"4\" y=\"{ty:.1}\" style=\"font-size:9px;fill:#789\">{label}</text>",
-                ty = y - 2.0,
-                label = degrees(lat, 'N', 'S')
-            );
-        }
-        lat += lat_step;
-    }
-    let mut lng = ((lng0 - margin) / lng_step).floor() * lng_step;
-    while lng <= lng1 + margin {
-        let (x, _) = project(lat0, lng);
-        if (0.0..=width).contains(&x) {
-            let _ = writeln!(
-                html,
-                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"0\" y2=\"{height}\" stroke=\"#dde5ec\"/>\
-                 <text x=\"{tx:.1}\" y=\"{ty}\" style=\"font-size:9px;fill:#789\">{label}</text>",
-                tx = x + 2.0,
-                ty = height - 4.0,
-                label = degrees(lng, 'E', 'W')
-            );
-        }
-        lng += lng_step;
-    }
-}
-
-fn degrees(value: f64, positive: char, negative: char) -> String {
-    let rounded = (value * 10.0).round() / 10.0;
-    let hemisphere = if rounded < 0.0 { negative } else { positive };
-    format!("{}°{hemisphere}", rounded.abs())
 }
 
 fn referentials(html: &mut String, report: &RunReport) {
@@ -636,69 +415,4 @@ fn referentials(html: &mut String, report: &RunReport) {
         );
     }
     html.push_str("</table>\n");
-}
-
-/// The smallest 1, 2, 4 or 5 × 10^k at or above `value` (at least 1), for chart scales.
-fn nice_ceiling(value: u64) -> u64 {
-    let mut magnitude = 1u64;
-    loop {
-        for factor in [1, 2, 4, 5, 10] {
-            if value <= magnitude * factor {
-                return magnitude * factor;
-            }
-        }
-        magnitude *= 10;
-    }
-}
-
-/// `23773` → `23,773`.
-fn group(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// Escapes text for HTML content and attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_are_grouped_and_text_escaped() {
-        assert_eq!(group(0), "0");
-        assert_eq!(group(999), "999");
-        assert_eq!(group(23_773), "23,773");
-        assert_eq!(group(1_234_567), "1,234,567");
-        assert_eq!(esc("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
-    }
-
-    #[test]
-    fn chart_scales_round_up_to_readable_maxima() {
-        assert_eq!(nice_ceiling(0), 1);
-        assert_eq!(nice_ceiling(3), 4);
-        assert_eq!(nice_ceiling(7), 10);
-        assert_eq!(nice_ceiling(1_850), 2_000);
-        assert_eq!(nice_ceiling(20_001), 40_000);
-    }
 }

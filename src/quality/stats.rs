@@ -1,14 +1,14 @@
 //! The figures of one date that the data-quality page and `store_daily` show, computed from the
-//! published rows (the kept rows' batches, the rejects' batches), the run report and the
-//! formatted stores table. Pure and deterministic: no hash-map order reaches the output.
+//! published rows (the kept rows' batches), the rejected rows' rule values and the formatted
+//! stores table. Pure and deterministic: no hash-map order reaches the output.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int8Type, Int32Type};
 
-use crate::contract::rules::{self, Warning};
-use crate::contract::schema::TRANSACTION_COLUMNS;
+use crate::contract::rules::Warning;
+use crate::contract::violation::RuleValue;
 use crate::contract::{IngestDate, types};
 
 /// How many offending values the page lists per rule.
@@ -71,13 +71,13 @@ struct StoreAttributes {
     store_type: i32,
 }
 
-/// Computes the date's figures. `kept` has the transactions schema, `rejects` the rejects
-/// schema, `stores` the formatted stores schema (empty when no copy could be read: stores then
-/// have no coordinates).
+/// Computes the date's figures. `kept` has the transactions schema, `rejected` holds every rule
+/// value of the rejected rows, `stores` has the formatted stores schema (empty when no copy
+/// could be read: stores then have no coordinates).
 pub fn compute(
     date: IngestDate,
     kept: &[RecordBatch],
-    rejects: &[RecordBatch],
+    rejected: &[RuleValue],
     stores: &[RecordBatch],
 ) -> DateStats {
     let mut kept_per_hour = [0u64; 24];
@@ -114,7 +114,7 @@ pub fn compute(
             group.clients.insert(client_id.value(row));
             group.flagged_rows += u64::from(!row_flags.is_empty());
             for flag in names() {
-                let column = flag_column(flag);
+                let column = Warning::from_name(flag).map_or("store_id", Warning::column);
                 let value = match column {
                     "transaction_id" => Key::Text(transaction_id.value(row)),
                     "client_id" => Key::Text(client_id.value(row)),
@@ -132,86 +132,19 @@ pub fn compute(
         }
     }
 
-    for batch in rejects {
-        let (Some(reasons), Some(messages)) = (
-            batch.column_by_name("reasons").and_then(|c| c.as_list_opt::<i32>()),
-            batch.column_by_name("message").and_then(|c| c.as_string_opt::<i32>()),
-        ) else {
-            continue;
-        };
-        for row in 0..batch.num_rows() {
-            let row_reasons = reasons.value(row);
-            let message = messages.value(row);
-            for reason in row_reasons.as_string::<i32>().iter().flatten() {
-                let value = offending_value(reason, message).unwrap_or("?");
-                counters
-                    .entry(reason.to_owned())
-                    .or_insert_with(|| Counter::new(reject_column(reason)))
-                    .add(Key::Text(value));
+    for value in rejected {
+        match counters.get_mut(value.rule.as_ref()) {
+            Some(counter) => counter.add(Key::Text(&value.value)),
+            None => {
+                let mut counter = Counter::new(value.column);
+                counter.add(Key::Text(&value.value));
+                counters.insert(value.rule.to_string(), counter);
             }
         }
     }
 
     let offending = counters.into_iter().map(|(rule, counter)| (rule, counter.finish())).collect();
     DateStats { date, kept_per_hour, offending, stores: store_days(groups, stores) }
-}
-
-/// The column whose values a flag is about.
-fn flag_column(flag: &str) -> &'static str {
-    match flag {
-        "unknown_client" | "ambiguous_client" => "client_id",
-        "unknown_product" | "ambiguous_product" => "product_id",
-        "duplicate_transaction_id" => "transaction_id",
-        "hour_mismatch" | "outside_opening_hours" => "hour",
-        // zero_quantity: the quantity is always 0; which stores send them is what helps.
-        _ => "store_id",
-    }
-}
-
-/// The value a reject reason is about, as named in the rejects' messages.
-fn reject_column(reason: &str) -> &'static str {
-    if reason == rules::MALFORMED_ROW {
-        return "problem";
-    }
-    if reason == rules::DATE_MISMATCH {
-        return "date";
-    }
-    let column = reason.strip_prefix("invalid_").unwrap_or_default();
-    TRANSACTION_COLUMNS.iter().find(|c| **c == column).copied().unwrap_or("value")
-}
-
-/// Finds, in a reject's message (`invalid_hour: '24' is not an hour (0-23); date_mismatch: row
-/// date 1999-01-01 differs from the file's 2023-11-23`), the value `reason` is about.
-fn offending_value<'m>(reason: &str, message: &'m str) -> Option<&'m str> {
-    let start = find_segment(message, reason)?;
-    let rest = &message[start + reason.len() + 2..];
-    if reason == rules::DATE_MISMATCH {
-        let rest = rest.strip_prefix("row date ")?;
-        return rest.split(' ').next();
-    }
-    if reason == rules::MALFORMED_ROW {
-        // `9 fields, expected 8` → `9 fields`; the broken-quote messages are their own value.
-        let end = rest.find("; ").unwrap_or(rest.len());
-        let problem = &rest[..end];
-        return Some(problem.split(", expected").next().unwrap_or(problem));
-    }
-    let quoted = rest.strip_prefix('\'')?;
-    quoted.find("' is not ").map(|end| &quoted[..end])
-}
-
-/// The byte offset of `{reason}: ` where a message segment starts (the message's start, or
-/// after `; `), so that `invalid_id` is not found inside `invalid_client_id`.
-fn find_segment(message: &str, reason: &str) -> Option<usize> {
-    let needle = format!("{reason}: ");
-    let mut from = 0;
-    while let Some(found) = message[from..].find(&needle) {
-        let at = from + found;
-        if at == 0 || message[..at].ends_with("; ") {
-            return Some(at);
-        }
-        from = at + needle.len();
-    }
-    None
 }
 
 /// A counted value: hours compare as numbers.
@@ -357,72 +290,4 @@ fn store_attributes(stores: &[RecordBatch]) -> BTreeMap<String, Vec<StoreAttribu
         }
     }
     map
-}
-
-/// Where a rule comes in the contract's tables (section 5): `malformed_row`,
-/// `invalid_{column}` in column order, `date_mismatch`, then the warnings in order; unknown
-/// names last.
-pub fn rule_rank(rule: &str) -> (u8, usize) {
-    if rule == rules::MALFORMED_ROW {
-        return (0, 0);
-    }
-    if let Some(column) = rule.strip_prefix("invalid_") {
-        let index =
-            TRANSACTION_COLUMNS.iter().position(|c| *c == column).unwrap_or(TRANSACTION_COLUMNS.len());
-        return (1, index);
-    }
-    if rule == rules::DATE_MISMATCH {
-        return (2, 0);
-    }
-    match Warning::ALL.iter().position(|w| w.name() == rule) {
-        Some(index) => (3, index),
-        None => (4, 0),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offending_values_are_read_from_the_rejects_messages() {
-        let message = "invalid_client_id: '1a' is not an identifier (1-19 digits); invalid_hour: '24' is not an hour (0-23)";
-        assert_eq!(offending_value("invalid_client_id", message), Some("1a"));
-        assert_eq!(offending_value("invalid_hour", message), Some("24"));
-        assert_eq!(offending_value("invalid_id", message), None);
-        let message = "date_mismatch: row date 1999-01-01 differs from the file's 2023-11-23";
-        assert_eq!(offending_value("date_mismatch", message), Some("1999-01-01"));
-        assert_eq!(offending_value("malformed_row", "malformed_row: 9 fields, expected 8"), Some("9 fields"));
-        assert_eq!(
-            offending_value(
-                "invalid_quantity",
-                "invalid_quantity: 'it''s; odd' is not a quantity (integer 0-2147483647)"
-            ),
-            Some("it''s; odd")
-        );
-    }
-
-    #[test]
-    fn rules_rank_in_the_contracts_order() {
-        let mut rules = [
-            "duplicate_transaction_id",
-            "date_mismatch",
-            "invalid_store_id",
-            "invalid_hour",
-            "zero_quantity",
-            "malformed_row",
-        ];
-        rules.sort_by_key(|r| rule_rank(r));
-        assert_eq!(
-            rules,
-            [
-                "malformed_row",
-                "invalid_hour",
-                "invalid_store_id",
-                "date_mismatch",
-                "zero_quantity",
-                "duplicate_transaction_id"
-            ]
-        );
-    }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use parquet::errors::ParquetError;
 
 use super::stats::DateStats;
-use crate::pipeline::parquet_io;
+use crate::parquet_io;
 
 /// The date's rows, in `stats.stores` order (by `store_id`, the unknown group last).
 fn batch(stats: &DateStats) -> RecordBatch {

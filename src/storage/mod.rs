@@ -68,7 +68,10 @@ use url::Url;
 
 use sas_deletes::SasDeletes;
 
+pub mod blobs;
 mod sas_deletes;
+
+pub use blobs::BlobError;
 
 /// `INGEST_STORE`: a local directory or `azure://<container>` (CLI `--store`).
 pub const INGEST_STORE: &str = "INGEST_STORE";

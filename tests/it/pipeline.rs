@@ -2,8 +2,8 @@
 //! row rule, every file-level failure, referentials, outputs, reports and idempotency.
 
 use retail_ingest::contract::EotMarker;
+use retail_ingest::contract::report::ReferentialSource;
 use retail_ingest::pipeline::RunStatus;
-use retail_ingest::pipeline::report::ReferentialSource;
 
 use crate::helpers::{TestStore, assert_accounting, reject_rows, transaction_rows};
 

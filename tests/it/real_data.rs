@@ -2,8 +2,8 @@
 //! counted independently of this project. Tests here are named `real_data_*` so that
 //! `make test` can skip them by name, and say so, where the folder is absent.
 
+use retail_ingest::contract::report::ReferentialSource;
 use retail_ingest::pipeline::RunStatus;
-use retail_ingest::pipeline::report::ReferentialSource;
 
 use crate::helpers::{TestStore, assert_accounting, real_data, reject_rows, transaction_rows};
 

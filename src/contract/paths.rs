@@ -3,7 +3,7 @@
 
 use object_store::path::Path;
 
-use crate::contract::{IngestDate, ReferentialKind};
+use super::{IngestDate, ReferentialKind};
 
 /// A landing blob: `{prefix}/{name}`.
 pub fn landing(prefix: &str, name: &str) -> Path {

@@ -1,175 +1,87 @@
-//! In-memory lookups from the formatted referentials: only what enrichment needs (client id →
-//! account id, store id → opening hours, product ids), with ambiguous ids marked so that a
-//! lookup never multiplies rows.
+//! `clients.csv`: `id`, `name`, `job`, `email`, `account_id`. Enrichment takes the account id
+//! of a transaction's client; the 500,000 real clients make this the lookup that matters.
 //!
-//! Compact on purpose (issue 4, BENCHMARKS.md): ids and account ids are packed into one `u64`
-//! each ([`types::identifier_key`], leading zeros still significant), with no allocation per
-//! row, where boxed strings in a SipHash map took 1,000,000 allocations and dominated a cached
-//! day's profile. Stores and products are small open-addressing tables ([`Lookup`]); the
-//! 500,000 clients are an array of pairs in hash order with a directory ([`ClientLookup`]):
-//! 8 MB, which is also the file a cached day loads as it is.
+//! The lookup is every distinct id and its account id packed into one `u64` each
+//! ([`types::identifier_key`], leading zeros still significant): 16 bytes a client, 8 MB for the
+//! real file, which is also the lookup file a cached day loads as it is
+//! (`formatted/clients/_lookup.bin`: decoding 500,000 ids from the Parquet copy costs ten times
+//! more).
 
 use std::num::NonZeroU64;
-use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::Int8Type;
+use arrow::array::{ArrayBuilder, RecordBatch, StringBuilder};
+use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 
-use crate::contract::types;
+use super::table::{BATCH, NOT_AN_ID, Resolved, string_column};
+use super::{Batches, FormattedColumns, Lookup, LookupBuilder, Referential};
+use crate::contract::schema::{self, CLIENT_COLUMNS};
+use crate::contract::types::{self, expected};
+use crate::contract::{ReferentialKind, paths};
+use crate::pipeline::csv_file::{CsvRead, FileProblem, read_csv};
 
-/// The result of looking an id up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resolved<T> {
-    /// Not in the referential.
-    Unknown,
-    /// In the referential more than once: no attribute is taken.
-    Ambiguous,
-    /// Exactly one row.
-    Unique(T),
-}
+/// The clients referential.
+pub struct Clients;
 
-/// A store's opening hours: `closing` is the last hour with sales.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoreHours {
-    /// First hour of sales.
-    pub opening: i8,
-    /// Last hour of sales.
-    pub closing: i8,
-}
+impl Referential for Clients {
+    const KIND: ReferentialKind = ReferentialKind::Clients;
+    const LOOKUP_COLUMNS: &'static [&'static str] = &["id", "account_id"];
+    type Columns = ClientColumns;
+    type Lookup = ClientLookup;
+    type Builder = ClientLookupBuilder;
 
-/// One referential as a lookup table keyed by packed id; `None` values mark ambiguous ids.
-///
-/// Open addressing with linear probing over a power-of-two array kept at most half full, key
-/// and value side by side: a lookup is one multiply and, nearly always, one cache line. The
-/// profile of a cached day was dominated by cache misses in this lookup (a SwissTable touches
-/// its control bytes, then its bucket, then the account's text); see BENCHMARKS.md.
-#[derive(Debug)]
-pub struct Lookup<T> {
-    slots: Vec<(u64, Option<T>)>,
-    len: usize,
-}
-
-/// Marks a free slot: no identifier packs to it (the largest key is about 1.1e19).
-const EMPTY: u64 = u64::MAX;
-
-/// The packed key of a value that is not an identifier: resolves to [`Resolved::Unknown`].
-pub const NOT_AN_ID: u64 = EMPTY;
-
-/// Keys whose slots are loaded together ([`Lookup::touch`]).
-const BATCH: usize = 16;
-
-impl<T: Copy> Default for Lookup<T> {
-    fn default() -> Self {
-        Self::with_capacity(0)
-    }
-}
-
-impl<T: Copy> Lookup<T> {
-    fn with_capacity(rows: usize) -> Self {
-        let slots = (rows.max(8) * 2).next_power_of_two();
-        Self { slots: vec![(EMPTY, None); slots], len: 0 }
+    fn schema() -> SchemaRef {
+        schema::CLIENTS.clone()
     }
 
-    /// Where `key`'s probe sequence starts.
-    fn home(&self, key: u64) -> usize {
-        // Fibonacci hashing: the multiply spreads near-sequential ids over the high bits.
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.slots.len().trailing_zeros())) as usize
-    }
-
-    /// The slot of `key`, or the free slot where it would go.
-    fn slot(&self, key: u64) -> usize {
-        let mask = self.slots.len() - 1;
-        let mut index = self.home(key);
-        loop {
-            let stored = self.slots[index].0;
-            if stored == key || stored == EMPTY {
-                return index;
+    fn read(
+        bytes: &[u8],
+        max_reject_ratio: f64,
+        batches: &mut Batches<'_, Self>,
+    ) -> Result<CsvRead, FileProblem> {
+        read_csv(Self::KIND.file_name(), bytes, &CLIENT_COLUMNS, max_reject_ratio, |f, _line, errors| {
+            let id = types::identifier(f[0]);
+            let account = types::identifier(f[4]);
+            errors.check("id", f[0], expected::IDENTIFIER, id.is_some());
+            errors.check("account_id", f[4], expected::IDENTIFIER, account.is_some());
+            if let (Some(id), Some(account)) = (id, account) {
+                let columns = &mut batches.columns;
+                columns.id.append_value(id);
+                columns.name.append_option(types::text(f[1]));
+                columns.job.append_option(types::text(f[2]));
+                columns.email.append_option(types::text(f[3]));
+                columns.account.append_value(account);
+                batches.row_added();
             }
-            index = (index + 1) & mask;
-        }
+        })
     }
 
-    /// Loads the home slots of a batch of keys before they are used: the loads are independent,
-    /// so the core has all of them in flight at once instead of one cache miss after another
-    /// (the table is far larger than the caches; a plain loop was a third of a cached day).
-    fn touch(&self, keys: impl Iterator<Item = u64>) {
-        let mut seen = 0u64;
-        for key in keys {
-            seen ^= self.slots[self.home(key)].0;
-        }
-        std::hint::black_box(seen);
+    fn lookup_file_path() -> Option<object_store::path::Path> {
+        Some(paths::clients_lookup())
     }
 
-    /// Adds a row. Formatted referentials hold only valid identifiers; anything else could
-    /// match no transaction (whose ids are validated too), so it is left out.
-    #[cfg(test)]
-    fn insert(&mut self, id: &str, value: T) {
-        if let Some(key) = types::identifier_key(id) {
-            self.extend(&[(key, value)]);
-        }
+    fn lookup_file(lookup: &ClientLookup, stamp: &str) -> Option<Vec<u8>> {
+        Some(lookup.to_file(stamp))
     }
 
-    /// Adds rows by packed key, in order (a key seen twice becomes ambiguous).
-    fn extend(&mut self, rows: &[(u64, T)]) {
-        while (self.len + rows.len()) * 2 > self.slots.len() {
-            let grown = vec![(EMPTY, None); self.slots.len() * 2];
-            let old = std::mem::replace(&mut self.slots, grown);
-            for (key, value) in old.into_iter().filter(|(key, _)| *key != EMPTY) {
-                let index = self.slot(key);
-                self.slots[index] = (key, value);
-            }
-        }
-        for batch in rows.chunks(BATCH) {
-            self.touch(batch.iter().map(|(key, _)| *key));
-            for &(key, value) in batch {
-                let index = self.slot(key);
-                if self.slots[index].0 == EMPTY {
-                    self.slots[index] = (key, Some(value));
-                    self.len += 1;
-                } else {
-                    // Seen before: ambiguous, and no row's attributes are taken.
-                    self.slots[index].1 = None;
-                }
-            }
-        }
+    fn lookup_from_file(file: &Bytes, stamp: &str) -> Result<ClientLookup, &'static str> {
+        ClientLookup::from_file(file, stamp)
     }
+}
 
-    fn resolve_key(&self, key: u64) -> Resolved<T> {
-        if key == NOT_AN_ID {
-            return Resolved::Unknown;
-        }
-        match self.slots[self.slot(key)] {
-            (EMPTY, _) => Resolved::Unknown,
-            (_, None) => Resolved::Ambiguous,
-            (_, Some(value)) => Resolved::Unique(value),
-        }
-    }
+/// The formatted `clients` columns of one batch, in schema order.
+#[derive(Default)]
+pub struct ClientColumns {
+    id: StringBuilder,
+    name: StringBuilder,
+    job: StringBuilder,
+    email: StringBuilder,
+    account: StringBuilder,
+}
 
-    #[cfg(test)]
-    fn resolve(&self, id: &str) -> Resolved<T> {
-        self.resolve_key(types::identifier_key(id).unwrap_or(NOT_AN_ID))
-    }
-
-    /// Resolves packed keys ([`types::identifier_key`]) in order, appending to `out`.
-    pub fn resolve_all(&self, keys: &[u64], out: &mut Vec<Resolved<T>>) {
-        out.reserve(keys.len());
-        for batch in keys.chunks(BATCH) {
-            self.touch(batch.iter().copied().filter(|key| *key != NOT_AN_ID));
-            out.extend(batch.iter().map(|key| self.resolve_key(*key)));
-        }
-    }
-
-    /// Ids that appear more than once, sorted.
-    pub fn ambiguous_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|(key, value)| *key != EMPTY && value.is_none())
-            .map(|(key, _)| types::identifier_from_key(*key))
-            .collect();
-        ids.sort_unstable();
-        ids
+impl FormattedColumns for ClientColumns {
+    fn builders(&mut self) -> Vec<&mut dyn ArrayBuilder> {
+        vec![&mut self.id, &mut self.name, &mut self.job, &mut self.email, &mut self.account]
     }
 }
 
@@ -194,8 +106,7 @@ impl AccountId {
 ///
 /// The pairs are the body of the lookup file ([`ClientLookup::to_file`]) and are used as read:
 /// loading a cached day's lookup is one read and one pass that checks the order and builds the
-/// directory. Restoring the 8 MB file into a hash table took 16 MB of fresh memory and most of
-/// the load's time, on a core the day's parsers want (BENCHMARKS.md, "Sixth round").
+/// directory, with no table to fill on a core the day's parsers want.
 #[derive(Debug)]
 pub struct ClientLookup {
     /// [`PAIR`] bytes per id, little-endian: its key, then its account's key plus one (0: the
@@ -287,7 +198,7 @@ impl ClientLookup {
         let mut found = [(0, 0); BATCH];
         for batch in keys.chunks(BATCH) {
             // Two rounds of independent loads (directory entries, then the pairs they point
-            // at) keep a batch's cache misses in flight together, as in [`Lookup::touch`].
+            // at) keep a batch's cache misses in flight together.
             for (candidates, &key) in found.iter_mut().zip(batch) {
                 *candidates = self.candidates(key);
             }
@@ -305,17 +216,6 @@ impl ClientLookup {
     /// Distinct ids.
     fn len(&self) -> usize {
         self.pairs.len() / PAIR
-    }
-
-    /// Ids that appear more than once, sorted.
-    pub fn ambiguous_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = (0..self.len())
-            .map(|index| self.pair(index))
-            .filter(|(_, account)| *account == 0)
-            .map(|(key, _)| types::identifier_from_key(key))
-            .collect();
-        ids.sort_unstable();
-        ids
     }
 
     /// The lookup as a file ([`ClientLookup::from_file`] reads it back), stamped with the
@@ -366,14 +266,26 @@ pub struct ClientLookupBuilder {
     pairs: Vec<(u64, AccountId)>,
 }
 
-impl ClientLookupBuilder {
-    /// An empty lookup sized for `rows` clients.
-    pub fn with_capacity(rows: usize) -> Self {
+impl Lookup for ClientLookup {
+    fn ambiguous_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = (0..self.len())
+            .map(|index| self.pair(index))
+            .filter(|(_, account)| *account == 0)
+            .map(|(key, _)| types::identifier_from_key(key))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+impl LookupBuilder for ClientLookupBuilder {
+    type Lookup = ClientLookup;
+
+    fn with_capacity(rows: usize) -> Self {
         Self { pairs: Vec::with_capacity(rows) }
     }
 
-    /// Adds the rows of one formatted `clients` batch, in order.
-    pub fn add(&mut self, batch: &RecordBatch) {
+    fn add(&mut self, batch: &RecordBatch) {
         let ids = string_column(batch, "id");
         let accounts = string_column(batch, "account_id");
         for row in 0..batch.num_rows() {
@@ -387,8 +299,8 @@ impl ClientLookupBuilder {
         }
     }
 
-    /// The lookup: each id once, an id seen on more than one row ambiguous.
-    pub fn finish(mut self) -> ClientLookup {
+    /// Each id once, an id seen on more than one row ambiguous.
+    fn finish(mut self) -> ClientLookup {
         // Equal ids are next to each other once sorted (`spread` is a bijection).
         self.pairs.sort_unstable_by_key(|&(key, _)| spread(key));
         let mut bytes = Vec::with_capacity(self.pairs.len() * PAIR);
@@ -430,180 +342,11 @@ impl<'a> FileReader<'a> {
     }
 }
 
-/// Store id → opening hours, with the day's span of opening hours.
-#[derive(Debug, Default)]
-pub struct StoreLookup {
-    ids: Lookup<StoreHours>,
-    /// Earliest opening and latest closing over every valid store row.
-    pub span: Option<(i8, i8)>,
-}
-
-impl StoreLookup {
-    /// Adds the rows of one formatted `stores` batch, in order.
-    pub fn add(&mut self, batch: &RecordBatch) {
-        let ids = string_column(batch, "id");
-        let opening = batch.column_by_name("opening").map(|c| c.as_primitive::<Int8Type>().clone());
-        let closing = batch.column_by_name("closing").map(|c| c.as_primitive::<Int8Type>().clone());
-        let (Some(opening), Some(closing)) = (opening, closing) else { return };
-        for row in 0..batch.num_rows() {
-            let hours = StoreHours { opening: opening.value(row), closing: closing.value(row) };
-            if let Some(key) = types::identifier_key(ids.value(row)) {
-                self.ids.extend(&[(key, hours)]);
-            }
-            self.span = Some(match self.span {
-                None => (hours.opening, hours.closing),
-                Some((low, high)) => (low.min(hours.opening), high.max(hours.closing)),
-            });
-        }
-    }
-
-    /// Ids that appear more than once.
-    pub fn ambiguous_ids(&self) -> Vec<String> {
-        self.ids.ambiguous_ids()
-    }
-}
-
-/// Product ids.
-#[derive(Debug, Default)]
-pub struct ProductLookup {
-    ids: Lookup<()>,
-}
-
-impl ProductLookup {
-    /// An empty lookup sized for `rows` products.
-    pub fn with_capacity(rows: usize) -> Self {
-        Self { ids: Lookup::with_capacity(rows) }
-    }
-
-    /// Adds the rows of one formatted `products` batch, in order.
-    pub fn add(&mut self, batch: &RecordBatch) {
-        let ids = string_column(batch, "id");
-        let keyed: Vec<(u64, ())> = (0..batch.num_rows())
-            .filter_map(|row| types::identifier_key(ids.value(row)))
-            .map(|key| (key, ()))
-            .collect();
-        self.ids.extend(&keyed);
-    }
-
-    /// Ids that appear more than once.
-    pub fn ambiguous_ids(&self) -> Vec<String> {
-        self.ids.ambiguous_ids()
-    }
-}
-
-fn string_column<'a>(batch: &'a RecordBatch, name: &str) -> &'a arrow::array::StringArray {
-    batch
-        .column_by_name(name)
-        .and_then(|c| c.as_string_opt::<i32>())
-        .unwrap_or_else(|| panic!("formatted referential lacks the string column {name}"))
-}
-
-/// The three lookups a date's enrichment needs.
-#[derive(Debug, Clone)]
-pub struct Lookups {
-    /// Clients.
-    pub clients: Arc<ClientLookup>,
-    /// Stores.
-    pub stores: Arc<StoreLookup>,
-    /// Products.
-    pub products: Arc<ProductLookup>,
-}
-
-impl Lookups {
-    /// Client ids (packed, [`types::identifier_key`]) → account ids, in order.
-    pub fn clients(&self, keys: &[u64], out: &mut Vec<Resolved<AccountId>>) {
-        self.clients.resolve_all(keys, out);
-    }
-
-    /// Store ids (packed) → opening hours, in order.
-    pub fn stores(&self, keys: &[u64], out: &mut Vec<Resolved<StoreHours>>) {
-        self.stores.ids.resolve_all(keys, out);
-    }
-
-    /// Product ids (packed) → whether known, in order.
-    pub fn products(&self, keys: &[u64], out: &mut Vec<Resolved<()>>) {
-        self.products.ids.resolve_all(keys, out);
-    }
-}
-
-/// A lookup built from one referential's formatted rows.
-#[derive(Debug)]
-pub enum Built {
-    /// From `clients`.
-    Clients(ClientLookup),
-    /// From `stores`.
-    Stores(StoreLookup),
-    /// From `products`.
-    Products(ProductLookup),
-}
-
-impl Built {
-    /// Ids that appear more than once, sorted.
-    pub fn ambiguous_ids(&self) -> Vec<String> {
-        match self {
-            Self::Clients(lookup) => lookup.ambiguous_ids(),
-            Self::Stores(lookup) => lookup.ambiguous_ids(),
-            Self::Products(lookup) => lookup.ambiguous_ids(),
-        }
-    }
-}
-
-/// A lookup being built from one referential's formatted rows, batch by batch.
-#[derive(Debug)]
-pub enum Building {
-    /// From `clients`.
-    Clients(ClientLookupBuilder),
-    /// From `stores`.
-    Stores(StoreLookup),
-    /// From `products`.
-    Products(ProductLookup),
-}
-
-impl Building {
-    /// An empty lookup of `kind` sized for `rows` rows.
-    pub fn with_capacity(kind: crate::contract::ReferentialKind, rows: usize) -> Self {
-        use crate::contract::ReferentialKind;
-        match kind {
-            ReferentialKind::Clients => Self::Clients(ClientLookupBuilder::with_capacity(rows)),
-            ReferentialKind::Stores => Self::Stores(StoreLookup::default()),
-            ReferentialKind::Products => Self::Products(ProductLookup::with_capacity(rows)),
-        }
-    }
-
-    /// Adds the rows of one formatted batch, in order.
-    pub fn add(&mut self, batch: &RecordBatch) {
-        match self {
-            Self::Clients(lookup) => lookup.add(batch),
-            Self::Stores(lookup) => lookup.add(batch),
-            Self::Products(lookup) => lookup.add(batch),
-        }
-    }
-
-    /// The lookup, once every batch is added.
-    pub fn finish(self) -> Built {
-        match self {
-            Self::Clients(lookup) => Built::Clients(lookup.finish()),
-            Self::Stores(lookup) => Built::Stores(lookup),
-            Self::Products(lookup) => Built::Products(lookup),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Arc;
 
-    #[test]
-    fn ids_seen_twice_are_ambiguous_and_take_no_attribute() {
-        let mut lookup = Lookup::default();
-        lookup.insert("1", 10);
-        lookup.insert("2", 20);
-        lookup.insert("2", 21);
-        assert_eq!(lookup.resolve("1"), Resolved::Unique(10));
-        assert_eq!(lookup.resolve("2"), Resolved::Ambiguous);
-        assert_eq!(lookup.resolve("01"), Resolved::Unknown);
-        assert_eq!(lookup.ambiguous_ids(), ["2"]);
-    }
+    use super::*;
 
     fn clients(rows: &[(&str, &str)]) -> ClientLookup {
         let schema = Arc::new(arrow::datatypes::Schema::new(vec![
@@ -743,19 +486,7 @@ mod tests {
     }
 
     #[test]
-    fn the_table_grows_and_keeps_leading_zeros_apart() {
-        let mut lookup = Lookup::default();
-        for i in 0..10_000u32 {
-            lookup.insert(&format!("{i:06}"), i);
-            lookup.insert(&i.to_string(), i + 1);
-        }
-        assert_eq!(lookup.resolve("000042"), Resolved::Unique(42));
-        assert_eq!(lookup.resolve("42"), Resolved::Unique(43));
-        assert_eq!(lookup.resolve("042"), Resolved::Unknown);
-        // 100000..: six digits either way, so the second insert made them ambiguous.
-        assert_eq!(lookup.resolve("123456"), Resolved::Unknown);
-        assert_eq!(lookup.resolve("009999"), Resolved::Unique(9999));
-        assert!(lookup.ambiguous_ids().is_empty());
+    fn an_account_id_keeps_its_leading_zeros() {
         let account = AccountId::new(types::identifier_key("0604468").expect("an identifier"))
             .expect("not the last key");
         assert_eq!(account.text(&mut [0; 19]), "0604468");

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::contract::IngestDate;
+use super::IngestDate;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,5 +229,32 @@ impl RunReport {
             line.push_str(&format!(" ({reason})"));
         }
         line
+    }
+}
+
+#[cfg(test)]
+impl RunReport {
+    /// A succeeded run of 2023-11-23 that read nothing, for other modules' tests.
+    pub fn example() -> Self {
+        Self {
+            contract_version: crate::contract::CONTRACT_VERSION,
+            program_version: "test".to_owned(),
+            date: IngestDate::parse("2023-11-23").expect("a date"),
+            run_id: "20231124T091201.118Z-3d9572b1".to_owned(),
+            trigger: Trigger::Cli,
+            status: RunStatus::Succeeded,
+            reason: None,
+            published_run_id: None,
+            started_at: "2023-11-24T09:12:01Z".parse().expect("a time"),
+            duration_ms: 0,
+            inputs: Vec::new(),
+            totals: Totals::default(),
+            unrecognized: Vec::new(),
+            unlisted: None,
+            missing_files: None,
+            missing_hours: Vec::new(),
+            referentials: BTreeMap::new(),
+            outputs: Vec::new(),
+        }
     }
 }

@@ -14,24 +14,20 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
-/// Zstd level 1: on the real feed it writes files within a few percent of level 3's size, and
-/// level 3's `doubleFast` matcher was the largest item of a first day's profile (BENCHMARKS.md).
+/// Zstd level 1: files within a few percent of level 3's size, at a fraction of its time
+/// (BENCHMARKS.md).
 const ZSTD_LEVEL: i32 = 1;
 
-/// Columns whose values are (nearly) all distinct: written without a dictionary. `id` (the
-/// referentials' key) and `email` are unique per client: a dictionary only made the writer
-/// intern 500,000 values before falling back, and the reader of a cached day decode both.
-/// `datetime` is not one of them: to the minute, a date has at most 1,440 values, and its
-/// dictionary writes a real day's column in a third of the time of plain values compressed,
-/// and smaller (265 KB against 326 KB; BENCHMARKS.md, "Sixth round").
+/// Columns whose values are (nearly) all distinct, written without a dictionary: the writer
+/// would intern every value and then fall back to plain values. `datetime` is not one of them:
+/// to the minute, a date has at most 1,440 values.
 const NEARLY_UNIQUE: [&str; 7] =
     ["transaction_id", "client_id", "account_id", "source_line", "id", "email", "raw"];
 
-/// The encoding of a column written without a dictionary, when not PLAIN. Measured on the real
-/// feed's day (BENCHMARKS.md): DELTA_LENGTH_BYTE_ARRAY writes the 16-digit ids in half the time
-/// of PLAIN and 6 % smaller (zstd no longer sees a 4-byte length before every value), and
-/// `source_line`, which counts up within a file, takes 7 KB instead of 240 KB as deltas. Both
-/// are standard Parquet encodings that Arrow, Spark, DuckDB and Polars read.
+/// The encoding of a column written without a dictionary, when not PLAIN: lengths apart from
+/// the text for strings (zstd no longer sees a length before every value), deltas for
+/// `source_line`, which counts up within a file. Both are standard Parquet encodings that
+/// Arrow, Spark, DuckDB and Polars read (BENCHMARKS.md has what each saved).
 fn encoding_of(field: &arrow::datatypes::Field) -> Option<Encoding> {
     match (field.name().as_str(), field.data_type()) {
         ("source_line", _) => Some(Encoding::DELTA_BINARY_PACKED),

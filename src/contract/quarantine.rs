@@ -1,0 +1,46 @@
+//! The note beside a quarantined file (contract section 7): `error/{name}.error.json` says what
+//! is wrong with the file and which version of it was moved, so that later runs still account
+//! for its rows and recognize it.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use super::IngestDate;
+
+/// The content of `error/{name}.error.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuarantineNote {
+    /// The file's name in the landing container.
+    pub file: String,
+    /// The transaction date its name carries (transaction files only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<IngestDate>,
+    /// The rule that made the file invalid: `not_utf8`, `no_header`, `invalid_header`,
+    /// `max_reject_ratio`.
+    pub rule: String,
+    /// What is wrong, in one sentence.
+    pub reason: String,
+    /// Records the file holds.
+    pub rows: u64,
+    /// Line numbers and the first offending values.
+    pub details: serde_json::Value,
+    /// The original blob: where it was, its ETag and size (the idempotency fingerprint).
+    pub original: OriginalBlob,
+    /// Where the file is now.
+    pub quarantined_path: String,
+    /// The run that quarantined it.
+    pub run_id: String,
+    /// When.
+    pub quarantined_at: chrono::DateTime<Utc>,
+}
+
+/// Identity of the blob as it was in the landing container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OriginalBlob {
+    /// Path in the store.
+    pub path: String,
+    /// ETag before quarantine.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+}

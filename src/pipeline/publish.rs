@@ -1,0 +1,218 @@
+//! Stage: the date's outputs written whole, the report last (contract section 6).
+//!
+//! A run that publishes first withdraws the date's `_report.json`, then puts the transactions,
+//! the rejects, `store_daily` and the data-quality page (each one atomic put, all at once),
+//! then its `runs/` report, then `_report.json`: a reader that finds `_report.json` finds
+//! exactly the data it describes. A run that publishes nothing writes only its `runs/` report.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use bytes::Bytes;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use tracing::{Instrument as _, info_span};
+
+use super::settle::Settled;
+use super::{PipelineError, blocking};
+use crate::contract::report::{OutputReport, RunReport};
+use crate::contract::violation::RuleValue;
+use crate::contract::{IngestDate, ReferentialKind, paths, schema};
+use crate::parquet_io;
+use crate::quality::{self, DateStats};
+use crate::storage::blobs;
+
+/// Publishes the date's output from its settled files: `report` gets the outputs, then is
+/// written last (`finish` sets its duration just before).
+pub async fn publish(
+    store: &Arc<dyn ObjectStore>,
+    report: &mut RunReport,
+    settled: Settled,
+    finish: impl FnOnce(&mut RunReport),
+) -> Result<(), PipelineError> {
+    let date = report.date;
+    let Settled { kept, rejects, rejected_values, .. } = settled;
+    // The quality figures are computed while the data is encoded (both are CPU work; the
+    // figures fill the gaps of the column encoders); the quality files are made and written
+    // while the data is written. One `publish` span covers the data's encoding and writes.
+    let span = info_span!("publish", %date);
+    let (encoded, stats) = tokio::join!(
+        encode_data(store, date, &kept, &rejects).instrument(span.clone()),
+        figures(store, date, kept.clone(), rejected_values),
+    );
+    let (encoded, stats) = (encoded?, stats?);
+    for (path, batches, bytes) in
+        [(&encoded[0].0, &kept, &encoded[0].1), (&encoded[1].0, &rejects, &encoded[1].1)]
+    {
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
+    }
+    let writes = futures::future::try_join_all(
+        encoded.into_iter().map(|(path, bytes)| async move { blobs::put(store, &path, bytes).await }),
+    );
+    let (written, quality) = tokio::join!(writes.instrument(span), quality_files(store, report, &stats));
+    written?;
+    quality?;
+    finish(report);
+    write_reports(store, report, true).await
+}
+
+/// Ends a run that publishes nothing: only its `runs/` report is written.
+pub async fn record(store: &Arc<dyn ObjectStore>, report: &RunReport) -> Result<(), PipelineError> {
+    write_reports(store, report, false).await
+}
+
+/// Withdraws the date's previous `_report.json`, so that a reader never finds a report beside
+/// data it does not describe, then encodes the date's data: the files to write, before the
+/// report.
+async fn encode_data(
+    store: &Arc<dyn ObjectStore>,
+    date: IngestDate,
+    kept: &[RecordBatch],
+    rejects: &[RecordBatch],
+) -> Result<[(Path, Bytes); 2], PipelineError> {
+    blobs::delete(store, &paths::published_report(date), "withdraw the previous report").await?;
+    let (kept_path, rejects_path) = (paths::transactions(date), paths::transaction_rejects(date));
+    let (kept, rejects) = (kept.to_vec(), rejects.to_vec());
+    let paths = (kept_path.clone(), rejects_path.clone());
+    // Columns on every core (parquet_io::encode), off the async workers.
+    let (kept, rejects) = blocking("encoding the outputs of", date, move || {
+        let encode = |path: &Path, schema, batches: &[RecordBatch]| {
+            parquet_io::encode(schema, batches).map_err(|source| PipelineError::parquet(path, source))
+        };
+        Ok::<_, PipelineError>((
+            encode(&paths.0, &schema::TRANSACTIONS, &kept)?,
+            encode(&paths.1, &schema::REJECTS, &rejects)?,
+        ))
+    })
+    .await??;
+    Ok([(kept_path, kept), (rejects_path, rejects)])
+}
+
+/// The date's quality figures, off the async workers, with the formatted stores table (every
+/// column: the map needs coordinates and type). An absent stores copy gives no coordinates.
+pub async fn figures(
+    store: &Arc<dyn ObjectStore>,
+    date: IngestDate,
+    kept: Vec<RecordBatch>,
+    rejected: Vec<RuleValue>,
+) -> Result<DateStats, PipelineError> {
+    let path = paths::referential(ReferentialKind::Stores);
+    let stores = match blobs::get_optional(store, &path).await? {
+        Some(bytes) => {
+            parquet_io::decode(bytes, &[]).map_err(|source| PipelineError::parquet(&path, source))?
+        }
+        None => Vec::new(),
+    };
+    blocking("computing the quality figures of", date, move || {
+        quality::figures(date, &kept, &rejected, &stores)
+    })
+    .await
+}
+
+/// Writes `store_daily` then the page from the date's figures, and adds both to the report's
+/// outputs.
+async fn quality_files(
+    store: &Arc<dyn ObjectStore>,
+    report: &mut RunReport,
+    stats: &DateStats,
+) -> Result<(), PipelineError> {
+    let span = info_span!("quality", date = %report.date);
+    async {
+        let rows = stats.stores.len() as u64;
+        let path = paths::store_daily(report.date);
+        let bytes =
+            quality::store_daily::encode(stats).map_err(|source| PipelineError::parquet(&path, source))?;
+        report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
+        blobs::put(store, &path, bytes).await?;
+        let path = paths::quality_page(report.date);
+        let html = Bytes::from(quality::page::render(report, stats));
+        report.outputs.push(OutputReport { path: path.to_string(), rows: 0, bytes: html.len() as u64 });
+        blobs::put_typed(store, &path, html, HTML).await?;
+        tracing::info!(stores = rows, "data-quality page and store_daily written");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// The content type of the pages.
+pub const HTML: &str = "text/html; charset=utf-8";
+
+async fn write_reports(
+    store: &Arc<dyn ObjectStore>,
+    report: &RunReport,
+    published: bool,
+) -> Result<(), PipelineError> {
+    let body = Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
+    blobs::put(store, &paths::run_report(report.date, &report.run_id), body.clone()).await?;
+    if published {
+        blobs::put(store, &paths::published_report(report.date), body).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+    use crate::contract::report::Totals;
+
+    fn report() -> RunReport {
+        RunReport::example()
+    }
+
+    fn nothing() -> Settled {
+        Settled {
+            inputs: Vec::new(),
+            totals: Totals::default(),
+            kept: Vec::new(),
+            rejects: Vec::new(),
+            rejected_values: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_published_date_has_its_four_files_and_then_its_reports() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let date = IngestDate::parse("2023-11-23").expect("a date");
+        store.put(&paths::published_report(date), PutPayload::from_static(b"{}")).await.expect("put");
+        let mut report = report();
+        publish(&store, &mut report, nothing(), |report| report.duration_ms = 7).await.expect("publishes");
+        let outputs: Vec<&str> = report.outputs.iter().map(|output| output.path.as_str()).collect();
+        assert_eq!(
+            outputs,
+            [
+                "formatted/transactions_2023-11-23/transactions.parquet",
+                "rejected/transactions_2023-11-23/rejects.parquet",
+                "aggregated/store_daily/store_daily_2023-11-23.parquet",
+                "formatted/transactions_2023-11-23/_report.html",
+            ]
+        );
+        for output in &report.outputs {
+            let meta = store.head(&output.path.as_str().into()).await.expect("written");
+            assert_eq!(meta.size, output.bytes, "{}", output.path);
+        }
+        let published = blobs::get(&store, &paths::published_report(date), "read").await.expect("written");
+        let published: RunReport = serde_json::from_slice(&published).expect("a report");
+        assert_eq!(published, report, "the earlier report was replaced by this run's, duration included");
+        assert_eq!(published.duration_ms, 7);
+        assert!(store.head(&paths::run_report(date, &report.run_id)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_publishes_nothing_writes_only_its_runs_report() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let report = report();
+        record(&store, &report).await.expect("records");
+        let listed: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .expect("lists")
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        assert_eq!(listed, ["runs/2023-11-23/20231124T091201.118Z-3d9572b1.json"]);
+    }
+}
