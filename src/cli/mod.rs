@@ -1,0 +1,155 @@
+//! The command line: `run`, `report`, `demo`, `generate`, `serve`. Parses flags, builds settings, calls
+//! the library, and presents the results (summaries, progress, exit codes).
+//!
+//! Exit codes: 0 when every date succeeded or was unchanged; 1 when a date ended `incomplete`
+//! or `blocked`, or failed on storage; 2 for a usage or configuration error (a malformed date,
+//! an unreachable store).
+
+mod demo;
+mod run;
+mod summary;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use object_store::ObjectStore;
+
+use crate::pipeline::PipelineSettings;
+use crate::storage::{self, StoreSettings};
+use crate::telemetry::{self, LogFormat};
+
+/// Turns a retailer's daily CSV drops into validated, analysis-ready Parquet.
+#[derive(Debug, Parser)]
+#[command(name = "retail-ingest", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ingest dates from the landing container (default: today, UTC).
+    Run(run::RunArgs),
+    /// Render the data-quality page of published dates again (and store_daily when absent).
+    Report(run::ReportArgs),
+    /// Generate a realistic sample container in a local directory, ingest it, show the result.
+    Demo(demo::DemoArgs),
+    /// Write a generated sample container (for tests and benchmarks); ingests nothing.
+    Generate(demo::GenerateArgs),
+    /// Serve the Azure Functions custom handler (the Functions host starts this).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct StoreArgs {
+    /// The store: a local directory, or azure://<container> with credentials in the
+    /// environment (see docs/configuration.md). Env: INGEST_STORE. Default: ./ingest-store.
+    #[arg(long, value_name = "DIR|azure://CONTAINER")]
+    store: Option<String>,
+    /// Prefix of the landing files inside the store.
+    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
+    prefix: String,
+    /// A file with strictly more rejected rows than this share is quarantined.
+    #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO, value_parser = parse_reject_ratio)]
+    max_reject_ratio: f64,
+}
+
+impl StoreArgs {
+    fn pipeline_settings(&self) -> PipelineSettings {
+        PipelineSettings {
+            landing_prefix: self.prefix.clone(),
+            max_reject_ratio: self.max_reject_ratio,
+            ..PipelineSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Port to listen on. Default: $FUNCTIONS_CUSTOMHANDLER_PORT, else 3000.
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind. Loopback by default: the Functions host calls over loopback.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// A file with strictly more rejected rows than this share is quarantined.
+    #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO, value_parser = parse_reject_ratio)]
+    max_reject_ratio: f64,
+    /// Prefix of the landing files inside the store.
+    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
+    prefix: String,
+}
+
+/// A share between 0 and 1. Blank means the default: app settings are often present but empty
+/// (`local.settings.json.example`, portal forms), and that must not stop the handler starting.
+pub(super) fn parse_reject_ratio(value: &str) -> Result<f64, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(crate::contract::DEFAULT_MAX_REJECT_RATIO);
+    }
+    match value.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!("expected a share between 0 and 1 (e.g. 0.1), got {value:?}")),
+    }
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    // The CLI's summary already says what the warnings would; the handler logs for the host.
+    let level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "error" };
+    telemetry::init(LogFormat::from_env(), level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run::run(args).await,
+        Command::Report(args) => run::report(args).await,
+        Command::Demo(args) => demo::demo(args).await,
+        Command::Generate(args) => demo::generate(args).await,
+        Command::Serve(args) => {
+            let options = crate::functions::ServeOptions {
+                port: args.port,
+                bind: args.bind,
+                pipeline: PipelineSettings {
+                    landing_prefix: args.prefix,
+                    max_reject_ratio: args.max_reject_ratio,
+                    ..PipelineSettings::default()
+                },
+            };
+            crate::functions::serve(options).await.map(|()| ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Opens the store and checks it answers, so that a wrong setting is one line at start-up.
+pub(super) async fn open_store(flag: Option<&str>) -> anyhow::Result<(Arc<dyn ObjectStore>, StoreSettings)> {
+    let settings = StoreSettings::from_lookup(flag, |name| std::env::var(name).ok())?;
+    let store = storage::open(&settings)?;
+    storage::check_reachable(store.as_ref(), &settings).await?;
+    Ok((store, settings))
+}
+
+pub(super) fn exit_code(all_fine: bool) -> ExitCode {
+    if all_fine { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// Prints to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
+pub(super) fn print(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}

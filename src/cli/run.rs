@@ -1,0 +1,193 @@
+//! `run` and `report`: ingest dates, or render their pages again; each date's outcome printed
+//! as it ends.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::summary::summary;
+use super::{StoreArgs, exit_code, open_store, print};
+use crate::contract::IngestDate;
+use crate::pipeline::{Pipeline, RunRequest, Trigger};
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Dates to ingest (YYYY-MM-DD).
+    #[arg(long, num_args = 1.., value_name = "DATE", conflicts_with_all = ["from", "to"])]
+    dates: Vec<IngestDate>,
+    /// First date of a range (with --to).
+    #[arg(long, requires = "to", value_name = "DATE")]
+    from: Option<IngestDate>,
+    /// Last date of a range, included (with --from).
+    #[arg(long, requires = "from", value_name = "DATE")]
+    to: Option<IngestDate>,
+    /// Run even when the inputs match the published report's.
+    #[arg(long)]
+    force: bool,
+    /// Print the reports as a JSON array on stdout instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReportArgs {
+    /// The store: a local directory, or azure://<container> with credentials in the
+    /// environment. Env: INGEST_STORE. Default: ./ingest-store.
+    #[arg(long, value_name = "DIR|azure://CONTAINER")]
+    store: Option<String>,
+    /// Published dates to render (YYYY-MM-DD).
+    #[arg(long, num_args = 1.., value_name = "DATE", required = true)]
+    dates: Vec<IngestDate>,
+}
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let dates = match (args.from, args.to) {
+        (Some(from), Some(to)) => date_range(from, to)?,
+        _ if !args.dates.is_empty() => args.dates.clone(),
+        _ => vec![IngestDate::today()],
+    };
+    let (store, _) = open_store(args.store.store.as_deref()).await?;
+    let pipeline = Pipeline::new(store, args.store.pipeline_settings());
+    let show = if args.json { Show::Json } else { Show::Summary };
+    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, args.force, show).await;
+    Ok(exit_code(all_fine))
+}
+
+/// `report`: the page of each published date again, from its `_report.json` and Parquet files.
+pub(super) async fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let (store, _) = open_store(args.store.as_deref()).await?;
+    let mut all_fine = true;
+    for &date in &args.dates {
+        match crate::pipeline::rerender(&store, date).await {
+            Ok(Some(written)) => {
+                print(&format!("{date}  -> {}\n", written.page));
+                if let Some(path) = written.store_daily {
+                    print(&format!("{date}  -> {path}\n"));
+                }
+            }
+            Ok(None) => {
+                all_fine = false;
+                print(&format!(
+                    "{date}  not published (no formatted/transactions_{date}/_report.json): nothing to render\n"
+                ));
+            }
+            Err(error) => {
+                all_fine = false;
+                print(&format!("{date}  FAILED  {error:#}\n"));
+            }
+        }
+    }
+    Ok(if all_fine { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// How [`run_dates`] prints each date's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Show {
+    /// A few lines per date (`summary`), with a progress bar on a terminal.
+    Summary,
+    /// One JSON array of the run reports (`{date, error}` for a date that failed).
+    Json,
+}
+
+/// Runs dates one after the other (each date already uses every core), printing each date's
+/// outcome as soon as it ends, and returns whether every date succeeded.
+///
+/// A report is dropped once printed. Besides showing a long run's progress, this keeps memory
+/// flat across dates: a report is allocated while its date's buffers are live, and reports
+/// kept to the end would sit in the middle of glibc's heap, which only shrinks down to its
+/// highest live allocation, so each date's freed memory would stay resident (BENCHMARKS.md,
+/// "Memory across dates").
+pub(super) async fn run_dates(
+    pipeline: &Pipeline,
+    dates: &[IngestDate],
+    trigger: Trigger,
+    force: bool,
+    show: Show,
+) -> bool {
+    let progress = (show == Show::Summary && dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(dates.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} dates  {msg}  [{elapsed_precise}, eta {eta}]",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let mut all_fine = true;
+    for (index, &date) in dates.iter().enumerate() {
+        if let Some(bar) = &progress {
+            bar.set_message(date.to_string());
+        }
+        let request = RunRequest { date, trigger, force, marker: None };
+        let outcome = pipeline.run_date(request).await.map_err(|e| format!("{e:#}"));
+        all_fine &= outcome.as_ref().is_ok_and(|report| report.status.is_success());
+        let text = match show {
+            Show::Summary => summary(date, &outcome),
+            Show::Json => {
+                let value = match &outcome {
+                    Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                    Err(error) => serde_json::json!({ "date": date, "error": error }),
+                };
+                json_array_item(&value, index == 0, index + 1 == dates.len())
+            }
+        };
+        match &progress {
+            Some(bar) => {
+                bar.suspend(|| print(&text));
+                bar.inc(1);
+            }
+            None => print(&text),
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    all_fine
+}
+
+/// One item of a pretty-printed JSON array printed item by item: together the items are the
+/// text `serde_json::to_string_pretty` gives for the whole array (a test checks it).
+fn json_array_item(value: &serde_json::Value, first: bool, last: bool) -> String {
+    let pretty = serde_json::to_string_pretty(value).unwrap_or_default();
+    // Pretty JSON escapes line breaks inside strings, so every line is a line of structure.
+    let indented: Vec<String> = pretty.lines().map(|line| format!("  {line}")).collect();
+    let open = if first { "[\n" } else { "" };
+    let close = if last { "\n]\n" } else { ",\n" };
+    format!("{open}{}{close}", indented.join("\n"))
+}
+
+fn date_range(from: IngestDate, to: IngestDate) -> anyhow::Result<Vec<IngestDate>> {
+    anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    let days = (to.naive() - from.naive()).num_days();
+    anyhow::ensure!(days < 3660, "--from/--to spans {} days; at most 3660 at once", days + 1);
+    Ok(std::iter::successors(Some(from), |d| d.succ().filter(|next| *next <= to)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_items_printed_one_by_one_make_the_pretty_array() {
+        let items = [
+            serde_json::json!({ "date": "2023-11-23", "inputs": [{ "name": "a\nb", "flags": {} }], "outputs": [] }),
+            serde_json::json!({ "date": "2023-11-24", "error": "storage: timed out" }),
+            serde_json::json!({ "date": "2023-11-25", "totals": { "rows": 3, "rejected": { "date_mismatch": 1 } } }),
+        ];
+        for count in 1..=items.len() {
+            let streamed: String = items[..count]
+                .iter()
+                .enumerate()
+                .map(|(index, item)| json_array_item(item, index == 0, index + 1 == count))
+                .collect();
+            let whole = format!("{}\n", serde_json::to_string_pretty(&items[..count]).expect("serializes"));
+            assert_eq!(streamed, whole, "{count} item(s)");
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The few lines printed for each date a command ran.
+
+use crate::contract::IngestDate;
+use crate::contract::report::{ReferentialSource, RuleCounts, RunReport};
+
+pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            let _ = writeln!(out, "{date}  FAILED  {error}");
+            return out;
+        }
+    };
+    let totals = &report.totals;
+    let _ = writeln!(
+        out,
+        "{date}  {:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
+        report.status.as_str(),
+        totals.rows,
+        totals.kept,
+        totals.rejected_rows,
+        totals.flagged_rows,
+        totals.quarantined_rows,
+        totals.quarantined_files,
+    );
+    if let Some(reason) = &report.reason {
+        let _ = writeln!(out, "    {reason}");
+    }
+    if !totals.rejected.is_empty() {
+        let _ = writeln!(out, "    rejected: {}", counts_line(&totals.rejected));
+    }
+    if !totals.flags.is_empty() {
+        let _ = writeln!(out, "    flags:    {}", counts_line(&totals.flags));
+    }
+    for input in report.inputs.iter().filter(|i| i.quarantined.is_some()) {
+        if let Some(q) = &input.quarantined {
+            let _ = writeln!(out, "    quarantined {} -> {} ({})", input.name, q.path, q.reason);
+        }
+    }
+    if !report.missing_hours.is_empty() {
+        let hours: Vec<String> = report.missing_hours.iter().map(u8::to_string).collect();
+        let _ = writeln!(out, "    missing hours: {}", hours.join(", "));
+    }
+    if !report.unrecognized.is_empty() {
+        let _ = writeln!(out, "    unrecognized (not ingested): {}", report.unrecognized.join(", "));
+    }
+    for (name, referential) in &report.referentials {
+        if referential.source == ReferentialSource::Fallback {
+            let _ = writeln!(
+                out,
+                "    {name}: last good copy used ({})",
+                referential.reason.as_deref().unwrap_or("source unusable")
+            );
+        }
+    }
+    for output in &report.outputs {
+        if output.path.ends_with(".parquet") {
+            let _ = writeln!(out, "    -> {} ({} rows, {} bytes)", output.path, output.rows, output.bytes);
+        } else {
+            let _ = writeln!(out, "    -> {} ({} bytes)", output.path, output.bytes);
+        }
+    }
+    out
+}
+
+fn counts_line(counts: &RuleCounts) -> String {
+    counts.iter().map(|(rule, count)| format!("{rule} {count}")).collect::<Vec<_>>().join(", ")
+}
