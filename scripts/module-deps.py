@@ -23,6 +23,7 @@ LAYERS = [
     {"storage", "parquet_io"},
     {"quality"},
     {"pipeline"},
+    {"sweep"},
     {"sample"},
     {"functions"},
     {"cli"},

@@ -15,6 +15,8 @@
 //!   `store_daily` aggregate. Pure: figures and bytes from rows.
 //! - [`pipeline`]: one date end to end, stage by stage (list → marker → referentials →
 //!   unchanged? → read and enrich → settle files → publish), over any `object_store`.
+//! - [`sweep`]: every date of a window decided from one listing (contract section 9): what
+//!   to run again, which dates need a person, the overview.
 //! - [`sample`]: deterministic realistic landing containers, with the figures a run must report.
 //! - [`cli`]: the `retail-ingest` command line (`run`, `report`, `demo`, `generate`, `serve`).
 //! - [`functions`]: the Azure Functions custom handler — an axum server that speaks the
@@ -33,4 +35,5 @@ pub mod pipeline;
 pub mod quality;
 pub mod sample;
 pub mod storage;
+pub mod sweep;
 pub mod telemetry;

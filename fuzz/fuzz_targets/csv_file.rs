@@ -13,7 +13,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use retail_ingest::contract::IngestDate;
-use retail_ingest::pipeline::{Pipeline, PipelineSettings, RunRequest, RunStatus, Trigger};
+use retail_ingest::pipeline::{Cause, Pipeline, PipelineSettings, RunRequest, RunStatus, Trigger};
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> =
     LazyLock::new(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime"));
@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
             PipelineSettings { max_reject_ratio: ratio, parallelism: Some(1), ..PipelineSettings::default() };
         let pipeline = Pipeline::new(Arc::clone(&store), settings);
         let date = IngestDate::parse("2023-11-23").expect("date");
-        let request = RunRequest { date, trigger: Trigger::Cli, force: false, marker: None };
+        let request = RunRequest { date, trigger: Trigger::Cli, cause: Cause::Requested, force: false, marker: None };
         let report = pipeline.run_date(request).await.expect("an in-memory run cannot fail on storage");
         assert_eq!(report.status, RunStatus::Succeeded);
         assert_eq!(report.inputs.len(), 1);

@@ -10,7 +10,7 @@ use clap::Args;
 use super::summary::summary;
 use super::{StoreArgs, exit_code, open_store, print};
 use crate::contract::IngestDate;
-use crate::pipeline::{Pipeline, RunRequest, Trigger};
+use crate::pipeline::{Cause, Pipeline, RunRequest, Trigger};
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {
@@ -124,9 +124,9 @@ pub(super) async fn run_dates(
         if let Some(bar) = &progress {
             bar.set_message(date.to_string());
         }
-        let request = RunRequest { date, trigger, force, marker: None };
+        let request = RunRequest { date, trigger, cause: Cause::Requested, force, marker: None };
         let outcome = pipeline.run_date(request).await.map_err(|e| format!("{e:#}"));
-        all_fine &= outcome.as_ref().is_ok_and(|report| report.status.is_success());
+        all_fine &= outcome.as_ref().is_ok_and(|report| report.status.is_fine());
         let text = match show {
             Show::Summary => summary(date, &outcome),
             Show::Json => {

@@ -5,6 +5,7 @@
 pub mod dialect;
 pub mod file;
 pub mod names;
+pub mod overview;
 pub mod paths;
 pub mod quarantine;
 pub mod report;
@@ -19,7 +20,7 @@ pub use names::{
 
 /// The version of `docs/data-contract.md` this build implements; part of every report and of
 /// the idempotency fingerprint.
-pub const CONTRACT_VERSION: u32 = 1;
+pub const CONTRACT_VERSION: u32 = 2;
 
 /// Default `max_reject_ratio`: a file with strictly more rejected rows than this is quarantined.
 pub const DEFAULT_MAX_REJECT_RATIO: f64 = 0.10;

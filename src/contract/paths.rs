@@ -41,6 +41,21 @@ pub fn run_report(date: IngestDate, run_id: &str) -> Path {
     Path::from(format!("runs/{date}/{run_id}.json"))
 }
 
+/// `runs/{date}`: the folder of a date's run reports.
+pub fn run_reports(date: IngestDate) -> Path {
+    Path::from(format!("runs/{date}"))
+}
+
+/// `formatted/_overview.json`: the overview of the sweep's window (contract section 9).
+pub fn overview() -> Path {
+    Path::from("formatted/_overview.json")
+}
+
+/// `formatted/_overview.html`: the overview's page.
+pub fn overview_page() -> Path {
+    Path::from("formatted/_overview.html")
+}
+
 /// `formatted/{stem}/{stem}.parquet`
 pub fn referential(kind: ReferentialKind) -> Path {
     Path::from(format!("formatted/{0}/{0}.parquet", kind.stem()))

@@ -21,11 +21,65 @@ pub enum Trigger {
     Queue,
     /// The command line.
     Cli,
+    /// The command-line sweep, which runs the dates it decides on itself.
+    Sweep,
+}
+
+impl Trigger {
+    /// The trigger as written in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Eot => "eot",
+            Self::Http => "http",
+            Self::Queue => "queue",
+            Self::Cli => "cli",
+            Self::Sweep => "sweep",
+        }
+    }
+}
+
+/// Why a run happened (contract section 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// The date's end-of-transmission marker landed.
+    Marker,
+    /// An operator asked: the command line, an HTTP reingest and the dates it queues.
+    Requested,
+    /// The sweep: a transaction file was added, replaced or removed since the latest run (or,
+    /// for a date that published nothing, a referential version changed).
+    InputsChanged,
+    /// The sweep: the marker's files have all landed after an `incomplete` run, or a marker
+    /// is present and nothing ran the date. A marker run.
+    MarkerRetry,
+    /// The sweep: files landed without a marker and the deadline passed, with ingestion
+    /// without marker switched on.
+    NoMarker,
+}
+
+impl Cause {
+    /// The cause as written in reports and queue messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marker => "marker",
+            Self::Requested => "requested",
+            Self::InputsChanged => "inputs_changed",
+            Self::MarkerRetry => "marker_retry",
+            Self::NoMarker => "no_marker",
+        }
+    }
+
+    /// The cause of a name, as written in reports and queue messages.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Marker, Self::Requested, Self::InputsChanged, Self::MarkerRetry, Self::NoMarker]
+            .into_iter()
+            .find(|cause| cause.as_str() == name)
+    }
 }
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// The date's output was published.
     Succeeded,
@@ -35,6 +89,8 @@ pub enum RunStatus {
     Incomplete,
     /// A referential has no usable version at all: nothing was ingested.
     Blocked,
+    /// A run not started by a marker found no transaction file: nothing was published.
+    NoFiles,
 }
 
 impl RunStatus {
@@ -50,7 +106,14 @@ impl RunStatus {
             Self::Unchanged => "unchanged",
             Self::Incomplete => "incomplete",
             Self::Blocked => "blocked",
+            Self::NoFiles => "no_files",
         }
+    }
+
+    /// True when the run went as it should, whatever the data: `succeeded`, `unchanged`, and
+    /// `no_files` (nothing was sent for the date; the sweep says whether a person must look).
+    pub fn is_fine(self) -> bool {
+        self.is_success() || self == Self::NoFiles
     }
 }
 
@@ -70,9 +133,12 @@ pub struct RunReport {
     pub run_id: String,
     /// What started the run.
     pub trigger: Trigger,
+    /// Why it happened (`null` in reports of contract version 1, which had no cause).
+    #[serde(default)]
+    pub cause: Option<Cause>,
     /// How it ended.
     pub status: RunStatus,
-    /// Why it ended so, for `unchanged`, `incomplete` and `blocked`.
+    /// Why it ended so, for `unchanged`, `incomplete`, `blocked` and `no_files`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// For `unchanged`: the run whose output stands.
@@ -125,8 +191,8 @@ pub struct InputReport {
     pub flagged_rows: u64,
     /// Rule → kept rows carrying it.
     pub flags: RuleCounts,
-    /// Set when the file was quarantined: its rows are in neither output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Set when the file was quarantined (its rows are in neither output); `null` otherwise.
+    #[serde(default)]
     pub quarantined: Option<QuarantineReport>,
 }
 
@@ -242,6 +308,7 @@ impl RunReport {
             date: IngestDate::parse("2023-11-23").expect("a date"),
             run_id: "20231124T091201.118Z-3d9572b1".to_owned(),
             trigger: Trigger::Cli,
+            cause: Some(Cause::Requested),
             status: RunStatus::Succeeded,
             reason: None,
             published_run_id: None,

@@ -16,7 +16,7 @@ use super::AppState;
 use super::envelope::{Invocation, InvocationResult, decode_blob};
 use super::error::HandlerError;
 use crate::contract::{EotMarker, IngestDate};
-use crate::pipeline::{RunRequest, Trigger};
+use crate::pipeline::{Cause, RunRequest, Trigger};
 
 /// The function's folder name, and so its route.
 pub const NAME: &str = "IngestFunction";
@@ -54,7 +54,15 @@ pub async fn handle(State(state): State<AppState>, body: Bytes) -> Result<Invoca
         }
     };
     tracing::info!(%date, marker_bytes = content.len(), listed = listed(&marker), "end-of-transmission marker received");
-    state.run(RunRequest { date, trigger: Trigger::Eot, force: false, marker: Some(marker) }).await
+    state
+        .run(RunRequest {
+            date,
+            trigger: Trigger::Eot,
+            cause: Cause::Marker,
+            force: false,
+            marker: Some(marker),
+        })
+        .await
 }
 
 /// The `{date}` placeholder, or failing that the date in the blob's `Uri`.

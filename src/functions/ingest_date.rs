@@ -1,10 +1,16 @@
 //! `IngestDateFunction`: a queueTrigger on the reingest queue. Runs one date (every file
-//! present, markers ignored); a failure fails the invocation, and the host retries the message
-//! and finally moves it to `<queue>-poison` (host.json `maxDequeueCount`).
+//! present, markers ignored, except for the sweep's `marker_retry`, which is a marker run); a
+//! failure fails the invocation, and the host retries the message and finally moves it to
+//! `<queue>-poison` (host.json `maxDequeueCount`).
 //!
-//! Message format, written by `ReingestFunction` and accepted from operators too:
-//! - `2023-11-23`: run the date (skipped as `unchanged` if its inputs did not change);
-//! - `{"date":"2023-11-23","force":true}`: run it even if unchanged.
+//! Message format, written by `ReingestFunction` and `SweepFunction`, and accepted from
+//! operators too:
+//! - `2023-11-23`: run the date (skipped as `unchanged` if its inputs did not change), cause
+//!   `requested`;
+//! - `{"date":"2023-11-23","force":true}`: run it even if unchanged;
+//! - `{"date":"2023-11-23","cause":"marker_retry"}`: the sweep's runs, with their cause
+//!   (`inputs_changed`, `marker_retry`, `no_marker`; `requested` is the default). A
+//!   `marker_retry` reads the date's marker and runs as a marker run.
 //!
 //! A message that is neither is refused with a 400: retrying cannot fix it, so it lands in the
 //! poison queue, where an operator sees it.
@@ -17,7 +23,7 @@ use super::AppState;
 use super::envelope::{Invocation, InvocationResult, decode_string, kind};
 use super::error::HandlerError;
 use crate::contract::IngestDate;
-use crate::pipeline::{RunRequest, Trigger};
+use crate::pipeline::{Cause, RunRequest, Trigger};
 
 /// The function's folder name, and so its route.
 pub const NAME: &str = "IngestDateFunction";
@@ -33,12 +39,27 @@ pub struct DateMessage {
     pub date: IngestDate,
     /// Run even if unchanged.
     pub force: bool,
+    /// Why.
+    pub cause: Cause,
 }
 
 impl DateMessage {
-    /// The message text: the bare date, or a JSON object when forced.
+    /// A date an operator asked for.
+    pub fn requested(date: IngestDate, force: bool) -> Self {
+        Self { date, force, cause: Cause::Requested }
+    }
+
+    /// The message text: the bare date for a plain request, else a JSON object.
     pub fn encode(&self) -> String {
-        if self.force { format!(r#"{{"date":"{}","force":true}}"#, self.date) } else { self.date.to_string() }
+        let mut object = serde_json::Map::new();
+        object.insert("date".to_owned(), Value::String(self.date.to_string()));
+        if self.force {
+            object.insert("force".to_owned(), Value::Bool(true));
+        }
+        if self.cause != Cause::Requested {
+            object.insert("cause".to_owned(), Value::String(self.cause.as_str().to_owned()));
+        }
+        if object.len() == 1 { self.date.to_string() } else { Value::Object(object).to_string() }
     }
 
     /// Reads the trigger value: the message text double-encoded (what the host sends), bare,
@@ -60,16 +81,16 @@ impl DateMessage {
         // A writer that JSON-encoded its message text ("\"2023-11-23\"").
         let text = decode_string(&Value::String(text.to_owned())).unwrap_or_default();
         let date = IngestDate::parse(&text).map_err(|e| format!("queue message: {e}"))?;
-        Ok(Self { date, force: false })
+        Ok(Self::requested(date, false))
     }
 
     fn from_object(value: &Value) -> Result<Self, String> {
         let Value::Object(fields) = value else {
             return Err(format!("queue message: expected an object, not {}", kind(value)));
         };
-        if let Some(unknown) = fields.keys().find(|key| !["date", "force"].contains(&key.as_str())) {
+        if let Some(unknown) = fields.keys().find(|key| !["date", "force", "cause"].contains(&key.as_str())) {
             return Err(format!(
-                "queue message: unknown field '{}'; expected date and optionally force",
+                "queue message: unknown field '{}'; expected date and optionally force and cause",
                 crate::contract::names::shorten(unknown)
             ));
         }
@@ -92,7 +113,22 @@ impl DateMessage {
                 return Err(format!("queue message: force: expected true or false, not {}", kind(other)));
             }
         };
-        Ok(Self { date, force })
+        let cause = match fields.get("cause") {
+            None | Some(Value::Null) => Cause::Requested,
+            Some(Value::String(name)) => match Cause::from_name(name) {
+                Some(cause) if cause != Cause::Marker => cause,
+                _ => {
+                    return Err(format!(
+                        "queue message: cause: '{}' is not one of requested, inputs_changed, marker_retry, no_marker",
+                        crate::contract::names::shorten(name)
+                    ));
+                }
+            },
+            Some(other) => {
+                return Err(format!("queue message: cause: expected a string, not {}", kind(other)));
+            }
+        };
+        Ok(Self { date, force, cause })
     }
 }
 
@@ -104,10 +140,32 @@ pub async fn handle(State(state): State<AppState>, body: Bytes) -> Result<Invoca
     let message = DateMessage::decode(invocation.data(TRIGGER_BINDING)?).map_err(HandlerError::BadRequest)?;
     let dequeue_count =
         invocation.metadata_string("DequeueCount").and_then(|count| count.parse::<u32>().ok());
-    tracing::info!(date = %message.date, force = message.force, dequeue_count, "queued date received");
-    state
-        .run(RunRequest { date: message.date, trigger: Trigger::Queue, force: message.force, marker: None })
-        .await
+    let date = message.date;
+    tracing::info!(%date, force = message.force, cause = message.cause.as_str(), dequeue_count, "queued date received");
+    let marker = if message.cause == Cause::MarkerRetry {
+        match state.pipeline.read_marker(date).await? {
+            Some(Ok(marker)) => Some(marker),
+            Some(Err(error)) => {
+                let line = format!(
+                    "{date}: nothing ingested, marker eot_{date}.txt is invalid: {error}; upload a corrected marker to run the date"
+                );
+                tracing::warn!("{line}");
+                return Ok(InvocationResult::logged(line));
+            }
+            None => {
+                let line = format!(
+                    "{date}: nothing ingested, marker_retry but eot_{date}.txt is gone; reingest the date or upload its marker"
+                );
+                tracing::warn!("{line}");
+                return Ok(InvocationResult::logged(line));
+            }
+        }
+    } else {
+        None
+    };
+    let request =
+        RunRequest { date, trigger: Trigger::Queue, cause: message.cause, force: message.force, marker };
+    state.run(request).await
 }
 
 #[cfg(test)]
@@ -118,8 +176,10 @@ mod tests {
     #[test]
     fn messages_round_trip_in_every_wrapping() {
         let date = IngestDate::parse("2023-11-23").expect("accepted");
-        for force in [false, true] {
-            let message = DateMessage { date, force };
+        for (force, cause) in
+            [(false, Cause::Requested), (true, Cause::Requested), (false, Cause::MarkerRetry)]
+        {
+            let message = DateMessage { date, force, cause };
             let text = message.encode();
             // As the host sends it (double-encoded), as the docs show it (bare).
             let double = Value::String(Value::String(text.clone()).to_string());
@@ -127,14 +187,23 @@ mod tests {
                 assert_eq!(DateMessage::decode(&value), Ok(message), "{value}");
             }
         }
-        assert_eq!(DateMessage::encode(&DateMessage { date, force: false }), "2023-11-23");
+        assert_eq!(DateMessage::requested(date, false).encode(), "2023-11-23");
+        assert_eq!(DateMessage::requested(date, true).encode(), r#"{"date":"2023-11-23","force":true}"#);
+        assert_eq!(
+            DateMessage { date, force: false, cause: Cause::InputsChanged }.encode(),
+            r#"{"cause":"inputs_changed","date":"2023-11-23"}"#
+        );
         assert_eq!(
             DateMessage::decode(&json!({"date": "2023-11-23", "force": true})),
-            Ok(DateMessage { date, force: true })
+            Ok(DateMessage::requested(date, true))
         );
         assert_eq!(
             DateMessage::decode(&json!(" {\"date\":\"2023-11-23\"} ")),
-            Ok(DateMessage { date, force: false })
+            Ok(DateMessage::requested(date, false))
+        );
+        assert_eq!(
+            DateMessage::decode(&json!("{\"date\":\"2023-11-23\",\"cause\":\"no_marker\"}")),
+            Ok(DateMessage { date, force: false, cause: Cause::NoMarker })
         );
     }
 
@@ -146,7 +215,15 @@ mod tests {
             (json!("{\"force\":true}"), "queue message: date is missing"),
             (
                 json!("{\"date\":\"2023-11-23\",\"x\":1}"),
-                "queue message: unknown field 'x'; expected date and optionally force",
+                "queue message: unknown field 'x'; expected date and optionally force and cause",
+            ),
+            (
+                json!("{\"date\":\"2023-11-23\",\"cause\":\"marker\"}"),
+                "queue message: cause: 'marker' is not one of requested, inputs_changed, marker_retry, no_marker",
+            ),
+            (
+                json!("{\"date\":\"2023-11-23\",\"cause\":3}"),
+                "queue message: cause: expected a string, not a number",
             ),
             (
                 json!("{\"date\":\"2023-11-23\",\"force\":\"yes\"}"),

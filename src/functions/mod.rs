@@ -192,7 +192,7 @@ fn conclude(report: &RunReport) -> Result<InvocationResult, HandlerError> {
             tracing::warn!(run_id = %report.run_id, "{summary}");
             Ok(InvocationResult::logged(summary))
         }
-        RunStatus::Succeeded | RunStatus::Unchanged => {
+        RunStatus::Succeeded | RunStatus::Unchanged | RunStatus::NoFiles => {
             tracing::info!(run_id = %report.run_id, "{summary}");
             Ok(InvocationResult::logged(summary))
         }

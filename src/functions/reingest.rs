@@ -76,7 +76,7 @@ impl ReingestRequest {
 
     /// The queue messages, one per date (see [`DateMessage::encode`]).
     pub fn messages(&self) -> Vec<String> {
-        self.dates.iter().map(|&date| DateMessage { date, force: self.force }.encode()).collect()
+        self.dates.iter().map(|&date| DateMessage::requested(date, self.force).encode()).collect()
     }
 }
 

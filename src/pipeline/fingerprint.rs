@@ -42,12 +42,17 @@ impl Fingerprint {
             etag: input.etag.clone(),
             size: input.size,
         });
-        Self::new(report.contract_version, files, &report.referentials)
+        Self::new(report.contract_version, files, versions(&report.referentials))
     }
 
     /// What a run of this build would see now: the date's files as they land, and the
     /// referential versions it would use.
     pub fn of_landing(landing: &Landing, referentials: &BTreeMap<String, ReferentialReport>) -> Self {
+        Self::of_versions(landing, versions(referentials))
+    }
+
+    /// [`Fingerprint::of_landing`] with the referential versions as referential → source ETag.
+    pub fn of_versions(landing: &Landing, referentials: BTreeMap<String, String>) -> Self {
         let files = landing.files().map(|file| FileVersion {
             name: file.name.to_owned(),
             etag: file.etag.to_owned(),
@@ -59,12 +64,10 @@ impl Fingerprint {
     fn new(
         contract_version: u32,
         files: impl Iterator<Item = FileVersion>,
-        referentials: &BTreeMap<String, ReferentialReport>,
+        referentials: BTreeMap<String, String>,
     ) -> Self {
         let mut files: Vec<FileVersion> = files.collect();
         files.sort();
-        let referentials =
-            referentials.iter().map(|(name, used)| (name.clone(), used.etag.clone())).collect();
         Self { contract_version, files, referentials }
     }
 
@@ -78,6 +81,10 @@ impl Fingerprint {
     pub fn same_referentials(&self, other: &Self) -> bool {
         self.referentials == other.referentials
     }
+}
+
+fn versions(referentials: &BTreeMap<String, ReferentialReport>) -> BTreeMap<String, String> {
+    referentials.iter().map(|(name, used)| (name.clone(), used.etag.clone())).collect()
 }
 
 #[cfg(test)]

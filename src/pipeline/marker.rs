@@ -2,9 +2,26 @@
 //! files are missing, and which present files it does not list.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use object_store::ObjectStore;
+
+use super::PipelineError;
 use super::landing::Landing;
-use crate::contract::EotMarker;
+use crate::contract::{EotMarker, IngestDate, InvalidMarker, paths};
+use crate::storage::blobs;
+
+/// Reads the date's end-of-transmission marker from the landing container: `None` when it is
+/// absent, the parse error when it cannot be read.
+pub async fn read_marker(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &str,
+    date: IngestDate,
+) -> Result<Option<Result<EotMarker, InvalidMarker>>, PipelineError> {
+    let path = paths::landing(prefix, &format!("eot_{date}.txt"));
+    let Some(bytes) = blobs::get_optional(store, &path).await? else { return Ok(None) };
+    Ok(Some(EotMarker::parse(date, &bytes)))
+}
 
 /// What a marker says of a date's files.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 
-pub use crate::contract::report::{RunReport, RunStatus, Trigger};
+pub use crate::contract::report::{Cause, RunReport, RunStatus, Trigger};
 pub use referentials::{EAN_CHECK_DIGIT, SourceNote};
 pub use rerender::{Rerendered, rerender};
 
@@ -88,9 +88,12 @@ pub struct RunRequest {
     pub date: IngestDate,
     /// What started the run (goes into the report).
     pub trigger: Trigger,
+    /// Why it runs (goes into the report).
+    pub cause: Cause,
     /// Run even when the inputs match the published report's.
     pub force: bool,
-    /// The end-of-transmission marker's content, for marker runs only.
+    /// The end-of-transmission marker's content, for marker runs only: a marker run checks it
+    /// against the files, and publishes an empty day when it lists none and none exist.
     pub marker: Option<EotMarker>,
 }
 
@@ -209,9 +212,41 @@ impl Pipeline {
         run::run_date(self, request).await
     }
 
+    /// The date's end-of-transmission marker: `None` when absent, the parse error when it
+    /// cannot be read.
+    pub async fn read_marker(
+        &self,
+        date: IngestDate,
+    ) -> Result<Option<Result<EotMarker, crate::contract::InvalidMarker>>, PipelineError> {
+        marker::read_marker(&self.store, &self.settings.landing_prefix, date).await
+    }
+
     /// The report of the run that published the date's output, if any.
     pub async fn published_report(&self, date: IngestDate) -> Result<Option<RunReport>, PipelineError> {
         read_report(&self.store, &paths::published_report(date)).await
+    }
+}
+
+/// The report of the date's latest run (run ids sort by start time), `None` when nothing ran
+/// the date.
+pub async fn latest_report(
+    store: &Arc<dyn ObjectStore>,
+    date: IngestDate,
+) -> Result<Option<RunReport>, PipelineError> {
+    let prefix = paths::run_reports(date);
+    let listing = store
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .map_err(|e| BlobError::new("list the runs of a date", &prefix, e))?;
+    let latest = listing
+        .objects
+        .into_iter()
+        .map(|meta| meta.location)
+        .filter(|path| path.as_ref().ends_with(".json"))
+        .max();
+    match latest {
+        Some(path) => read_report(store, &path).await,
+        None => Ok(None),
     }
 }
 

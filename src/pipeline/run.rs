@@ -1,5 +1,5 @@
 //! The run of one date, stage by stage, under the date's lock: list → marker → referentials →
-//! unchanged? → read and enrich → settle files → publish. Each stage returns values; the run
+//! no files? → unchanged? → read and enrich → settle files → publish. Each stage returns values; the run
 //! ends in an [`Outcome`], and the report is assembled once from it.
 
 use std::collections::BTreeMap;
@@ -43,6 +43,8 @@ enum Outcome {
     Incomplete { marker: MarkerCheck },
     /// A referential has no usable version: nothing is ingested.
     Blocked { reason: String, referentials: BTreeMap<String, ReferentialReport> },
+    /// A run without marker found no transaction file: nothing is published.
+    NoFiles { referentials: BTreeMap<String, ReferentialReport> },
     /// The inputs are those of the published report: nothing is redone.
     Unchanged { published: Box<RunReport>, referentials: BTreeMap<String, ReferentialReport> },
     /// Every file read: the date's output is to be published.
@@ -98,6 +100,10 @@ async fn read_date(
         Prepared::Blocked { reason, usable } => return Ok(Outcome::Blocked { reason, referentials: usable }),
     };
     let referentials = versions.reports();
+    // An empty day is published only when a marker declares it (contract section 6).
+    if request.marker.is_none() && landing.has_no_files() {
+        return Ok(Outcome::NoFiles { referentials });
+    }
     if let Some(published) = unchanged(pipeline, request, landing, &referentials).await? {
         return Ok(Outcome::Unchanged { published: Box::new(published), referentials });
     }
@@ -146,6 +152,7 @@ fn assemble(
         date: request.date,
         run_id: run.id.clone(),
         trigger: request.trigger,
+        cause: Some(request.cause),
         status: RunStatus::Succeeded,
         reason: None,
         published_run_id: None,
@@ -168,6 +175,14 @@ fn assemble(
         Outcome::Blocked { reason, referentials } => {
             report.status = RunStatus::Blocked;
             report.reason = Some(reason.clone());
+            report.referentials.clone_from(referentials);
+        }
+        Outcome::NoFiles { referentials } => {
+            report.status = RunStatus::NoFiles;
+            report.reason = Some(
+                "no transaction file of the date, present or quarantined: nothing published (an empty day is published only when a marker declares it)"
+                    .to_owned(),
+            );
             report.referentials.clone_from(referentials);
         }
         Outcome::Unchanged { published, referentials } => {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use object_store::ObjectStore;
 use retail_ingest::contract::EotMarker;
 use retail_ingest::pipeline::{
-    Pipeline, PipelineError, PipelineSettings, RunReport, RunRequest, RunStatus, Trigger,
+    Cause, Pipeline, PipelineError, PipelineSettings, RunReport, RunRequest, RunStatus, Trigger,
 };
 use retail_ingest::storage::{
     self, DEV_STORAGE_ACCOUNT, DEV_STORAGE_ACCOUNT_KEY, NetworkPolicy, StoreSettings,
@@ -330,7 +330,8 @@ fn pipeline(settings: &StoreSettings) -> Pipeline {
 
 async fn run(pipeline: &Pipeline, trigger: Trigger, force: bool) -> Result<RunReport, PipelineError> {
     let marker = (trigger == Trigger::Eot).then_some(EotMarker::Everything);
-    pipeline.run_date(RunRequest { date: date(DAY), trigger, force, marker }).await
+    let cause = if marker.is_some() { Cause::Marker } else { Cause::Requested };
+    pipeline.run_date(RunRequest { date: date(DAY), trigger, cause, force, marker }).await
 }
 
 /// What a correct run of these landing files publishes, computed on a local store.

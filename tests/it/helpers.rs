@@ -12,7 +12,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use retail_ingest::contract::{EotMarker, IngestDate};
-use retail_ingest::pipeline::{Pipeline, PipelineSettings, RunReport, RunRequest, Trigger};
+use retail_ingest::pipeline::{Cause, Pipeline, PipelineSettings, RunReport, RunRequest, Trigger};
 
 /// `tests/fixtures/{name}`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -116,7 +116,8 @@ impl TestStore {
     }
 
     pub async fn run_with(&self, day: &str, force: bool, marker: Option<EotMarker>) -> RunReport {
-        let request = RunRequest { date: date(day), trigger: Trigger::Cli, force, marker };
+        let cause = if marker.is_some() { Cause::Marker } else { Cause::Requested };
+        let request = RunRequest { date: date(day), trigger: Trigger::Cli, cause, force, marker };
         self.pipeline().run_date(request).await.expect("the run finishes")
     }
 

@@ -24,7 +24,7 @@ use retail_ingest::contract::{EotMarker, IngestDate, LandingBlob, TransactionFil
 use retail_ingest::functions::envelope::{HttpRequestData, Invocation, decode_blob, decode_string};
 use retail_ingest::functions::ingest_date::DateMessage;
 use retail_ingest::functions::reingest::ReingestRequest;
-use retail_ingest::pipeline::{Pipeline, PipelineSettings, RunReport, RunRequest, RunStatus, Trigger};
+use retail_ingest::pipeline::{Cause, Pipeline, PipelineSettings, RunReport, RunRequest, RunStatus, Trigger};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -65,7 +65,13 @@ async fn run_files(files: &[(String, Vec<u8>)], max_reject_ratio: f64) -> Outcom
     }
     let settings = PipelineSettings { max_reject_ratio, parallelism: Some(1), ..PipelineSettings::default() };
     let pipeline = Pipeline::new(Arc::clone(&store), settings);
-    let request = RunRequest { date: date(DAY), trigger: Trigger::Cli, force: false, marker: None };
+    let request = RunRequest {
+        date: date(DAY),
+        trigger: Trigger::Cli,
+        cause: Cause::Requested,
+        force: false,
+        marker: None,
+    };
     let report = pipeline.run_date(request).await.expect("an in-memory run never fails on storage");
     let read = |path: &'static str| {
         let store = Arc::clone(&store);

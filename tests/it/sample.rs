@@ -367,7 +367,7 @@ async fn a_prefix_and_eot_markers_are_honoured() {
 /// quarantined for too many rejects, rows at hours outside 8–20, a date with a single file.
 #[tokio::test]
 async fn the_pipeline_reports_exactly_the_manifests_figures() {
-    use retail_ingest::pipeline::{Pipeline, PipelineSettings, RunRequest, Trigger};
+    use retail_ingest::pipeline::{Cause, Pipeline, PipelineSettings, RunRequest, Trigger};
     for spec in [
         SampleSpec { rows_per_file: 40, defect_rate: 0.08, days: 3, clients: 50, ..small_spec() },
         SampleSpec { hours: FileHours::Every(vec![6, 12, 21]), defect_rate: 0.05, days: 1, ..small_spec() },
@@ -382,7 +382,13 @@ async fn the_pipeline_reports_exactly_the_manifests_figures() {
         let settings = PipelineSettings { landing_prefix: "landing".into(), ..PipelineSettings::default() };
         let pipeline = Pipeline::new(store, settings);
         for (&date, day) in &manifest.dates {
-            let request = RunRequest { date, trigger: Trigger::Cli, force: false, marker: None };
+            let request = RunRequest {
+                date,
+                trigger: Trigger::Cli,
+                cause: Cause::Requested,
+                force: false,
+                marker: None,
+            };
             let report = pipeline.run_date(request).await.expect("run");
             let context = format!("{date} of {spec:?}");
             assert!(report.status.is_success(), "{context}: {:?}", report.reason);

@@ -20,7 +20,9 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
-use retail_ingest::pipeline::{Pipeline, PipelineError, PipelineSettings, RunRequest, RunStatus, Trigger};
+use retail_ingest::pipeline::{
+    Cause, Pipeline, PipelineError, PipelineSettings, RunRequest, RunStatus, Trigger,
+};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -464,7 +466,13 @@ async fn quarantine_never_deletes_a_source_it_could_not_copy() {
         store.put(&StorePath::from(name), invalid.clone().into()).await.expect("put");
         let dyn_store: Arc<dyn ObjectStore> = store.clone();
         let pipeline = Pipeline::new(Arc::clone(&dyn_store), PipelineSettings::default());
-        let request = || RunRequest { date: date(DAY), trigger: Trigger::Cli, force: false, marker: None };
+        let request = || RunRequest {
+            date: date(DAY),
+            trigger: Trigger::Cli,
+            cause: Cause::Requested,
+            force: false,
+            marker: None,
+        };
         let error = pipeline.run_date(request()).await.expect_err("the run fails");
         match fault {
             CopyFault::Fails => assert!(matches!(error, PipelineError::Storage { .. }), "{fault:?}: {error}"),
