@@ -10,7 +10,7 @@
 #   host.json, <Function>/function.json for each function, retail-ingest (mode 0755).
 # local.settings.json is never packaged; `make func` copies it (or the .example) for Core Tools.
 
-FUNC_FUNCTIONS   := IngestFunction ReingestFunction IngestDateFunction RunStatusFunction
+FUNC_FUNCTIONS   := IngestFunction ReingestFunction IngestDateFunction RunStatusFunction SweepFunction OverviewFunction
 FUNC_APP_DIR     ?= target/func-app
 PACKAGE_TARGET   ?= x86_64-unknown-linux-musl
 PACKAGE_BIN      ?= target/$(PACKAGE_TARGET)/release/retail-ingest

@@ -1,13 +1,16 @@
-//! The command line: `run`, `report`, `demo`, `generate`, `serve`. Parses flags, builds settings, calls
-//! the library, and presents the results (summaries, progress, exit codes).
+//! The command line: `run`, `report`, `sweep`, `status`, `demo`, `generate`, `serve`. Parses
+//! flags, builds settings, calls the library, and presents the results (summaries, progress,
+//! exit codes).
 //!
-//! Exit codes: 0 when every date succeeded or was unchanged; 1 when a date ended `incomplete`
-//! or `blocked`, or failed on storage; 2 for a usage or configuration error (a malformed date,
-//! an unreachable store).
+//! Exit codes: 0 when every date went as it should (`run`: succeeded, unchanged or no_files;
+//! `sweep`, `status`: no date needs a person); 1 when a date ended `incomplete` or `blocked`,
+//! needs a person, or failed on storage; 2 for a usage or configuration error (a malformed
+//! date, an unreachable store).
 
 mod demo;
 mod run;
 mod summary;
+mod sweep;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -37,6 +40,11 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Write a generated sample container (for tests and benchmarks); ingests nothing.
     Generate(demo::GenerateArgs),
+    /// Decide every date of the window (contract section 9), run the dates that need a run,
+    /// write the overview.
+    Sweep(sweep::SweepArgs),
+    /// The table of a window's dates: state, latest run, figures, why a date needs a person.
+    Status(sweep::StatusArgs),
     /// Serve the Azure Functions custom handler (the Functions host starts this).
     Serve(ServeArgs),
 }
@@ -79,6 +87,8 @@ struct ServeArgs {
     /// Prefix of the landing files inside the store.
     #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
     prefix: String,
+    #[command(flatten)]
+    sweep: sweep::SweepSettingsArgs,
 }
 
 /// A share between 0 and 1. Blank means the default: app settings are often present but empty
@@ -121,6 +131,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Report(args) => run::report(args).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Generate(args) => demo::generate(args).await,
+        Command::Sweep(args) => sweep::sweep(args).await,
+        Command::Status(args) => sweep::status(args).await,
         Command::Serve(args) => {
             let options = crate::functions::ServeOptions {
                 port: args.port,
@@ -130,6 +142,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     max_reject_ratio: args.max_reject_ratio,
                     ..PipelineSettings::default()
                 },
+                sweep: args.sweep.settings(),
             };
             crate::functions::serve(options).await.map(|()| ExitCode::SUCCESS)
         }

@@ -103,6 +103,10 @@ pub struct HttpRequestData {
     /// Route parameters (`{date}` of `runs/{date}`).
     #[serde(rename = "Params", default)]
     pub params: Map<String, Value>,
+    /// Query parameters (`from`, `to` of `runs?from&to`; `code` is the function key: never
+    /// logged).
+    #[serde(rename = "Query", default)]
+    pub query: Map<String, Value>,
     /// The raw body text; absent when the request had no `Content-Length`.
     #[serde(rename = "Body", default)]
     pub body: Option<Value>,
@@ -131,6 +135,11 @@ impl HttpRequestData {
     /// A route parameter, decoded like any host string.
     pub fn param(&self, name: &str) -> Option<String> {
         self.params.get(name).and_then(decode_string)
+    }
+
+    /// A query parameter, decoded like any host string.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.get(name).and_then(decode_string)
     }
 }
 

@@ -12,6 +12,8 @@
 //! - [`reingest`]: `ReingestFunction`, HTTP → validated dates → queue fan-out.
 //! - [`ingest_date`]: `IngestDateFunction`, one queued date.
 //! - [`run_status`]: `RunStatusFunction`, a date's published report.
+//! - [`sweep`]: `SweepFunction`, the timer that sweeps the window and queues the dates to run.
+//! - [`overview`]: `OverviewFunction`, the overview entries of a range of dates.
 //!
 //! Every function calls [`crate::pipeline::Pipeline::run_date`] through [`AppState::run`], which
 //! turns the report into the invocation's outcome.
@@ -20,8 +22,10 @@ pub mod envelope;
 pub mod error;
 pub mod ingest;
 pub mod ingest_date;
+pub mod overview;
 pub mod reingest;
 pub mod run_status;
+pub mod sweep;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -42,6 +46,7 @@ pub use envelope::{Invocation, InvocationResult};
 pub use error::HandlerError;
 
 use crate::pipeline::{Pipeline, PipelineSettings, RunReport, RunRequest, RunStatus};
+use crate::sweep::SweepSettings;
 
 /// The environment variable through which the host gives the port.
 pub const PORT_VAR: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
@@ -61,11 +66,18 @@ pub struct ServeOptions {
     pub bind: IpAddr,
     /// The pipeline's knobs.
     pub pipeline: PipelineSettings,
+    /// How the sweep decides.
+    pub sweep: SweepSettings,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        Self { port: None, bind: IpAddr::V4(Ipv4Addr::LOCALHOST), pipeline: PipelineSettings::default() }
+        Self {
+            port: None,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            pipeline: PipelineSettings::default(),
+            sweep: SweepSettings::default(),
+        }
     }
 }
 
@@ -95,7 +107,9 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             tracing::warn!(%error, "the store is not reachable yet");
         }
     });
-    run_server(listener, pipeline, shutdown_signal()).await.context("the custom handler failed")?;
+    run_server(listener, AppState::new(pipeline).with_sweep(options.sweep), shutdown_signal())
+        .await
+        .context("the custom handler failed")?;
     tracing::info!("custom handler stopped");
     Ok(())
 }
@@ -113,10 +127,9 @@ pub fn port_from_env() -> anyhow::Result<u16> {
 /// requests and for runs whose caller hung up.
 pub async fn run_server(
     listener: TcpListener,
-    pipeline: Arc<Pipeline>,
+    state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(pipeline);
     let runs = state.runs.clone();
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await?;
     runs.close();
@@ -159,14 +172,23 @@ pub async fn shutdown_signal() {
 #[derive(Clone)]
 pub struct AppState {
     pipeline: Arc<Pipeline>,
+    /// How the sweep decides.
+    sweep: SweepSettings,
     /// Runs in progress: spawned, so that a host hanging up cannot cancel one half-way.
     runs: TaskTracker,
 }
 
 impl AppState {
-    /// State around one pipeline.
+    /// State around one pipeline, with the sweep's default settings.
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Self { pipeline, runs: TaskTracker::new() }
+        Self { pipeline, sweep: SweepSettings::default(), runs: TaskTracker::new() }
+    }
+
+    /// The same state with these sweep settings.
+    #[must_use]
+    pub fn with_sweep(mut self, sweep: SweepSettings) -> Self {
+        self.sweep = sweep;
+        self
     }
 
     /// Runs one date and turns the report into the invocation's outcome: success for
@@ -204,16 +226,20 @@ pub fn router(pipeline: Arc<Pipeline>) -> Router {
     app(AppState::new(pipeline))
 }
 
-fn app(state: AppState) -> Router {
+/// The router over a state (its sweep settings included).
+pub fn app(state: AppState) -> Router {
     let wrapped = Router::new()
         .route(&format!("/{}", ingest::NAME), post(ingest::handle))
         .route(&format!("/{}", reingest::NAME), post(reingest::handle))
         .route(&format!("/{}", ingest_date::NAME), post(ingest_date::handle))
         .route(&format!("/{}", run_status::NAME), post(run_status::handle_wrapped))
+        .route(&format!("/{}", sweep::NAME), post(sweep::handle))
+        .route(&format!("/{}", overview::NAME), post(overview::handle_wrapped))
         .layer(DefaultBodyLimit::max(WRAPPED_BODY_LIMIT));
     Router::new()
         .route("/", get(ready))
         .route("/api/runs/{date}", get(run_status::handle_forwarded))
+        .route("/api/runs", get(overview::handle_forwarded))
         .merge(wrapped)
         .fallback(not_found)
         .layer(axum::middleware::map_response(explain_payload_too_large))

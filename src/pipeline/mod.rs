@@ -204,6 +204,11 @@ impl Pipeline {
         &self.store
     }
 
+    /// Its settings.
+    pub fn settings(&self) -> &PipelineSettings {
+        &self.settings
+    }
+
     /// Runs one date. `Ok` whatever the data looked like (see the report's status); `Err` only
     /// when storage failed or another run of the date held it too long: nothing partial was
     /// published and the caller should retry.

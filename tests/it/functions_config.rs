@@ -72,7 +72,17 @@ fn host_json_matches_its_schema_and_the_protocol() {
 fn every_function_json_matches_its_schema_as_draft_07() {
     let validator = function_validator();
     let folders = function_folders();
-    assert_eq!(folders, ["IngestDateFunction", "IngestFunction", "ReingestFunction", "RunStatusFunction"]);
+    assert_eq!(
+        folders,
+        [
+            "IngestDateFunction",
+            "IngestFunction",
+            "OverviewFunction",
+            "ReingestFunction",
+            "RunStatusFunction",
+            "SweepFunction"
+        ]
+    );
     for folder in &folders {
         let function = json_file(format!("{ROOT}/{folder}/function.json"));
         assert_eq!(errors(&validator, &function), Vec::<String>::new(), "{folder}");
@@ -116,10 +126,20 @@ fn function_bindings_match_what_the_handler_reads() {
     assert_eq!(reingest["bindings"][2]["queueName"], queue_name);
     assert_eq!(reingest["bindings"][0]["route"], "reingest");
 
-    for folder in ["ReingestFunction", "RunStatusFunction"] {
+    for folder in ["ReingestFunction", "RunStatusFunction", "OverviewFunction"] {
         assert_eq!(binding(folder, 0)["authLevel"], "function", "{folder}");
     }
     assert_eq!(binding("RunStatusFunction", 0)["route"], "runs/{date}");
+    assert_eq!(binding("OverviewFunction", 0)["route"], "runs");
+
+    let timer = binding("SweepFunction", 0);
+    assert_eq!(timer["type"], "timerTrigger");
+    assert_eq!(timer["name"], retail_ingest::functions::sweep::TIMER_BINDING);
+    assert_eq!(timer["schedule"], "%INGEST_SWEEP_SCHEDULE%", "the schedule is an app setting");
+    let queue = binding("SweepFunction", 1);
+    assert_eq!((&queue["type"], &queue["direction"]), (&Value::from("queue"), &Value::from("out")));
+    assert_eq!(queue["name"], retail_ingest::functions::sweep::QUEUE_BINDING);
+    assert_eq!(queue["queueName"], queue_name, "the sweep queues what IngestDateFunction runs");
 }
 
 #[test]
@@ -139,6 +159,10 @@ fn local_settings_example_matches_its_schema_and_names_every_setting() {
         retail_ingest::storage::INGEST_STORAGE_CLIENT_ID,
         "INGEST_PREFIX",
         "INGEST_MAX_REJECT_RATIO",
+        "INGEST_SWEEP_SCHEDULE",
+        "INGEST_SWEEP_DAYS",
+        "INGEST_SWEEP_DEADLINE",
+        "INGEST_SWEEP_INGEST_WITHOUT_MARKER",
         "INGEST_LOG_FORMAT",
         "RUST_LOG",
     ] {
