@@ -30,7 +30,6 @@ import glob
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -375,8 +374,9 @@ def check_reports(store: Store, ground_truth: dict | None) -> list[str]:
                     problems.append(
                         f"{store.name} {date}: totals.{ours} is {totals[ours]}, expected.json says {truth[theirs]}"
                     )
-    if ground_truth is not None and set(map(str, store.reports)) != set(ground_truth["dates"]):
-        problems.append(f"{store.name}: dates {sorted(map(str, store.reports))}, expected.json has {sorted(ground_truth['dates'])}")
+    dates = sorted(map(str, store.reports))
+    if ground_truth is not None and dates != sorted(ground_truth["dates"]):
+        problems.append(f"{store.name}: dates {dates}, expected.json has {sorted(ground_truth['dates'])}")
     return problems
 
 
@@ -717,13 +717,24 @@ def show(value) -> str:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
+class ReaderError(Exception):
+    """An engine's error, with the step it happened in."""
+
+
+def attempt(what: str, call, *args):
+    try:
+        return call(*args)
+    except Exception as error:  # noqa: BLE001 - any reader error is a finding, reported as such
+        raise ReaderError(f"could not {what}: {first_line(error)}") from error
+
+
 def compare_kind(engine, kind: Kind, store: Store, expected: Expected) -> tuple[list[str], int]:
     """The differences between what `engine` reads for `kind` of `store` and what is expected."""
     label = f"{store.name}"
     problems = []
-    dataset = engine.open(store, kind)
+    dataset = attempt(f"open {store.glob(kind)}", engine.open, store, kind)
 
-    schema = engine.schema(dataset)
+    schema = attempt("read the schema", engine.schema, dataset)
     names = [name for name, _, _ in schema]
     wanted = [c.name for c in kind.columns]
     if names != wanted:
@@ -744,7 +755,7 @@ def compare_kind(engine, kind: Kind, store: Store, expected: Expected) -> tuple[
     if names != wanted:
         return problems, 0
 
-    counts, nulls = engine.groups(dataset, kind.group_by, wanted)
+    counts, nulls = attempt("count the rows", engine.groups, dataset, kind.group_by, wanted)
     rows = sum(counts.values())
     if counts != expected.counts:
         differing = sorted(set(counts) | set(expected.counts), key=str)
@@ -762,7 +773,7 @@ def compare_kind(engine, kind: Kind, store: Store, expected: Expected) -> tuple[
             problems.append(f"{label}: {name}: {nulls.get(name)} nulls, expected {want}")
 
     if expected.rows:
-        found = engine.select(dataset, [key for key, _ in expected.rows])
+        found = attempt("select the known rows", engine.select, dataset, [key for key, _ in expected.rows])
         for key, wanted_rows in expected.rows:
             hits = [r for r in found if all(same(v, r.get(c)) for c, v in key.items())]
             if len(hits) != len(wanted_rows):
@@ -841,7 +852,8 @@ def main() -> int:
         try:
             engine = make_engine(name, work)
         except Exception as error:  # noqa: BLE001 - an engine that can't start fails its lines
-            print(f"{name:<8} could not start: {first_line(error)}")
+            log = f" (the JVM's output: {work / 'spark.log'})" if name == "spark" else ""
+            print(f"{name:<8} could not start: {first_line(error)}{log}")
             failed += [f"{name}/{k.name}" for k in KINDS]
             continue
         versions.append(engine.version)
@@ -851,8 +863,8 @@ def main() -> int:
             for store in stores:
                 try:
                     store_problems, store_rows = compare_kind(engine, kind, store, expectations[(store.name, kind.name)])
-                except Exception as error:  # noqa: BLE001 - a reader's error is a finding
-                    store_problems, store_rows = [f"{store.name}: could not read {store.glob(kind)}: {first_line(error)}"], 0
+                except ReaderError as error:
+                    store_problems, store_rows = [f"{store.name}: {error}"], 0
                 found += store_problems
                 rows += store_rows
             dates = sum(len(s.reports) for s in stores) if kind.group_by else len(stores)
@@ -869,10 +881,11 @@ def main() -> int:
 
     total = passed + len(failed)
     elapsed = time.monotonic() - started
-    print(f"interop: readers: {'; '.join(versions)}")
+    print(f"interop: readers: {'; '.join(versions) or 'none started'}")
     stores_text = " + ".join(s.name for s in stores)
     if failed:
-        print(f"interop: FAILED: {len(failed)} of {total} engine/kind checks ({stores_text}) in {elapsed:.0f} s: {', '.join(failed)}")
+        print(f"interop: FAILED: {len(failed)} of {total} engine/kind checks ({stores_text}) in {elapsed:.0f} s:")
+        print(f"    {', '.join(failed)}")
         return 1
     print(f"interop: all {total} engine/kind checks passed ({stores_text}) in {elapsed:.0f} s")
     return 0
