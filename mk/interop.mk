@@ -6,14 +6,16 @@
 #                       all dates at once, with each engine and checks names, types, nullability,
 #                       row counts per date (from the run reports) and known rows of the real
 #                       files (interop/check.py). One line per engine and kind; exit 1 on any
-#                       difference. About two minutes, most of it Spark's start and warm-up.
+#                       difference. 0.5-1.5 minutes, most of it Spark's start and warm-up,
+#                       plus 2-3 minutes to install the readers the first time (pyspark: 456 MB).
 #                       INTEROP_ARGS="--engines duckdb,polars" narrows it.
 #
 # The readers come from PyPI, pinned with hashes in interop/requirements.lock, into
 # .venv-interop/ (git-ignored; reinstalled when the lock changes). Spark needs Java 17+: Debian's
 # openjdk-17-jre-headless is installed when `java` is missing. INTEROP_BIN defaults to the debug
-# build, which `cargo build` brings up to date first (a no-op after `make test`); another
-# INTEROP_BIN is used as it is.
+# build, used as it is when present (in CI, the one `make test` just built: a plain
+# `cargo build --bin` there would build it again, without the dev-dependencies' features) and
+# built with cargo when absent; after a change to src/, `cargo build` it first.
 
 CARGO            ?= cargo
 INTEROP_VENV     ?= .venv-interop
@@ -44,11 +46,13 @@ interop-tools: $(INTEROP_STAMP)
 	    { apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless; }; }
 
 interop-build:
-ifeq ($(INTEROP_BIN),$(INTEROP_DEBUG))
-	$(CARGO) build --bin retail-ingest
-else
-	@test -x '$(INTEROP_BIN)' || { echo "interop: no executable at INTEROP_BIN=$(INTEROP_BIN)"; exit 1; }
-endif
+	@if [ -x '$(INTEROP_BIN)' ]; then \
+	  echo "interop: reading the outputs of $(INTEROP_BIN), built $$(date -r '$(INTEROP_BIN)' '+%F %T')"; \
+	elif [ '$(INTEROP_BIN)' = '$(INTEROP_DEBUG)' ]; then \
+	  $(CARGO) build --bin retail-ingest; \
+	else \
+	  echo "interop: no executable at INTEROP_BIN=$(INTEROP_BIN)"; exit 1; \
+	fi
 
 interop: interop-tools interop-build ## read every output with Spark, DuckDB, Polars, pyarrow, pandas
 	$(INTEROP_VENV)/bin/python interop/check.py --bin $(INTEROP_BIN) --real $(INTEROP_REAL) \
