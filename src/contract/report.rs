@@ -162,10 +162,26 @@ pub struct RunReport {
     pub missing_files: Option<Vec<String>>,
     /// Hours from the earliest store opening to the latest closing with no file at all.
     pub missing_hours: Vec<u8>,
+    /// `blocked` and `incomplete` runs only (their `inputs` are empty: nothing was read): the
+    /// transaction files they saw, present or quarantined earlier, so that the sweep can tell
+    /// when that changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub landed: Option<Vec<FileVersion>>,
     /// Per referential (`clients`, `stores`, `products`): the version used.
     pub referentials: BTreeMap<String, ReferentialReport>,
     /// The files this run published (empty unless `succeeded`).
     pub outputs: Vec<OutputReport>,
+}
+
+/// One version of one transaction file: what tells two landings apart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileVersion {
+    /// The blob name.
+    pub name: String,
+    /// Its ETag.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// One transaction file.
@@ -320,6 +336,7 @@ impl RunReport {
             unlisted: None,
             missing_files: None,
             missing_hours: Vec::new(),
+            landed: None,
             referentials: BTreeMap::new(),
             outputs: Vec::new(),
         }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::landing::Landing;
 use crate::contract::CONTRACT_VERSION;
+pub use crate::contract::report::FileVersion;
 use crate::contract::report::{ReferentialReport, RunReport};
 
 /// The inputs of a run of a date.
@@ -23,26 +24,36 @@ pub struct Fingerprint {
     pub referentials: BTreeMap<String, String>,
 }
 
-/// One version of one transaction file.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct FileVersion {
-    /// The blob name.
-    pub name: String,
-    /// Its ETag.
-    pub etag: String,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
 impl Fingerprint {
-    /// What a run saw, from its report.
+    /// What a run saw, from its report: its inputs, or the files it saw without reading them.
     pub fn of_report(report: &RunReport) -> Self {
-        let files = report.inputs.iter().map(|input| FileVersion {
-            name: input.name.clone(),
-            etag: input.etag.clone(),
-            size: input.size,
-        });
-        Self::new(report.contract_version, files, versions(&report.referentials))
+        let files: Vec<FileVersion> = match &report.landed {
+            Some(landed) => landed.clone(),
+            None => report
+                .inputs
+                .iter()
+                .map(|input| FileVersion {
+                    name: input.name.clone(),
+                    etag: input.etag.clone(),
+                    size: input.size,
+                })
+                .collect(),
+        };
+        Self::new(report.contract_version, files.into_iter(), versions(&report.referentials))
+    }
+
+    /// The landing's files, sorted, as a report's `landed`.
+    pub fn files_of(landing: &Landing) -> Vec<FileVersion> {
+        let mut files: Vec<FileVersion> = landing
+            .files()
+            .map(|file| FileVersion {
+                name: file.name.to_owned(),
+                etag: file.etag.to_owned(),
+                size: file.size,
+            })
+            .collect();
+        files.sort();
+        files
     }
 
     /// What a run of this build would see now: the date's files as they land, and the
@@ -53,12 +64,7 @@ impl Fingerprint {
 
     /// [`Fingerprint::of_landing`] with the referential versions as referential → source ETag.
     pub fn of_versions(landing: &Landing, referentials: BTreeMap<String, String>) -> Self {
-        let files = landing.files().map(|file| FileVersion {
-            name: file.name.to_owned(),
-            etag: file.etag.to_owned(),
-            size: file.size,
-        });
-        Self::new(CONTRACT_VERSION, files, referentials)
+        Self::new(CONTRACT_VERSION, Self::files_of(landing).into_iter(), referentials)
     }
 
     fn new(

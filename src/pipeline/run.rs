@@ -164,6 +164,7 @@ fn assemble(
         unlisted: marker.map(|check| check.unlisted.clone()),
         missing_files: marker.map(|check| check.missing.clone()),
         missing_hours: Vec::new(),
+        landed: None,
         referentials: BTreeMap::new(),
         outputs: Vec::new(),
     };
@@ -171,11 +172,13 @@ fn assemble(
         Outcome::Incomplete { marker } => {
             report.status = RunStatus::Incomplete;
             report.reason = Some(marker.reason());
+            report.landed = Some(Fingerprint::files_of(landing));
         }
         Outcome::Blocked { reason, referentials } => {
             report.status = RunStatus::Blocked;
             report.reason = Some(reason.clone());
             report.referentials.clone_from(referentials);
+            report.landed = Some(Fingerprint::files_of(landing));
         }
         Outcome::NoFiles { referentials } => {
             report.status = RunStatus::NoFiles;

@@ -41,6 +41,8 @@ pub struct TestStore {
     pub dir: tempfile::TempDir,
     pub store: Arc<dyn ObjectStore>,
     pub settings: PipelineSettings,
+    /// The Azurite container, for a store in Azurite (`None`: the local directory `dir`).
+    pub container: Option<String>,
 }
 
 impl TestStore {
@@ -48,14 +50,36 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("temp dir");
         let store: Arc<dyn ObjectStore> =
             Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("local store"));
-        Self { dir, store, settings: PipelineSettings::default() }
+        Self { dir, store, settings: PipelineSettings::default(), container: None }
     }
 
     /// A fresh container in the real Azurite that `make test` started.
     pub fn azurite(label: &str) -> Self {
-        let settings = crate::azurite::azurite_settings(label);
+        let container = crate::azurite::unique_container(label);
+        crate::azurite::create_container(&container);
+        let settings = crate::azurite::settings_for(&container, &crate::azurite::connection_string());
         let store = retail_ingest::storage::open(&settings).expect("Azurite store");
-        Self { dir: tempfile::tempdir().expect("temp dir"), store, settings: PipelineSettings::default() }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            store,
+            settings: PipelineSettings::default(),
+            container: Some(container),
+        }
+    }
+
+    /// The binary's `--store` value and the environment it needs for this store.
+    pub fn cli_store(&self) -> (String, Vec<(&'static str, String)>) {
+        match &self.container {
+            Some(container) => (
+                format!("azure://{container}"),
+                vec![("INGEST_STORAGE_CONNECTION_STRING", crate::azurite::connection_string())],
+            ),
+            None => (self.dir.path().display().to_string(), Vec::new()),
+        }
+    }
+
+    pub async fn delete(&self, path: &str) {
+        self.store.delete(&StorePath::from(path)).await.expect("delete");
     }
 
     /// The store with the three fixture referentials of `tests/fixtures/contract`.

@@ -19,3 +19,4 @@ mod real_data;
 mod sample;
 mod security;
 mod storage;
+mod sweep;
