@@ -246,3 +246,103 @@ async fn an_eot_listing_a_missing_file_fails_on_azurite_then_succeeds_once_it_is
     assert!(logs[0].starts_with("2023-11-23: succeeded,"), "{logs:?}");
     assert!(host.stop().await.success());
 }
+
+/// The sweep's timer under the host: both timer envelopes of the shared fixtures, the queue
+/// output written to the Azurite queue by the host's rules and read back, each message run by
+/// `IngestDateFunction` (a `marker_retry` reads the marker and is a marker run).
+#[tokio::test]
+async fn the_sweep_timer_queues_the_dates_to_run_and_ingest_date_function_runs_them() {
+    use crate::functions::fixture;
+    let (container, store) = container("functions-sweep");
+    // Three dates, all past their deadline: two with their markers (whose events were lost),
+    // one without (ingested without marker, as the app settings allow).
+    let first = chrono::Utc::now().date_naive() - chrono::Days::new(4);
+    let spec = SampleSpec { first_date: first.into(), days: 3, eot_markers: true, ..small_spec() };
+    write_sample(store.as_ref(), "", &spec).await.expect("sample uploaded");
+    let dates: Vec<String> = (0..3).map(|i| (first + chrono::Days::new(i)).to_string()).collect();
+    store.delete(&StorePath::from(format!("eot_{}.txt", dates[1]))).await.expect("marker removed");
+    let connection = azurite::connection_string();
+    let mut host = Host::start(
+        FunctionApp::repository(),
+        &[
+            ("FUNCTIONS_WORKER_RUNTIME", "custom"),
+            ("AzureWebJobsStorage", &connection),
+            ("INGEST_CONTAINER", &container),
+            ("INGEST_SWEEP_INGEST_WITHOUT_MARKER", "true"),
+        ],
+    )
+    .await;
+    host.queue_suffix = format!("-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let queues = AzuriteQueues::new(&azurite::queue_endpoint());
+
+    let completed =
+        host.post_envelope("SweepFunction", &fixture("timer-sweep.request.json")).await.completed().clone();
+    let mut queued = completed.queues["dates"].clone();
+    queued.sort();
+    let expected: Vec<String> = vec![
+        format!(r#"{{"cause":"marker_retry","date":"{}"}}"#, dates[0]),
+        format!(r#"{{"cause":"no_marker","date":"{}"}}"#, dates[1]),
+        format!(r#"{{"cause":"marker_retry","date":"{}"}}"#, dates[2]),
+    ];
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(queued, sorted, "{:?}", completed.logs);
+    assert!(completed.logs[0].starts_with("sweep "), "{:?}", completed.logs);
+    assert!(completed.logs[0].contains("3 queued"), "{:?}", completed.logs);
+    let older = (first - chrono::Days::new(1)).to_string();
+    assert!(
+        completed.logs.iter().any(|line| line.starts_with(&format!("needs attention: {older} missing: "))),
+        "the dates before the sample had nothing sent: {:?}",
+        completed.logs
+    );
+    let overview: Value =
+        serde_json::from_slice(&read(store.as_ref(), "formatted/_overview.json").await).expect("JSON");
+    assert_eq!(overview["dates"].as_array().expect("dates").len(), 35, "the default window");
+
+    host.push_queue_outputs("SweepFunction", &completed, &queues).await;
+    let deliveries = host.drain_queue("reingest-dates", &queues).await;
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    for (message, outcome) in &deliveries {
+        assert!(outcome.completed().logs[0].contains(": succeeded,"), "{message}: {outcome:?}");
+    }
+    for (index, date) in dates.iter().enumerate() {
+        let report: Value = serde_json::from_slice(
+            &read(store.as_ref(), &format!("formatted/transactions_{date}/_report.json")).await,
+        )
+        .expect("a report");
+        assert_eq!(report["trigger"], "queue", "{date}");
+        let marker_run = index != 1;
+        assert_eq!(report["cause"], if marker_run { "marker_retry" } else { "no_marker" }, "{date}");
+        assert_eq!(report.get("unlisted").is_some(), marker_run, "{date}: a marker_retry reads the marker");
+    }
+
+    // The next occurrence (the other envelope: the timer as a string, past due) queues nothing.
+    let again = host.post_envelope("SweepFunction", &fixture("timer-sweep-string.request.json")).await;
+    assert_eq!(again.completed().queues["dates"], Vec::<String>::new(), "{:?}", again.completed().logs);
+    let overview: Value =
+        serde_json::from_slice(&read(store.as_ref(), "formatted/_overview.json").await).expect("JSON");
+    for date in &dates {
+        let entry = overview["dates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["date"] == date.as_str())
+            .expect("in window");
+        assert_eq!(entry["state"], "published", "{date}");
+    }
+
+    // An operator's view of the same dates, forwarded raw by the host.
+    let query = format!("/api/runs?from={}&to={}", dates[0], dates[2]);
+    let (function, reply) = host.http("GET", &query, None).await.expect("routed");
+    assert_eq!((function.as_str(), reply.status), ("OverviewFunction", 200), "{}", reply.body);
+    let entries = reply.json()["dates"].clone();
+    let states: Vec<&str> =
+        entries.as_array().unwrap().iter().map(|e| e["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["published", "published", "published"]);
+    let (_, reply) = host.http("GET", &format!("/api/runs?from={}", dates[0]), None).await.expect("routed");
+    assert_eq!(
+        (reply.status, reply.json()["error"].as_str()),
+        (400, Some("to: missing (from and to go together)"))
+    );
+    assert!(host.stop().await.success());
+}

@@ -951,11 +951,18 @@ fn the_emulator_reads_the_app_as_the_host_does() {
     let app = FunctionApp::repository();
     assert_eq!(
         app.functions.keys().collect::<Vec<_>>(),
-        ["IngestDateFunction", "IngestFunction", "ReingestFunction", "RunStatusFunction"]
+        [
+            "IngestDateFunction",
+            "IngestFunction",
+            "OverviewFunction",
+            "ReingestFunction",
+            "RunStatusFunction",
+            "SweepFunction"
+        ]
     );
-    // Only the plain HTTP function is forwarded; the one with a queue output is wrapped.
+    // Only the plain HTTP functions are forwarded; the one with a queue output is wrapped.
     let forwarded: Vec<&String> = app.functions.keys().filter(|f| app.is_forwarded(f)).collect();
-    assert_eq!(forwarded, ["RunStatusFunction"]);
+    assert_eq!(forwarded, ["OverviewFunction", "RunStatusFunction"]);
     let settings = BTreeMap::from([("INGEST_CONTAINER".to_owned(), "landing".to_owned())]);
     let (function, placeholders) =
         app.function_for_blob("landing", "eot_2023-11-23.txt", &settings).expect("matched");
@@ -966,6 +973,8 @@ fn the_emulator_reads_the_app_as_the_host_does() {
     assert!(app.function_for_route("GET", "/api/reingest").is_none(), "methods are honoured");
     let (function, params) = app.function_for_route("GET", "/api/runs/2023-11-23").expect("route");
     assert_eq!((function.as_str(), params["date"].as_str()), ("RunStatusFunction", "2023-11-23"));
+    let (function, _) = app.function_for_route("GET", "/api/runs").expect("route");
+    assert_eq!(function, "OverviewFunction");
     assert_eq!(app.function_for_queue("reingest-dates").as_deref(), Some("IngestDateFunction"));
     // The host's reading of queue outputs.
     assert_eq!(queue_messages(&json!(["2024-01-01"])), ["2024-01-01"]);
@@ -1047,6 +1056,15 @@ async fn every_wire_fixture_replays_through_the_real_binary() {
             assert!(completed.http.is_none() && completed.queues.is_empty(), "{request}: no outputs");
         }
         replayed.extend([request, response]);
+    }
+
+    // The timer, its value as an object and as a string: the sweep answers with its summary and
+    // a queue output that is an array (empty here: the sample's dates are outside the window).
+    for request in ["timer-sweep.request.json", "timer-sweep-string.request.json"] {
+        let completed = host.post_envelope("SweepFunction", &fixture(request)).await.completed().clone();
+        assert!(completed.logs[0].starts_with("sweep "), "{request}: {completed:?}");
+        assert_eq!(completed.queues.get("dates"), Some(&Vec::new()), "{request}: {completed:?}");
+        replayed.push(request);
     }
 
     // The 400: the recorded invalid request, rebuilt by the emulator's HTTP path.

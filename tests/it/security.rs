@@ -50,7 +50,7 @@ fn every_http_function_requires_a_function_key() {
             }
         }
     }
-    assert_eq!(http_functions, 2, "ReingestFunction and RunStatusFunction");
+    assert_eq!(http_functions, 3, "ReingestFunction, RunStatusFunction and OverviewFunction");
 }
 
 /// The local address of the listening TCP socket on `port`, from `/proc/net/tcp` (hex, as the
