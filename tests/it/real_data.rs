@@ -126,3 +126,74 @@ async fn real_data_referentials_keep_quoted_semicolons_leading_zeros_and_empty_b
         .sum();
     assert_eq!((rows, leading_zero_accounts), (500_000, 3_105));
 }
+
+/// The story of a late file, on the real feed: each day's marker lists its twelve files, one of
+/// which (hour 20) lands after the marker; the marker run ends `incomplete`; the file lands;
+/// the sweep publishes the date, with every figure of `expected.json`.
+#[tokio::test]
+async fn real_data_a_file_held_back_past_its_marker_is_published_by_the_sweep() {
+    use retail_ingest::contract::EotMarker;
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(real_data().join("expected.json")).unwrap()).unwrap();
+    let full = real_store().await;
+    let store = TestStore::new();
+    for path in full.paths().await {
+        if !path.ends_with("_20.csv") {
+            store.put(&path, full.get(&path).await.unwrap()).await;
+        }
+    }
+    for day in ["2023-11-23", "2023-11-26"] {
+        let names: Vec<String> = (8..=20)
+            .map(|hour| format!("transactions_{day}_{hour}.csv"))
+            .filter(|name| std::path::Path::new(&real_data().join(name)).exists())
+            .collect();
+        store.put(&format!("eot_{day}.txt"), names.join("\n")).await;
+        let report = store.run_with(day, false, Some(EotMarker::Listed(names.clone()))).await;
+        assert_eq!(report.status, RunStatus::Incomplete, "{day}");
+        assert_eq!(report.missing_files, Some(vec![format!("transactions_{day}_20.csv")]));
+        let late = format!("transactions_{day}_20.csv");
+        store.put(&late, full.get(&late).await.unwrap()).await;
+    }
+    let output = assert_cmd::Command::cargo_bin("retail-ingest")
+        .unwrap()
+        .env_remove("INGEST_STORE")
+        .args(["sweep", "--store"])
+        .arg(store.dir.path())
+        .args(["--days", "4", "--now", "2023-11-26T23:00:00Z", "--json"])
+        .output()
+        .unwrap();
+    let swept: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let causes: Vec<(&str, &str)> = swept["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| (run["date"].as_str().unwrap(), run["cause"].as_str().unwrap()))
+        .collect();
+    assert_eq!(causes, [("2023-11-23", "marker_retry"), ("2023-11-26", "marker_retry")]);
+    for day in ["2023-11-23", "2023-11-26"] {
+        let want = &expected["dates"][day];
+        let report: retail_ingest::pipeline::RunReport =
+            serde_json::from_value(store.json(&format!("formatted/transactions_{day}/_report.json")).await)
+                .unwrap();
+        assert_eq!((report.status, report.trigger.as_str()), (RunStatus::Succeeded, "sweep"), "{day}");
+        assert_accounting(&report);
+        assert_eq!(report.totals.files, want["files"].as_u64().unwrap(), "{day}");
+        assert_eq!(report.totals.rows, want["rows"].as_u64().unwrap(), "{day}");
+        assert_eq!(report.totals.kept, want["kept"].as_u64().unwrap(), "{day}");
+        assert_eq!(report.totals.rejected_rows, want["rejected_date_mismatch"].as_u64().unwrap(), "{day}");
+        for rule in
+            ["zero_quantity", "hour_mismatch", "unknown_store", "outside_opening_hours", "ambiguous_client"]
+        {
+            assert_eq!(
+                report.totals.flags.get(rule).copied().unwrap_or(0),
+                want[rule].as_u64().unwrap(),
+                "{day} {rule}"
+            );
+        }
+        // The same bytes as one run of all the files.
+        let fresh = real_store().await;
+        fresh.run(day).await;
+        let tx = format!("formatted/transactions_{day}/transactions.parquet");
+        assert_eq!(store.get(&tx).await, fresh.get(&tx).await, "{day}");
+    }
+}
