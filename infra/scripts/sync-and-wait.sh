@@ -10,7 +10,7 @@ set -euo pipefail
 rg="${1:?resource group}"
 app="${2:?function app name}"
 timeout="${3:-300}"
-expected=(IngestFunction ReingestFunction IngestDateFunction RunStatusFunction)
+expected=(IngestFunction ReingestFunction IngestDateFunction RunStatusFunction SweepFunction OverviewFunction)
 
 site_id="$(az functionapp show -g "$rg" -n "$app" --query id -o tsv)"
 az rest --method post --url "https://management.azure.com${site_id}/syncfunctiontriggers?api-version=2024-04-01" -o none \
