@@ -74,20 +74,23 @@ bench-smoke: bench-tools npm-deps ## tiny bench run; fails when our outputs diff
 	$(BENCH_VENV)/bin/python bench/bench.py --smoke --bin target/$(BENCH_PROFILE)/retail-ingest $(BENCH_COMMON) $(BENCH_ARGS)
 
 # One after another (each is minutes of every core); the musl ones share one target folder, so
-# each binary is copied out before the next feature set rebuilds it.
+# each binary is copied out (without its debug information, as shipped) before the next feature
+# set rebuilds it.
+candidate = mkdir -p $(CANDIDATES_DIR)/$(1) && objcopy --strip-debug $(2) $(CANDIDATES_DIR)/$(1)/retail-ingest
+
 bench-candidates: $(PACKAGE_VENV)/.installed
 	@rustup target list --installed | grep -x x86_64-unknown-linux-musl >/dev/null || rustup target add x86_64-unknown-linux-musl
 	@command -v musl-gcc >/dev/null || { echo "bench-candidates: musl-gcc is missing: apt-get install musl-tools"; exit 1; }
 	cargo build --release --locked --bin retail-ingest
-	install -D target/release/retail-ingest $(CANDIDATES_DIR)/glibc-host/retail-ingest
+	$(call candidate,glibc-host,target/release/retail-ingest)
 	cargo build --release --locked --target x86_64-unknown-linux-musl --bin retail-ingest
-	install -D target/x86_64-unknown-linux-musl/release/retail-ingest $(CANDIDATES_DIR)/musl/retail-ingest
+	$(call candidate,musl,target/x86_64-unknown-linux-musl/release/retail-ingest)
 	cargo build --release --locked --target x86_64-unknown-linux-musl --bin retail-ingest --features mimalloc
-	install -D target/x86_64-unknown-linux-musl/release/retail-ingest $(CANDIDATES_DIR)/musl-mimalloc/retail-ingest
+	$(call candidate,musl-mimalloc,target/x86_64-unknown-linux-musl/release/retail-ingest)
 	cargo build --release --locked --target x86_64-unknown-linux-musl --bin retail-ingest --features jemalloc
-	install -D target/x86_64-unknown-linux-musl/release/retail-ingest $(CANDIDATES_DIR)/musl-jemalloc/retail-ingest
+	$(call candidate,musl-jemalloc,target/x86_64-unknown-linux-musl/release/retail-ingest)
 	$(MAKE) -f mk/functions.mk package-build PACKAGE_TARGET=x86_64-unknown-linux-gnu
-	install -D target/x86_64-unknown-linux-gnu/release/retail-ingest $(CANDIDATES_DIR)/glibc-2.28/retail-ingest
+	$(call candidate,glibc-2.28,target/x86_64-unknown-linux-gnu/release/retail-ingest)
 
 bench-candidates-list:
 	@echo $(foreach c,$(CANDIDATES),$(c)=$(CANDIDATES_DIR)/$(c)/retail-ingest)
