@@ -55,6 +55,11 @@ pub fn group(value: u64) -> String {
     out
 }
 
+/// `227` of `24001` → `0.95 %`.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 { "0.00 %".to_owned() } else { format!("{:.2} %", 100.0 * part as f64 / whole as f64) }
+}
+
 /// Escapes text for HTML content and attribute values.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

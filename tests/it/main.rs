@@ -12,6 +12,7 @@ mod functions_config;
 mod helpers;
 mod host_emulator;
 mod hostile;
+mod overview;
 mod pipeline;
 mod properties;
 mod quality;
