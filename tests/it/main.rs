@@ -15,6 +15,7 @@ mod hostile;
 mod pipeline;
 mod properties;
 mod quality;
+mod quarantine;
 mod real_data;
 mod sample;
 mod security;
