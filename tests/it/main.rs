@@ -16,6 +16,7 @@ mod overview;
 mod pipeline;
 mod properties;
 mod quality;
+mod quarantine;
 mod real_data;
 mod sample;
 mod security;
