@@ -14,7 +14,6 @@ use predicates::prelude::*;
 use retail_ingest::pipeline::RunStatus;
 use retail_ingest::pipeline::quarantine::{self, ReleaseError};
 
-use crate::azurite;
 use crate::helpers::{TestStore, assert_accounting, fixture};
 
 const DAY: &str = "2023-11-23";
@@ -243,17 +242,8 @@ async fn the_binary_lists_and_releases_on_a_local_directory() {
 
 #[tokio::test]
 async fn the_binary_lists_and_releases_on_azurite() {
-    let container = azurite::unique_container("quarantine-cli");
-    azurite::create_container(&container);
-    let settings = azurite::settings_for(&container, &azurite::connection_string());
-    let store = TestStore {
-        dir: tempfile::tempdir().unwrap(),
-        store: retail_ingest::storage::open(&settings).expect("Azurite store"),
-        settings: Default::default(),
-    };
-    let store = quarantined_by_a_run(store).await;
-    let location = format!("azure://{container}");
-    let envs = [("INGEST_STORAGE_CONNECTION_STRING", azurite::connection_string())];
+    let store = quarantined_by_a_run(TestStore::azurite("quarantine-cli")).await;
+    let (location, envs) = store.cli_store();
     tokio::task::spawn_blocking(move || the_binary_lists_and_releases(&location, &envs)).await.unwrap();
     assert_eq!(store.get(COMMA).await.expect("released"), comma_bytes().as_slice());
 }
