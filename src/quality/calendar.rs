@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 use chrono::{Datelike, NaiveDate};
 
 use super::html::{esc, group, percent};
-use super::overview::href;
 use crate::contract::overview::{DateEntry, DateState, Overview};
 use crate::contract::report::Cause;
 
@@ -241,4 +240,10 @@ fn tooltip(entry: &DateEntry) -> String {
         let _ = write!(text, "\nneeds a person: {why}");
     }
     text
+}
+
+/// The date's page, relative to `formatted/` (where the overview sits).
+pub(super) fn href(entry: &DateEntry) -> Option<String> {
+    let page = entry.page.as_deref()?;
+    Some(page.strip_prefix("formatted/").map_or_else(|| format!("../{page}"), str::to_owned))
 }

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 
 use chrono::Datelike;
 
-use super::calendar::{calendar, colour, legend};
-use super::html::{CSS, KEPT, QUARANTINED, REJECTED, esc, group, nice_ceiling, percent};
+use super::calendar::{calendar, colour, href, legend};
+use super::html::{CSS, KEPT, QUARANTINED, REJECTED, card, esc, grid, group, nice_ceiling, percent};
 use crate::contract::overview::{DateEntry, DateState, Overview};
 use crate::contract::report::Cause;
 
@@ -108,12 +108,7 @@ fn cards(html: &mut String, overview: &Overview) {
         ("flagged", "kept with flags".to_owned(), group(sum(|e| e.flagged))),
         ("quarantined", "quarantined".to_owned(), group(sum(|e| e.quarantined))),
     ] {
-        let _ = writeln!(
-            html,
-            "<div class=\"card\" data-total=\"{key}\"><b>{}</b><span>{}</span></div>",
-            esc(&value),
-            esc(&label)
-        );
+        card(html, key, &label, &value);
     }
     html.push_str("</div>\n");
 }
@@ -145,9 +140,14 @@ fn attention(html: &mut String, overview: &Overview) {
     html.push_str("</table>\n");
 }
 
-/// The x axis under a per-date chart: the day of the month, the month's name on the 1st and
-/// on the first date; labels thinned out when dates are too many to read.
-fn date_axis(html: &mut String, dates: &[DateEntry], (left, slot, base): (f64, f64, f64)) {
+/// The x axis under a per-date chart, its base line at `base`: the day of the month, the
+/// month's name on the 1st and on the first date; labels thinned out when dates are too many.
+fn date_axis(html: &mut String, dates: &[DateEntry], (left, slot, base): (f64, f64, f64), width: f64) {
+    let _ = writeln!(
+        html,
+        "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{base}\" y2=\"{base}\" stroke=\"#999\"/>",
+        x2 = width - 10.0
+    );
     let every = (24.0 / slot).ceil().max(1.0) as usize;
     for (index, entry) in dates.iter().enumerate() {
         let day = entry.date.naive();
@@ -172,36 +172,18 @@ fn date_axis(html: &mut String, dates: &[DateEntry], (left, slot, base): (f64, f
     html.push('\n');
 }
 
-/// Horizontal grid lines with their labels, `steps` of them up to `max`.
-fn grid(
-    html: &mut String,
-    (left, right): (f64, f64),
-    y: impl Fn(u64) -> f64,
-    max: u64,
-    label: impl Fn(u64) -> String,
-) {
-    // Five steps when the maximum divides by five (10, 2,000), else four (4, 40, 400).
-    let steps = if max.is_multiple_of(5) { 5 } else { 4 };
-    for step in 0..=steps {
-        let value = max * step / steps;
-        let _ = writeln!(
-            html,
-            "<line x1=\"{left}\" x2=\"{right}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e6e6\"/>\
-             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
-            y = y(value),
-            tx = left - 6.0,
-            ty = y(value) + 4.0,
-            label = label(value)
-        );
-    }
+/// A per-date chart's geometry for `dates` dates: its width, left margin, plot height, base
+/// line and slot per date.
+fn frame(height: f64, bottom: f64, dates: usize) -> (f64, f64, f64, f64, f64) {
+    let (width, left, top) = (960.0, 64.0, 14.0);
+    let plot_h = height - top - bottom;
+    (width, left, plot_h, top + plot_h, (width - left - 10.0) / dates as f64)
 }
 
 /// Rows kept, rejected and quarantined per date, stacked.
 fn volume_chart(html: &mut String, dates: &[DateEntry]) {
-    let (width, height, left, top, bottom) = (960.0, 270.0, 64.0, 14.0, 44.0);
-    let plot_h = height - top - bottom;
-    let base = top + plot_h;
-    let slot = (width - left - 10.0) / dates.len() as f64;
+    let height = 270.0;
+    let (width, left, plot_h, base, slot) = frame(height, 44.0, dates.len());
     let max = nice_ceiling(dates.iter().map(|entry| entry.rows).max().unwrap_or(0)).max(4);
     let y = |value: u64| base - plot_h * value as f64 / max as f64;
     let _ = writeln!(
@@ -250,12 +232,7 @@ fn volume_chart(html: &mut String, dates: &[DateEntry]) {
         }
         html.push_str("</g>\n");
     }
-    let _ = writeln!(
-        html,
-        "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{base}\" y2=\"{base}\" stroke=\"#999\"/>",
-        x2 = width - 10.0
-    );
-    date_axis(html, dates, (left, slot, base));
+    date_axis(html, dates, (left, slot, base), width);
     let ly = height - 2.0;
     for (index, (name, fill)) in
         [("kept", KEPT), ("rejected", REJECTED), ("quarantined", QUARANTINED)].iter().enumerate()
@@ -273,10 +250,8 @@ fn volume_chart(html: &mut String, dates: &[DateEntry]) {
 
 /// Rejected rows per row read, per date; the scale's top is at least 1 %.
 fn rate_chart(html: &mut String, dates: &[DateEntry]) {
-    let (width, height, left, top, bottom) = (960.0, 220.0, 64.0, 14.0, 34.0);
-    let plot_h = height - top - bottom;
-    let base = top + plot_h;
-    let slot = (width - left - 10.0) / dates.len() as f64;
+    let height = 220.0;
+    let (width, left, plot_h, base, slot) = frame(height, 34.0, dates.len());
     // In hundredths of a percent, so that the integer scale of the other charts applies.
     let basis_points = |entry: &DateEntry| (entry.reject_rate() * 10_000.0).ceil() as u64;
     let max = nice_ceiling(dates.iter().map(basis_points).max().unwrap_or(0)).max(100);
@@ -337,12 +312,7 @@ fn rate_chart(html: &mut String, dates: &[DateEntry]) {
         }
         html.push_str("</g>\n");
     }
-    let _ = writeln!(
-        html,
-        "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{base}\" y2=\"{base}\" stroke=\"#999\"/>",
-        x2 = width - 10.0
-    );
-    date_axis(html, dates, (left, slot, base));
+    date_axis(html, dates, (left, slot, base), width);
     html.push_str("</svg>\n");
 }
 
@@ -414,12 +384,6 @@ fn badge(state: DateState) -> String {
     format!("<span class=\"badge\" style=\"background:{fill};color:{ink}\">{}</span>", state.as_str())
 }
 
-/// The date's page, relative to `formatted/` (where the overview sits).
-pub(super) fn href(entry: &DateEntry) -> Option<String> {
-    let page = entry.page.as_deref()?;
-    Some(page.strip_prefix("formatted/").map_or_else(|| format!("../{page}"), str::to_owned))
-}
-
 fn link(entry: &DateEntry) -> String {
     href(entry).map_or_else(|| "—".to_owned(), |href| format!("<a href=\"{}\">page</a>", esc(&href)))
 }
@@ -481,7 +445,7 @@ mod tests {
             generated_at: "2023-12-05T11:00:00Z".parse().expect("a time"),
             from: date(from),
             to: date(to),
-            deadline: crate::sweep::DEFAULT_DEADLINE,
+            deadline: chrono::NaiveTime::from_hms_opt(10, 0, 0).expect("a time"),
             ingest_without_marker: false,
             dates,
         }
