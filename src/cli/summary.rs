@@ -18,21 +18,21 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
         out,
         "{date}  {:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
         report.status.as_str(),
-        totals.rows,
-        totals.kept,
-        totals.rejected_rows,
-        totals.flagged_rows,
+        totals.counts.rows,
+        totals.counts.kept,
+        totals.counts.rejected_rows,
+        totals.counts.flagged_rows,
         totals.quarantined_rows,
         totals.quarantined_files,
     );
     if let Some(reason) = &report.reason {
         let _ = writeln!(out, "    {reason}");
     }
-    if !totals.rejected.is_empty() {
-        let _ = writeln!(out, "    rejected: {}", counts_line(&totals.rejected));
+    if !totals.counts.rejected.is_empty() {
+        let _ = writeln!(out, "    rejected: {}", counts_line(&totals.counts.rejected));
     }
-    if !totals.flags.is_empty() {
-        let _ = writeln!(out, "    flags:    {}", counts_line(&totals.flags));
+    if !totals.counts.flags.is_empty() {
+        let _ = writeln!(out, "    flags:    {}", counts_line(&totals.counts.flags));
     }
     for input in report.inputs.iter().filter(|i| i.quarantined.is_some()) {
         if let Some(q) = &input.quarantined {

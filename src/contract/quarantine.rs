@@ -44,3 +44,23 @@ pub struct OriginalBlob {
     /// Size in bytes.
     pub size: u64,
 }
+
+#[cfg(test)]
+impl QuarantineNote {
+    /// The note an earlier run left for `name` (an invalid header, one row), for other modules'
+    /// tests.
+    pub fn example(name: &str, original: OriginalBlob) -> Self {
+        Self {
+            file: name.to_owned(),
+            date: super::TransactionFileName::parse(name).map(|file| file.date),
+            rule: "invalid_header".to_owned(),
+            reason: "line 1: invalid header".to_owned(),
+            rows: 1,
+            details: serde_json::Value::Null,
+            original,
+            quarantined_path: format!("error/{name}"),
+            run_id: "earlier".to_owned(),
+            quarantined_at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+}

@@ -120,6 +120,42 @@ impl RunStatus {
 /// Rule name → number of rows.
 pub type RuleCounts = BTreeMap<String, u64>;
 
+/// Where a set of records went: the accounting a file, a date and the sample's manifest share.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowCounts {
+    /// Records read (data records after the header).
+    pub rows: u64,
+    /// Rows in the formatted output.
+    pub kept: u64,
+    /// Rows in the rejects output.
+    pub rejected_rows: u64,
+    /// Rule → rejected rows carrying it (a row may carry several).
+    pub rejected: RuleCounts,
+    /// Kept rows with at least one flag.
+    pub flagged_rows: u64,
+    /// Rule → kept rows carrying it.
+    pub flags: RuleCounts,
+}
+
+impl RowCounts {
+    /// Adds `other`'s counts to these, rule by rule.
+    pub fn add(&mut self, other: &RowCounts) {
+        self.rows += other.rows;
+        self.kept += other.kept;
+        self.rejected_rows += other.rejected_rows;
+        self.flagged_rows += other.flagged_rows;
+        add_rule_counts(&mut self.rejected, &other.rejected);
+        add_rule_counts(&mut self.flags, &other.flags);
+    }
+}
+
+/// Adds `counts` to `total`, rule by rule.
+pub fn add_rule_counts(total: &mut RuleCounts, counts: &RuleCounts) {
+    for (rule, count) in counts {
+        *total.entry(rule.clone()).or_default() += count;
+    }
+}
+
 /// The report of one run of one date.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -195,18 +231,9 @@ pub struct InputReport {
     pub size: u64,
     /// The hour its name carries.
     pub hour: u8,
-    /// Records read (data records after the header; quarantined files included).
-    pub rows: u64,
-    /// Rows in the formatted output.
-    pub kept: u64,
-    /// Rows in the rejects output.
-    pub rejected_rows: u64,
-    /// Rule → rejected rows carrying it (a row may carry several).
-    pub rejected: RuleCounts,
-    /// Kept rows with at least one flag.
-    pub flagged_rows: u64,
-    /// Rule → kept rows carrying it.
-    pub flags: RuleCounts,
+    /// Where its records went (`rows` counts a quarantined file's records too).
+    #[serde(flatten)]
+    pub counts: RowCounts,
     /// Set when the file was quarantined (its rows are in neither output); `null` otherwise.
     #[serde(default)]
     pub quarantined: Option<QuarantineReport>,
@@ -231,18 +258,9 @@ pub struct QuarantineReport {
 pub struct Totals {
     /// Transaction files of the date (quarantined ones included).
     pub files: u64,
-    /// Records read: `kept` + `rejected_rows` + `quarantined_rows`.
-    pub rows: u64,
-    /// Rows in the formatted output.
-    pub kept: u64,
-    /// Rows in the rejects output.
-    pub rejected_rows: u64,
-    /// Rule → rejected rows.
-    pub rejected: RuleCounts,
-    /// Kept rows with at least one flag.
-    pub flagged_rows: u64,
-    /// Rule → kept rows.
-    pub flags: RuleCounts,
+    /// Where the records went: `rows` = `kept` + `rejected_rows` + `quarantined_rows`.
+    #[serde(flatten)]
+    pub counts: RowCounts,
     /// Files quarantined.
     pub quarantined_files: u64,
     /// Rows of quarantined files.
@@ -298,9 +316,9 @@ impl RunReport {
             "{}: {}, {} rows kept, {} rejected, {} flagged, {} files quarantined",
             self.date,
             self.status.as_str(),
-            self.totals.kept,
-            self.totals.rejected_rows,
-            self.totals.flagged_rows,
+            self.totals.counts.kept,
+            self.totals.counts.rejected_rows,
+            self.totals.counts.flagged_rows,
             self.totals.quarantined_files
         );
         if !self.missing_hours.is_empty() {

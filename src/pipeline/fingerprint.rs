@@ -118,17 +118,9 @@ mod tests {
     }
 
     fn landing(present: &[(&str, &str, u64)], quarantined: &[(&str, &str, u64)]) -> Landing {
-        let note = |&(name, etag, size): &(&str, &str, u64)| QuarantineNote {
-            file: name.to_owned(),
-            date: Some(date()),
-            rule: "invalid_header".to_owned(),
-            reason: "line 1: invalid header".to_owned(),
-            rows: 3,
-            details: serde_json::Value::Null,
-            original: OriginalBlob { path: name.to_owned(), etag: etag.to_owned(), size },
-            quarantined_path: format!("error/{name}"),
-            run_id: "earlier".to_owned(),
-            quarantined_at: chrono::DateTime::UNIX_EPOCH,
+        let note = |&(name, etag, size): &(&str, &str, u64)| {
+            let original = OriginalBlob { path: name.to_owned(), etag: etag.to_owned(), size };
+            QuarantineNote { date: Some(date()), rows: 3, ..QuarantineNote::example(name, original) }
         };
         Landing {
             date: date(),

@@ -216,18 +216,8 @@ mod tests {
     }
 
     fn note(name: &str) -> Vec<u8> {
-        let note = QuarantineNote {
-            file: name.to_owned(),
-            date: TransactionFileName::parse(name).map(|file| file.date),
-            rule: "invalid_header".to_owned(),
-            reason: "line 1: invalid header".to_owned(),
-            rows: 7,
-            details: serde_json::Value::Null,
-            original: OriginalBlob { path: name.to_owned(), etag: "e1".to_owned(), size: 70 },
-            quarantined_path: format!("error/{name}"),
-            run_id: "earlier".to_owned(),
-            quarantined_at: chrono::DateTime::UNIX_EPOCH,
-        };
+        let original = OriginalBlob { path: name.to_owned(), etag: "e1".to_owned(), size: 70 };
+        let note = QuarantineNote { rows: 7, ..QuarantineNote::example(name, original) };
         serde_json::to_vec(&note).expect("serializes")
     }
 

@@ -421,17 +421,10 @@ mod tests {
     }
 
     fn note(name: &str, original: &str, size: u64, at: i64) -> Vec<u8> {
+        let original = OriginalBlob { path: original.to_owned(), etag: "e1".to_owned(), size };
         let note = QuarantineNote {
-            file: name.to_owned(),
-            date: TransactionFileName::parse(name).map(|file| file.date),
-            rule: "invalid_header".to_owned(),
-            reason: "line 1: invalid header".to_owned(),
-            rows: 1,
-            details: serde_json::Value::Null,
-            original: OriginalBlob { path: original.to_owned(), etag: "e1".to_owned(), size },
-            quarantined_path: format!("error/{name}"),
-            run_id: "earlier".to_owned(),
             quarantined_at: chrono::DateTime::from_timestamp(at, 0).expect("a time"),
+            ..QuarantineNote::example(name, original)
         };
         serde_json::to_vec(&note).expect("serializes")
     }

@@ -14,7 +14,7 @@ use super::quarantine::{Subject, quarantine};
 use super::read::ReadFile;
 use super::transactions::{FileRead, KeptRows};
 use crate::contract::paths;
-use crate::contract::report::{InputReport, QuarantineReport, Totals};
+use crate::contract::report::{InputReport, QuarantineReport, RowCounts, Totals};
 use crate::contract::rules::Warning;
 use crate::contract::violation::RuleValue;
 
@@ -50,14 +50,14 @@ pub async fn settle(
         };
         match read {
             FileRead::Valid { kept, rejects, rows } => {
-                input.rows = rows;
-                input.kept = kept.batch.num_rows() as u64;
-                input.rejected_rows = rejects.len() as u64;
-                input.rejected = rejects.rule_counts().clone();
+                input.counts.rows = rows;
+                input.counts.kept = kept.batch.num_rows() as u64;
+                input.counts.rejected_rows = rejects.len() as u64;
+                input.counts.rejected = rejects.rule_counts().clone();
                 entries.push((input, Some((kept, rejects))));
             }
             FileRead::Invalid(problem) => {
-                input.rows = problem.rows;
+                input.counts.rows = problem.rows;
                 let subject = Subject { name: &file.name, meta: &meta, date: Some(landing.date) };
                 let judged = judged.unwrap_or_default();
                 input.quarantined = Some(quarantine(store, &subject, &judged, &problem, run_id).await?);
@@ -71,14 +71,13 @@ pub async fn settle(
             etag: note.original.etag.clone(),
             size: note.original.size,
             hour: crate::contract::TransactionFileName::parse(&note.file).map_or(0, |f| f.hour),
-            rows: note.rows,
+            counts: RowCounts { rows: note.rows, ..RowCounts::default() },
             quarantined: Some(QuarantineReport {
                 reason: note.reason.clone(),
                 path: note.quarantined_path.clone(),
                 error_file: paths::quarantine_note(&note.file).to_string(),
                 earlier_run: true,
             }),
-            ..InputReport::default()
         };
         (input, None)
     }));
@@ -108,10 +107,10 @@ pub async fn settle(
 }
 
 fn count_flags(kept: &KeptRows, input: &mut InputReport) {
-    input.flagged_rows += kept.flagged_rows;
+    input.counts.flagged_rows += kept.flagged_rows;
     for (warning, &count) in Warning::ALL.iter().zip(&kept.warning_rows) {
         if count > 0 {
-            input.flags.insert(warning.name().to_owned(), count);
+            input.counts.flags.insert(warning.name().to_owned(), count);
         }
     }
 }
@@ -120,19 +119,10 @@ fn count_flags(kept: &KeptRows, input: &mut InputReport) {
 pub fn totals(inputs: &[InputReport]) -> Totals {
     let mut totals = Totals { files: inputs.len() as u64, ..Totals::default() };
     for input in inputs {
-        totals.rows += input.rows;
-        totals.kept += input.kept;
-        totals.rejected_rows += input.rejected_rows;
-        totals.flagged_rows += input.flagged_rows;
-        for (rule, count) in &input.rejected {
-            *totals.rejected.entry(rule.clone()).or_default() += count;
-        }
-        for (rule, count) in &input.flags {
-            *totals.flags.entry(rule.clone()).or_default() += count;
-        }
+        totals.counts.add(&input.counts);
         if input.quarantined.is_some() {
             totals.quarantined_files += 1;
-            totals.quarantined_rows += input.rows;
+            totals.quarantined_rows += input.counts.rows;
         }
     }
     totals
@@ -200,11 +190,18 @@ mod tests {
         );
         assert!(store.head(&Path::from("error/transactions_2023-11-23_8.csv")).await.is_ok());
         assert_eq!(
-            (settled.inputs[1].rows, settled.inputs[1].kept, settled.inputs[1].rejected_rows),
+            (
+                settled.inputs[1].counts.rows,
+                settled.inputs[1].counts.kept,
+                settled.inputs[1].counts.rejected_rows
+            ),
             (2, 1, 1)
         );
         let totals = &settled.totals;
-        assert_eq!((totals.files, totals.rows, totals.kept, totals.rejected_rows), (2, 3, 1, 1));
+        assert_eq!(
+            (totals.files, totals.counts.rows, totals.counts.kept, totals.counts.rejected_rows),
+            (2, 3, 1, 1)
+        );
         assert_eq!((totals.quarantined_files, totals.quarantined_rows), (1, 1));
         assert_eq!(settled.kept.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
         let values: Vec<(&str, &str, &str)> =

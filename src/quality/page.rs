@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use super::html::{CSS, FLAGGED, KEPT, QUARANTINED, REJECTED, card, esc, grid, group, nice_ceiling};
 use super::stats::DateStats;
-use crate::contract::report::{ReferentialSource, RunReport};
+use crate::contract::report::{ReferentialSource, RowCounts, RunReport};
 use crate::contract::rules::Warning;
 
 /// Renders the page.
@@ -38,10 +38,10 @@ pub fn render(report: &RunReport, stats: &DateStats) -> String {
         report.missing_hours.iter().map(u8::to_string).collect::<Vec<_>>().join(", ")
     };
     for (key, label, value) in [
-        ("rows", "rows read".to_owned(), group(totals.rows)),
-        ("kept", "kept".to_owned(), group(totals.kept)),
-        ("rejected", "rejected".to_owned(), group(totals.rejected_rows)),
-        ("flagged", "kept with flags".to_owned(), group(totals.flagged_rows)),
+        ("rows", "rows read".to_owned(), group(totals.counts.rows)),
+        ("kept", "kept".to_owned(), group(totals.counts.kept)),
+        ("rejected", "rejected".to_owned(), group(totals.counts.rejected_rows)),
+        ("flagged", "kept with flags".to_owned(), group(totals.counts.flagged_rows)),
         (
             "quarantined",
             format!("quarantined, in {} file(s)", totals.quarantined_files),
@@ -172,15 +172,15 @@ fn outcome_chart(html: &mut String, report: &RunReport) {
     let totals = &report.totals;
     let (width, left, bar_w) = (960.0, 10.0, 940.0);
     let parts = [
-        ("kept", totals.kept, KEPT),
-        ("rejected", totals.rejected_rows, REJECTED),
+        ("kept", totals.counts.kept, KEPT),
+        ("rejected", totals.counts.rejected_rows, REJECTED),
         ("quarantined", totals.quarantined_rows, QUARANTINED),
     ];
     let _ = writeln!(
         html,
         "<h3>Every row read</h3>\n<svg id=\"outcome-chart\" viewBox=\"0 0 {width} 58\" role=\"img\" aria-label=\"Rows by outcome\">"
     );
-    let total = totals.rows.max(1) as f64;
+    let total = totals.counts.rows.max(1) as f64;
     let mut x = left;
     let mut legend_x = left;
     for (name, count, color) in parts {
@@ -206,10 +206,11 @@ fn outcome_chart(html: &mut String, report: &RunReport) {
 fn rules_chart(html: &mut String, report: &RunReport) {
     let totals = &report.totals;
     let mut rules: Vec<(&str, &str, u64)> = totals
+        .counts
         .rejected
         .iter()
         .map(|(rule, count)| (rule.as_str(), "rejected", *count))
-        .chain(totals.flags.iter().map(|(rule, count)| (rule.as_str(), "flagged", *count)))
+        .chain(totals.counts.flags.iter().map(|(rule, count)| (rule.as_str(), "flagged", *count)))
         .collect();
     rules.sort_by_key(|(rule, _, _)| crate::contract::rules::rank(rule));
     html.push_str("<h3>Rows per rule</h3>\n");
@@ -256,6 +257,13 @@ fn rules_chart(html: &mut String, report: &RunReport) {
     );
 }
 
+/// The rows, kept, rejected and flagged cells of a row of the files table.
+fn count_cells(counts: &RowCounts) -> String {
+    [counts.rows, counts.kept, counts.rejected_rows, counts.flagged_rows]
+        .map(|count| format!("<td class=\"n\">{}</td>", group(count)))
+        .concat()
+}
+
 fn files_table(html: &mut String, report: &RunReport) {
     html.push_str(
         "<table id=\"files\">\n<tr><th>file</th><th class=\"n\">hour</th><th class=\"n\">rows</th><th class=\"n\">kept</th>\
@@ -273,13 +281,9 @@ fn files_table(html: &mut String, report: &RunReport) {
         };
         let _ = writeln!(
             html,
-            "<tr data-file=\"{name}\"><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            "<tr data-file=\"{name}\"><td>{name}</td><td class=\"n\">{}</td>{}<td>{}</td></tr>",
             input.hour,
-            group(input.rows),
-            group(input.kept),
-            group(input.rejected_rows),
-            group(input.flagged_rows),
+            count_cells(&input.counts),
             esc(&note),
             name = esc(&input.name),
         );
@@ -287,13 +291,9 @@ fn files_table(html: &mut String, report: &RunReport) {
     let totals = &report.totals;
     let _ = writeln!(
         html,
-        "<tr class=\"total\"><td>{} file(s)</td><td></td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-         <td class=\"n\">{}</td><td>{}</td></tr>\n</table>",
+        "<tr class=\"total\"><td>{} file(s)</td><td></td>{}<td>{}</td></tr>\n</table>",
         totals.files,
-        group(totals.rows),
-        group(totals.kept),
-        group(totals.rejected_rows),
-        group(totals.flagged_rows),
+        count_cells(&totals.counts),
         if totals.quarantined_files > 0 {
             format!("{} row(s) quarantined", group(totals.quarantined_rows))
         } else {

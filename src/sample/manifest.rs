@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::contract::IngestDate;
+pub use crate::contract::report::RuleCounts;
+use crate::contract::report::{RowCounts, add_rule_counts};
 use crate::contract::rules::{self, Warning};
-
-/// Rule name → number of rows (rules with no row are absent).
-pub type RuleCounts = BTreeMap<String, u64>;
 
 /// What [`write_sample`](super::write_sample) wrote and what a correct run must report for it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,18 +50,10 @@ pub struct DateManifest {
     pub files: Vec<String>,
     /// Per file, in the same order.
     pub inputs: Vec<FileManifest>,
-    /// Records read, quarantined files included: `kept` + `rejected_rows` + `quarantined_rows`.
-    pub rows: u64,
-    /// Rows the formatted output must hold.
-    pub kept: u64,
-    /// Rows the rejects output must hold.
-    pub rejected_rows: u64,
-    /// Error rule → rejected rows carrying it (only `date_mismatch` is ever generated).
-    pub rejected: RuleCounts,
-    /// Kept rows with at least one flag.
-    pub flagged_rows: u64,
-    /// Warning rule → kept rows carrying it.
-    pub flags: RuleCounts,
+    /// What the outputs must hold: `rows` = `kept` + `rejected_rows` + `quarantined_rows` (only
+    /// `date_mismatch` is ever generated as a rejection).
+    #[serde(flatten)]
+    pub counts: RowCounts,
     /// Files with strictly more than `max_reject_ratio` (10 %) rejected rows.
     pub quarantined_files: Vec<String>,
     /// Rows of those files.
@@ -103,7 +94,7 @@ impl SampleManifest {
 
     /// Transaction rows written over all dates.
     pub fn total_rows(&self) -> u64 {
-        self.dates.values().map(|d| d.rows).sum()
+        self.dates.values().map(|d| d.counts.rows).sum()
     }
 
     /// The whole manifest in the shape of `../shared/data/real/expected.json`:
@@ -118,12 +109,12 @@ impl SampleManifest {
 impl DateManifest {
     /// Kept rows carrying `warning`.
     pub fn flag(&self, warning: Warning) -> u64 {
-        self.flags.get(warning.name()).copied().unwrap_or(0)
+        self.counts.flags.get(warning.name()).copied().unwrap_or(0)
     }
 
     /// Rejected rows carrying the error rule `rule` (e.g. [`rules::DATE_MISMATCH`]).
     pub fn rejected_by(&self, rule: &str) -> u64 {
-        self.rejected.get(rule).copied().unwrap_or(0)
+        self.counts.rejected.get(rule).copied().unwrap_or(0)
     }
 
     /// This date in the shape of `expected.json`'s per-date object: `files` (a count), `rows`,
@@ -131,12 +122,12 @@ impl DateManifest {
     pub fn expected_json(&self) -> serde_json::Value {
         let mut object = serde_json::Map::new();
         object.insert("files".into(), self.files.len().into());
-        object.insert("rows".into(), self.rows.into());
+        object.insert("rows".into(), self.counts.rows.into());
         object.insert(
             format!("rejected_{}", rules::DATE_MISMATCH),
             self.rejected_by(rules::DATE_MISMATCH).into(),
         );
-        object.insert("kept".into(), self.kept.into());
+        object.insert("kept".into(), self.counts.kept.into());
         for warning in Warning::ALL {
             object.insert(warning.name().into(), self.flag(warning).into());
         }
@@ -151,22 +142,18 @@ impl DateManifest {
         let mut date = Self {
             files: inputs.iter().map(|i| i.name.clone()).collect(),
             inputs: Vec::new(),
-            rows: 0,
-            kept: 0,
-            rejected_rows: 0,
-            rejected: RuleCounts::new(),
-            flagged_rows,
-            flags: RuleCounts::new(),
+            counts: RowCounts { flagged_rows, ..RowCounts::default() },
             quarantined_files: Vec::new(),
             quarantined_rows: 0,
             missing_hours,
         };
         for input in &inputs {
-            add_counts(&mut date.flags, &input.flags);
-            add_counts(&mut date.rejected, &input.rejected);
-            date.rows += input.rows;
-            date.kept += input.kept;
-            date.rejected_rows += input.rejected_rows;
+            let counts = &mut date.counts;
+            add_rule_counts(&mut counts.flags, &input.flags);
+            add_rule_counts(&mut counts.rejected, &input.rejected);
+            counts.rows += input.rows;
+            counts.kept += input.kept;
+            counts.rejected_rows += input.rejected_rows;
             if input.quarantined {
                 date.quarantined_files.push(input.name.clone());
                 date.quarantined_rows += input.rows;
@@ -174,11 +161,5 @@ impl DateManifest {
         }
         date.inputs = inputs;
         date
-    }
-}
-
-fn add_counts(total: &mut RuleCounts, counts: &RuleCounts) {
-    for (rule, count) in counts {
-        *total.entry(rule.clone()).or_default() += count;
     }
 }

@@ -234,7 +234,10 @@ mod tests {
             assert_eq!(clients.rows, u64::from(size.max(1)));
             assert_eq!(clients.ambiguous_ids.len(), if size >= 5 { 2 } else { 0 });
             for day in manifest.dates.values() {
-                assert_eq!(day.rows, day.kept + day.rejected_rows + day.quarantined_rows);
+                assert_eq!(
+                    day.counts.rows,
+                    day.counts.kept + day.counts.rejected_rows + day.quarantined_rows
+                );
             }
         }
     }

@@ -582,7 +582,7 @@ async fn many_dates_queued_at_once_stay_inside_the_memory_budget() {
         )
         .expect("JSON");
         assert_accounting(&report);
-        rows += report.totals.rows;
+        rows += report.totals.counts.rows;
     }
     assert_eq!(rows, u64::from(PARALLEL_DATES) * 24 * 2_000);
     eprintln!(

@@ -252,16 +252,21 @@ pub fn reject_rows(batches: &[RecordBatch]) -> Vec<Reject> {
 pub fn assert_accounting(report: &RunReport) {
     let totals = &report.totals;
     assert_eq!(
-        totals.rows,
-        totals.kept + totals.rejected_rows + totals.quarantined_rows,
+        totals.counts.rows,
+        totals.counts.kept + totals.counts.rejected_rows + totals.quarantined_rows,
         "totals: {totals:?}"
     );
     for input in &report.inputs {
-        let quarantined = if input.quarantined.is_some() { input.rows } else { 0 };
-        assert_eq!(input.rows, input.kept + input.rejected_rows + quarantined, "input {}", input.name);
+        let quarantined = if input.quarantined.is_some() { input.counts.rows } else { 0 };
+        assert_eq!(
+            input.counts.rows,
+            input.counts.kept + input.counts.rejected_rows + quarantined,
+            "input {}",
+            input.name
+        );
     }
-    let summed: u64 = report.inputs.iter().map(|i| i.rows).sum();
-    assert_eq!(summed, totals.rows);
+    let summed: u64 = report.inputs.iter().map(|i| i.counts.rows).sum();
+    assert_eq!(summed, totals.counts.rows);
 }
 
 // --- the pages in headless Chromium ----------------------------------------------------------

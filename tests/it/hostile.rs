@@ -100,7 +100,10 @@ async fn check_file_case(case: &Value) -> Vec<String> {
             return errors;
         };
         expect(q.reason.contains(reason), format!("reason {:?} lacks {reason:?}", q.reason));
-        expect((input.rows, input.kept, input.rejected_rows) == (rows, 0, 0), format!("counts {input:?}"));
+        expect(
+            (input.counts.rows, input.counts.kept, input.counts.rejected_rows) == (rows, 0, 0),
+            format!("counts {input:?}"),
+        );
         expect(!store.exists(&name).await, "the original is still in the landing root".into());
         let copy = store.get(&format!("error/{name}")).await;
         expect(copy.as_deref() == Some(&bytes[..]), "error/ copy differs from the original".into());
@@ -125,7 +128,7 @@ async fn check_file_case(case: &Value) -> Vec<String> {
 
     expect(input.quarantined.is_none(), format!("quarantined: {:?}", input.quarantined));
     let rows = case["rows"].as_u64().expect("rows");
-    expect(input.rows == rows, format!("rows {} instead of {rows}", input.rows));
+    expect(input.counts.rows == rows, format!("rows {} instead of {rows}", input.counts.rows));
     let kept = match store.get(TX).await {
         Some(bytes) => transaction_rows(&crate::helpers::read_parquet(bytes)),
         None => Vec::new(),
@@ -218,7 +221,7 @@ async fn every_hostile_file_at_once_in_one_date_still_adds_up() {
     assert_accounting(&report);
     let kept = transaction_rows(&store.parquet(TX).await).len() as u64;
     let rejected = reject_rows(&store.parquet(REJECTS).await).len() as u64;
-    assert_eq!((kept, rejected), (report.totals.kept, report.totals.rejected_rows));
+    assert_eq!((kept, rejected), (report.totals.counts.kept, report.totals.counts.rejected_rows));
     for input in report.inputs.iter().filter(|i| i.quarantined.is_some()) {
         assert!(store.exists(&format!("error/{}", input.name)).await, "{}", input.name);
         assert!(store.exists(&format!("error/{}.error.json", input.name)).await, "{}", input.name);
@@ -226,7 +229,7 @@ async fn every_hostile_file_at_once_in_one_date_still_adds_up() {
     // And again: the date is unchanged, the quarantined files still accounted for.
     let again = store.run(DAY).await;
     assert_eq!(again.status, RunStatus::Unchanged);
-    assert_eq!(again.totals.rows, report.totals.rows);
+    assert_eq!(again.totals.counts.rows, report.totals.counts.rows);
 }
 
 /// A 10 MB line with no line break at all.
@@ -242,7 +245,7 @@ async fn a_10_mb_single_line_file_is_quarantined_with_a_short_error_file() {
     assert_accounting(&report);
     let input = &report.inputs[0];
     assert!(input.quarantined.as_ref().is_some_and(|q| q.reason.contains("invalid header")), "{input:?}");
-    assert_eq!(input.rows, 0);
+    assert_eq!(input.counts.rows, 0);
     assert_eq!(store.get(&format!("error/{name}")).await.expect("copy").len(), bytes.len());
     let note = store.get(&format!("error/{name}.error.json")).await.expect("note");
     assert!(note.len() < 4096, "the note quotes a shortened header, not 10 MB: {} bytes", note.len());
@@ -269,7 +272,7 @@ async fn a_10_mb_row_is_rejected_with_its_rule_and_quoted_shortly() {
     // With room for rejects, the row goes to the rejects output whole, as sent.
     let (store, report) = land_and_run(&name, bytes.clone(), 1.0).await;
     assert_accounting(&report);
-    assert_eq!((report.totals.kept, report.totals.rejected_rows), (1, 1));
+    assert_eq!((report.totals.counts.kept, report.totals.counts.rejected_rows), (1, 1));
     let rejects = reject_rows(&store.parquet(REJECTS).await);
     assert_eq!(rejects[0].3, ["invalid_store_id"]);
     assert_eq!(rejects[0].2.len(), bytes.len() - HEADER.len() - GOOD_ROW.len());
@@ -290,7 +293,7 @@ async fn hostile_file_names_are_unrecognized_never_ingested_never_moved() {
     }
     let report = store.run(DAY).await;
     assert_accounting(&report);
-    assert_eq!(report.totals.rows, 0, "{report:#?}");
+    assert_eq!(report.totals.counts.rows, 0, "{report:#?}");
     let mut expected = names.clone();
     expected.sort();
     assert_eq!(report.unrecognized, expected);

@@ -74,10 +74,13 @@ async fn every_warning_rule_flags_kept_rows_in_contract_order() {
     assert!(rejects[0].4.contains("1999-01-01"), "{}", rejects[0].4);
 
     let input = &report.inputs[0];
-    assert_eq!((input.rows, input.kept, input.rejected_rows, input.flagged_rows), (11, 10, 1, 8));
-    assert_eq!(input.flags["hour_mismatch"], 3);
-    assert_eq!(input.flags["duplicate_transaction_id"], 2);
-    assert_eq!(report.totals.flags["outside_opening_hours"], 3);
+    assert_eq!(
+        (input.counts.rows, input.counts.kept, input.counts.rejected_rows, input.counts.flagged_rows),
+        (11, 10, 1, 8)
+    );
+    assert_eq!(input.counts.flags["hour_mismatch"], 3);
+    assert_eq!(input.counts.flags["duplicate_transaction_id"], 2);
+    assert_eq!(report.totals.counts.flags["outside_opening_hours"], 3);
 }
 
 #[tokio::test]
@@ -120,8 +123,8 @@ async fn every_error_rule_rejects_rows_with_all_their_reasons() {
     let kept = transaction_rows(&store.parquet(TX).await);
     let ids: Vec<(&str, i32)> = kept.iter().map(|r| (r.transaction_id.as_str(), r.quantity)).collect();
     assert_eq!(ids, [("21", i32::MAX), ("22", 1)]);
-    assert_eq!(report.totals.rejected["malformed_row"], 4);
-    assert_eq!(report.totals.rejected["invalid_quantity"], 2);
+    assert_eq!(report.totals.counts.rejected["malformed_row"], 4);
+    assert_eq!(report.totals.counts.rejected["invalid_quantity"], 2);
 }
 
 #[tokio::test]
@@ -135,7 +138,7 @@ async fn a_file_with_too_many_rejects_is_quarantined_whole() {
     let bad = report.inputs.iter().find(|i| i.name.ends_with("_10.csv")).unwrap();
     let quarantine = bad.quarantined.as_ref().expect("quarantined");
     assert!(quarantine.reason.contains("14 of 16 rows rejected"), "{}", quarantine.reason);
-    assert_eq!((bad.rows, bad.kept, bad.rejected_rows), (16, 0, 0));
+    assert_eq!((bad.counts.rows, bad.counts.kept, bad.counts.rejected_rows), (16, 0, 0));
     assert_eq!(report.totals.quarantined_rows, 16);
 
     // Copied, described, then deleted from the landing root; its rows are in neither output.
@@ -151,7 +154,7 @@ async fn a_file_with_too_many_rejects_is_quarantined_whole() {
     assert_eq!(note["details"]["first_errors"][0]["reasons"][0], "invalid_transaction_id");
     let kept = transaction_rows(&store.parquet(TX).await);
     assert!(kept.iter().all(|r| r.source_file.ends_with("_9.csv")));
-    assert_eq!(report.totals.rejected_rows, 1);
+    assert_eq!(report.totals.counts.rejected_rows, 1);
 }
 
 #[tokio::test]
@@ -165,7 +168,7 @@ async fn a_reject_share_of_exactly_max_reject_ratio_is_not_quarantined() {
     store.put("transactions_2023-11-23_8.csv", text).await;
     let report = store.run(DAY).await;
     assert!(report.inputs[0].quarantined.is_none());
-    assert_eq!((report.totals.kept, report.totals.rejected_rows), (9, 1));
+    assert_eq!((report.totals.counts.kept, report.totals.counts.rejected_rows), (9, 1));
 }
 
 #[tokio::test]
@@ -214,7 +217,7 @@ async fn file_level_failures_quarantine_with_a_precise_error_file() {
         assert!(!store.exists(name).await, "{name} left in landing");
     }
     let not_utf8 = report.inputs.iter().find(|i| i.name.ends_with("_11.csv")).unwrap();
-    assert_eq!(not_utf8.rows, 2, "a non-UTF-8 file's rows are still counted");
+    assert_eq!(not_utf8.counts.rows, 2, "a non-UTF-8 file's rows are still counted");
     let extra = b"transaction_id;client_id;date;hour;minute;product_id;quantity;store_id;note\n";
     store.put("transactions_2023-11-23_15.csv", extra.to_vec()).await;
     let report = store.run(DAY).await;
@@ -237,7 +240,7 @@ async fn the_dialect_accepts_bom_crlf_lone_cr_blank_lines_and_a_missing_last_new
     let text = "\u{feff}# comment\r\n\r\ntransaction_id;client_id;date;hour;minute;product_id;quantity;store_id\r\n1;100;2023-11-23;8;0;500;1;10\r \t \r2;100;2023-11-23;8;1;500;1;10\n\"3\";\"100\";2023-11-23;8;2;500;1;10";
     store.put("transactions_2023-11-23_8.csv", text).await;
     let report = store.run(DAY).await;
-    assert_eq!(report.totals.kept, 3, "{report:#?}");
+    assert_eq!(report.totals.counts.kept, 3, "{report:#?}");
     let rows = transaction_rows(&store.parquet(TX).await);
     let lines: Vec<i64> = rows.iter().map(|r| r.source_line).collect();
     assert_eq!(lines, [4, 6, 7]);
@@ -283,7 +286,7 @@ async fn unrecognized_names_are_reported_and_never_ingested() {
         ],
         "names of this date or of no real date are listed; those of another real date belong to that date's report"
     );
-    assert_eq!(report.totals.rows, 0);
+    assert_eq!(report.totals.counts.rows, 0);
     assert!(store.exists("transactions_2023-02-30_8.csv").await, "never moved or deleted");
 }
 
@@ -524,7 +527,7 @@ async fn referentials_are_formatted_once_and_reused_while_unchanged() {
     let changed = store.run(DAY).await;
     assert_eq!(changed.referentials["clients"].source, ReferentialSource::Fresh);
     assert_ne!(store.get("formatted/clients/clients.parquet").await.unwrap(), formatted);
-    assert_eq!(changed.totals.flags["unknown_client"], 3, "101, 200 and 777 are unknown now");
+    assert_eq!(changed.totals.counts.flags["unknown_client"], 3, "101, 200 and 777 are unknown now");
 
     // Rows that break a type rule go to the referential's rejects.
     assert_eq!(
@@ -660,7 +663,10 @@ async fn an_invalid_referential_is_quarantined_and_the_last_good_copy_used() {
     assert!(stores.reason.as_deref().unwrap().contains("quarantined"), "{stores:?}");
     assert!(store.exists("error/stores.csv").await && store.exists("error/stores.csv.error.json").await);
     assert!(!store.exists("stores.csv").await);
-    assert_eq!(report.totals.flags, first.totals.flags, "the fallback gives the same enrichment");
+    assert_eq!(
+        report.totals.counts.flags, first.totals.counts.flags,
+        "the fallback gives the same enrichment"
+    );
     // Absent now: still the fallback.
     let absent = store.run_with(DAY, true, None).await;
     assert_eq!(absent.referentials["stores"].source, ReferentialSource::Fallback);
@@ -721,7 +727,7 @@ async fn a_marker_listing_a_missing_file_leaves_the_date_incomplete() {
     let report = store.run_with(DAY, false, Some(marker)).await;
     assert_eq!(report.status, RunStatus::Succeeded);
     assert_eq!(report.unlisted.as_deref(), Some(&["transactions_2023-11-23_11.csv".to_owned()][..]));
-    assert_eq!(report.totals.kept, 12, "unlisted files are ingested too");
+    assert_eq!(report.totals.counts.kept, 12, "unlisted files are ingested too");
     let empty_marker = store.run_with(DAY, true, Some(EotMarker::Everything)).await;
     assert_eq!(empty_marker.missing_files.as_deref(), Some(&[][..]));
 
@@ -747,7 +753,7 @@ async fn duplicates_ignore_rejected_rows_and_quarantined_files() {
     store.put("transactions_2023-11-23_9.csv", format!("{HEADER}2;100;2023-11-23;9;0;500;1;10\n")).await;
     store.put("transactions_2023-11-23_10.csv", "only;bad;header\n1;2;3\n").await;
     let report = store.run(DAY).await;
-    assert_eq!(report.totals.flags.get("duplicate_transaction_id"), None, "{:?}", report.totals);
+    assert_eq!(report.totals.counts.flags.get("duplicate_transaction_id"), None, "{:?}", report.totals);
 }
 
 #[tokio::test]
@@ -775,7 +781,7 @@ async fn the_pipeline_keeps_its_promises_on_azurite() {
     let report = if a.status == RunStatus::Succeeded { a } else { b };
     assert_accounting(&report);
     assert_eq!(
-        (report.totals.kept, report.totals.rejected_rows, report.totals.quarantined_rows),
+        (report.totals.counts.kept, report.totals.counts.rejected_rows, report.totals.quarantined_rows),
         (10, 1, 16)
     );
     // Quarantine by copy, verify, then delete, on blob storage.

@@ -92,8 +92,8 @@ async fn run_files(files: &[(String, Vec<u8>)], max_reject_ratio: f64) -> Outcom
 fn assert_adds_up(outcome: &Outcome) {
     assert_accounting(&outcome.report);
     if outcome.report.status == RunStatus::Succeeded {
-        assert_eq!(outcome.kept.len() as u64, outcome.report.totals.kept);
-        assert_eq!(outcome.rejects.len() as u64, outcome.report.totals.rejected_rows);
+        assert_eq!(outcome.kept.len() as u64, outcome.report.totals.counts.kept);
+        assert_eq!(outcome.rejects.len() as u64, outcome.report.totals.counts.rejected_rows);
     }
 }
 
@@ -373,7 +373,7 @@ proptest! {
         let outcome = runtime().block_on(run_files(&files, 1.0));
         assert_adds_up(&outcome);
         let input = &outcome.report.inputs[0];
-        prop_assert_eq!(input.rows, 1);
+        prop_assert_eq!(input.counts.rows, 1);
         prop_assert_eq!(outcome.kept.len() + outcome.rejects.len(), 1);
         if let Some(reject) = outcome.rejects.first() {
             let order: Vec<String> = TRANSACTION_COLUMNS.iter().map(|c| format!("invalid_{c}"))
@@ -599,10 +599,10 @@ proptest! {
         ));
         assert_adds_up(&a);
         assert_adds_up(&b);
-        prop_assert_eq!(a.report.totals.rows, rows.len() as u64);
+        prop_assert_eq!(a.report.totals.counts.rows, rows.len() as u64);
         prop_assert_eq!(by_row(&a), by_row(&b));
-        prop_assert_eq!(&a.report.totals.flags, &b.report.totals.flags);
-        prop_assert_eq!(&a.report.totals.rejected, &b.report.totals.rejected);
+        prop_assert_eq!(&a.report.totals.counts.flags, &b.report.totals.counts.flags);
+        prop_assert_eq!(&a.report.totals.counts.rejected, &b.report.totals.counts.rejected);
         // And each row alone gives what it gave among the others.
         let pick = shuffle.index(rows.len());
         let alone = format!("{HEADER}\n{}\n", lines[pick]);

@@ -76,7 +76,7 @@ async fn the_pages_numbers_match_the_report_and_the_rows() {
         assert_eq!(attrs["data-missing"], missing.to_string(), "hour {hour}");
         sum += kept;
     }
-    assert_eq!(sum, totals.kept);
+    assert_eq!(sum, totals.counts.kept);
     assert!(!report.missing_hours.is_empty(), "the fixtures lack hours 8, 11-20");
 
     // Every rule of the report, with its count and kind; nothing else.
@@ -89,10 +89,10 @@ async fn the_pages_numbers_match_the_report_and_the_rows() {
         );
     }
     let mut wanted: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for (rule, count) in &totals.rejected {
+    for (rule, count) in &totals.counts.rejected {
         wanted.insert((rule.clone(), "rejected".into()), *count);
     }
-    for (rule, count) in &totals.flags {
+    for (rule, count) in &totals.counts.flags {
         wanted.insert((rule.clone(), "flagged".into()), *count);
     }
     assert_eq!(shown, wanted);
@@ -102,13 +102,13 @@ async fn the_pages_numbers_match_the_report_and_the_rows() {
         .into_iter()
         .map(|a| (a["data-name"].clone(), a["data-count"].parse().expect("a count")))
         .collect();
-    assert_eq!(outcomes["kept"], totals.kept);
-    assert_eq!(outcomes["rejected"], totals.rejected_rows);
+    assert_eq!(outcomes["kept"], totals.counts.kept);
+    assert_eq!(outcomes["rejected"], totals.counts.rejected_rows);
     assert_eq!(outcomes["quarantined"], totals.quarantined_rows);
     for input in &report.inputs {
         let row = format!(
             "<tr data-file=\"{0}\"><td>{0}</td><td class=\"n\">{1}</td><td class=\"n\">{2}</td><td class=\"n\">{3}</td>",
-            input.name, input.hour, input.rows, input.kept
+            input.name, input.hour, input.counts.rows, input.counts.kept
         );
         assert!(html.contains(&row), "no row {row}");
     }
@@ -128,7 +128,10 @@ async fn the_pages_numbers_match_the_report_and_the_rows() {
     assert_eq!(values("invalid_hour"), [("24".to_owned(), 1)]);
     assert_eq!(values("invalid_client_id"), [("1a".to_owned(), 1)]);
     assert!(values("date_mismatch").contains(&("1999-01-01".to_owned(), 2)), "{:?}", values("date_mismatch"));
-    assert_eq!(values("hour_mismatch").iter().map(|v| v.1).sum::<u64>(), totals.flags["hour_mismatch"]);
+    assert_eq!(
+        values("hour_mismatch").iter().map(|v| v.1).sum::<u64>(),
+        totals.counts.flags["hour_mismatch"]
+    );
 
     // Referential versions used.
     for (name, referential) in &report.referentials {
@@ -175,12 +178,12 @@ async fn store_daily_adds_up_to_the_kept_rows_and_their_quantities() {
     let column = |i: usize| batch.column(i).as_primitive::<Int64Type>().clone();
     let (transactions, quantity, clients, flagged) = (column(5), column(6), column(7), column(8));
 
-    assert_eq!(transactions.iter().flatten().sum::<i64>() as u64, report.totals.kept);
+    assert_eq!(transactions.iter().flatten().sum::<i64>() as u64, report.totals.counts.kept);
     assert_eq!(
         quantity.iter().flatten().sum::<i64>(),
         rows.iter().map(|r| i64::from(r.quantity)).sum::<i64>()
     );
-    assert_eq!(flagged.iter().flatten().sum::<i64>() as u64, report.totals.flagged_rows);
+    assert_eq!(flagged.iter().flatten().sum::<i64>() as u64, report.totals.counts.flagged_rows);
 
     // Every valid store of the referential, in text order, then the unknown ones (null).
     let listed: Vec<Option<&str>> = ids.iter().collect();
@@ -213,7 +216,7 @@ async fn store_daily_adds_up_to_the_kept_rows_and_their_quantities() {
     assert_eq!(transactions.value(store_12), 1);
     let unknown = at(None);
     assert!(latitude.is_null(unknown));
-    assert_eq!(transactions.value(unknown) as u64, report.totals.flags["unknown_store"]);
+    assert_eq!(transactions.value(unknown) as u64, report.totals.counts.flags["unknown_store"]);
     // A store that sold nothing is listed with zeros.
     assert_eq!(transactions.value(at(Some("14"))), 0);
 }
@@ -279,10 +282,10 @@ async fn the_page_renders_in_headless_chromium_with_the_right_numbers() {
     for hour in &report.missing_hours {
         assert!(dom.contains(&format!("no file received for hour {hour}</title>")), "hour {hour} not marked");
     }
-    for (rule, count) in &report.totals.flags {
+    for (rule, count) in &report.totals.counts.flags {
         assert!(dom.contains(&format!("<title>{rule}: {count} rows flagged</title>")), "no bar for {rule}");
     }
-    for (rule, count) in &report.totals.rejected {
+    for (rule, count) in &report.totals.counts.rejected {
         assert!(dom.contains(&format!("<title>{rule}: {count} rows rejected</title>")), "no bar for {rule}");
     }
 

@@ -139,9 +139,9 @@ async fn a_file_released_after_raising_the_reject_ratio_is_ingested() {
     assert_accounting(&report);
     assert_eq!(
         (
-            report.totals.rows,
-            report.totals.kept,
-            report.totals.rejected_rows,
+            report.totals.counts.rows,
+            report.totals.counts.kept,
+            report.totals.counts.rejected_rows,
             report.totals.quarantined_files
         ),
         (3, 1, 2, 0),

@@ -31,11 +31,15 @@ async fn real_data_both_days_match_expected_json_and_rerun_unchanged_then_identi
         assert_accounting(&report);
         let totals = &report.totals;
         assert_eq!(totals.files, want["files"].as_u64().unwrap(), "{day} files");
-        assert_eq!(totals.rows, want["rows"].as_u64().unwrap(), "{day} rows");
-        assert_eq!(totals.kept, want["kept"].as_u64().unwrap(), "{day} kept");
-        assert_eq!(totals.rejected_rows, want["rejected_date_mismatch"].as_u64().unwrap(), "{day} rejected");
+        assert_eq!(totals.counts.rows, want["rows"].as_u64().unwrap(), "{day} rows");
+        assert_eq!(totals.counts.kept, want["kept"].as_u64().unwrap(), "{day} kept");
         assert_eq!(
-            totals.rejected.keys().collect::<Vec<_>>(),
+            totals.counts.rejected_rows,
+            want["rejected_date_mismatch"].as_u64().unwrap(),
+            "{day} rejected"
+        );
+        assert_eq!(
+            totals.counts.rejected.keys().collect::<Vec<_>>(),
             ["date_mismatch"],
             "{day}: all rejects are date_mismatch"
         );
@@ -49,7 +53,7 @@ async fn real_data_both_days_match_expected_json_and_rerun_unchanged_then_identi
             "ambiguous_client",
             "duplicate_transaction_id",
         ] {
-            let got = totals.flags.get(rule).copied().unwrap_or(0);
+            let got = totals.counts.flags.get(rule).copied().unwrap_or(0);
             assert_eq!(got, want[rule].as_u64().unwrap(), "{day} {rule}");
         }
         let hours: Vec<u64> =
@@ -61,7 +65,7 @@ async fn real_data_both_days_match_expected_json_and_rerun_unchanged_then_identi
         let rows = transaction_rows(
             &store.parquet(&format!("formatted/transactions_{day}/transactions.parquet")).await,
         );
-        assert_eq!(rows.len() as u64, totals.kept);
+        assert_eq!(rows.len() as u64, totals.counts.kept);
         let ambiguous =
             rows.iter().filter(|r| r.flags.iter().any(|f| f == "ambiguous_client")).count() as u64;
         assert_eq!(ambiguous, want["ambiguous_client"].as_u64().unwrap());
@@ -72,7 +76,7 @@ async fn real_data_both_days_match_expected_json_and_rerun_unchanged_then_identi
         );
         let rejects =
             reject_rows(&store.parquet(&format!("rejected/transactions_{day}/rejects.parquet")).await);
-        assert_eq!(rejects.len() as u64, totals.rejected_rows);
+        assert_eq!(rejects.len() as u64, totals.counts.rejected_rows);
         assert!(rejects.iter().all(|r| r.2.contains(";1999-01-01;")));
     }
     // The hour-8 file's first row is on line 3 (comment, header).
@@ -178,14 +182,18 @@ async fn real_data_a_file_held_back_past_its_marker_is_published_by_the_sweep() 
         assert_eq!((report.status, report.trigger.as_str()), (RunStatus::Succeeded, "sweep"), "{day}");
         assert_accounting(&report);
         assert_eq!(report.totals.files, want["files"].as_u64().unwrap(), "{day}");
-        assert_eq!(report.totals.rows, want["rows"].as_u64().unwrap(), "{day}");
-        assert_eq!(report.totals.kept, want["kept"].as_u64().unwrap(), "{day}");
-        assert_eq!(report.totals.rejected_rows, want["rejected_date_mismatch"].as_u64().unwrap(), "{day}");
+        assert_eq!(report.totals.counts.rows, want["rows"].as_u64().unwrap(), "{day}");
+        assert_eq!(report.totals.counts.kept, want["kept"].as_u64().unwrap(), "{day}");
+        assert_eq!(
+            report.totals.counts.rejected_rows,
+            want["rejected_date_mismatch"].as_u64().unwrap(),
+            "{day}"
+        );
         for rule in
             ["zero_quantity", "hour_mismatch", "unknown_store", "outside_opening_hours", "ambiguous_client"]
         {
             assert_eq!(
-                report.totals.flags.get(rule).copied().unwrap_or(0),
+                report.totals.counts.flags.get(rule).copied().unwrap_or(0),
                 want[rule].as_u64().unwrap(),
                 "{day} {rule}"
             );

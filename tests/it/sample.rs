@@ -163,8 +163,12 @@ async fn the_manifest_adds_up_and_shows_every_defect_at_demo_size() {
     assert_eq!(manifest.dates.len(), 3);
     assert_eq!(manifest.total_rows(), 3 * 12 * 2_000);
     for (date, day) in &manifest.dates {
-        assert_eq!(day.rows, day.kept + day.rejected_rows + day.quarantined_rows, "{date}");
-        assert_eq!(day.rows, day.inputs.iter().map(|i| i.rows).sum::<u64>());
+        assert_eq!(
+            day.counts.rows,
+            day.counts.kept + day.counts.rejected_rows + day.quarantined_rows,
+            "{date}"
+        );
+        assert_eq!(day.counts.rows, day.inputs.iter().map(|i| i.rows).sum::<u64>());
         for input in &day.inputs {
             assert_eq!(input.rows, input.kept + input.rejected_rows, "{}", input.name);
         }
@@ -184,13 +188,13 @@ async fn the_manifest_adds_up_and_shows_every_defect_at_demo_size() {
             assert_eq!(day.flag(warning), 0, "{date}: {}", warning.name());
         }
         // About 1 % each, as in the real feed.
-        let percent = |n: u64| n as f64 * 100.0 / day.rows as f64;
-        assert!((0.5..1.5).contains(&percent(day.rejected_rows)));
+        let percent = |n: u64| n as f64 * 100.0 / day.counts.rows as f64;
+        assert!((0.5..1.5).contains(&percent(day.counts.rejected_rows)));
         assert!((0.5..1.5).contains(&percent(day.flag(Warning::ZeroQuantity))));
-        assert!(day.flagged_rows >= day.flag(Warning::ZeroQuantity));
+        assert!(day.counts.flagged_rows >= day.flag(Warning::ZeroQuantity));
         let json = day.expected_json();
-        assert_eq!(json["kept"], day.kept);
-        assert_eq!(json["rejected_date_mismatch"], day.rejected_rows);
+        assert_eq!(json["kept"], day.counts.kept);
+        assert_eq!(json["rejected_date_mismatch"], day.counts.rejected_rows);
         assert_eq!(json["files"], 12);
     }
     let whole = manifest.expected_json();
@@ -216,7 +220,9 @@ async fn the_manifest_matches_an_independent_recount_of_the_written_files() {
             assert!(manifest.dates.values().any(|d| !d.quarantined_files.is_empty()), "no file quarantined");
         }
         if spec.defect_rate == 0.0 {
-            assert!(manifest.dates.values().all(|d| d.flags.is_empty() && d.rejected_rows == 0));
+            assert!(
+                manifest.dates.values().all(|d| d.counts.flags.is_empty() && d.counts.rejected_rows == 0)
+            );
         }
     }
 }
@@ -238,12 +244,12 @@ impl Recount {
     fn of(day: &retail_ingest::sample::DateManifest) -> Self {
         Self {
             files: day.files.clone(),
-            rows: day.rows,
-            kept: day.kept,
+            rows: day.counts.rows,
+            kept: day.counts.kept,
             rejected: day.rejected_by(rules::DATE_MISMATCH),
             quarantined: day.quarantined_files.clone(),
-            flags: day.flags.clone(),
-            flagged_rows: day.flagged_rows,
+            flags: day.counts.flags.clone(),
+            flagged_rows: day.counts.flagged_rows,
             missing_hours: day.missing_hours.clone(),
         }
     }
@@ -395,25 +401,35 @@ async fn the_pipeline_reports_exactly_the_manifests_figures() {
             let totals = &report.totals;
             assert_eq!(
                 (
-                    totals.rows,
-                    totals.kept,
-                    totals.rejected_rows,
+                    totals.counts.rows,
+                    totals.counts.kept,
+                    totals.counts.rejected_rows,
                     totals.quarantined_rows,
-                    totals.flagged_rows
+                    totals.counts.flagged_rows
                 ),
-                (day.rows, day.kept, day.rejected_rows, day.quarantined_rows, day.flagged_rows),
+                (
+                    day.counts.rows,
+                    day.counts.kept,
+                    day.counts.rejected_rows,
+                    day.quarantined_rows,
+                    day.counts.flagged_rows
+                ),
                 "{context}"
             );
-            assert_eq!((&totals.rejected, &totals.flags), (&day.rejected, &day.flags), "{context}");
+            assert_eq!(
+                (&totals.counts.rejected, &totals.counts.flags),
+                (&day.counts.rejected, &day.counts.flags),
+                "{context}"
+            );
             assert_eq!(report.missing_hours, day.missing_hours, "{context}");
             let quarantined: Vec<&str> =
                 report.inputs.iter().filter(|i| i.quarantined.is_some()).map(|i| i.name.as_str()).collect();
             assert_eq!(quarantined, day.quarantined_files, "{context}");
             for (input, expected) in report.inputs.iter().zip(&day.inputs) {
-                assert_eq!((&input.name, input.rows), (&expected.name, expected.rows), "{context}");
+                assert_eq!((&input.name, input.counts.rows), (&expected.name, expected.rows), "{context}");
                 if !expected.quarantined {
                     assert_eq!(
-                        (input.kept, &input.flags),
+                        (input.counts.kept, &input.counts.flags),
                         (expected.kept, &expected.flags),
                         "{}",
                         expected.name

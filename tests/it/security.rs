@@ -494,7 +494,7 @@ async fn quarantine_never_deletes_a_source_it_could_not_copy() {
         assert_eq!(report.status, RunStatus::Succeeded);
         let input = &report.inputs[0];
         if fault == CopyFault::SourceChanges {
-            assert!(input.quarantined.is_none() && input.kept == 1, "{input:?}");
+            assert!(input.quarantined.is_none() && input.counts.kept == 1, "{input:?}");
         } else {
             assert!(input.quarantined.is_some(), "{input:?}");
             let copy = store.get(&StorePath::from(format!("error/{name}"))).await.expect("copy");

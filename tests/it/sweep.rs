@@ -364,7 +364,7 @@ async fn a_range_over_empty_days_publishes_nothing_and_an_empty_marker_publishes
 
     let report = store.run_with(DAY, false, Some(EotMarker::Everything)).await;
     assert_eq!(
-        (report.status, report.totals.rows),
+        (report.status, report.totals.counts.rows),
         (RunStatus::Succeeded, 0),
         "declared empty by its marker"
     );
@@ -398,7 +398,7 @@ async fn a_sweep_racing_a_marker_run_leaves_one_whole_output(backend: Backend) {
     assert!(statuses.iter().filter(|s| *s == "succeeded").count() >= 1, "{statuses:?}");
     let published: retail_ingest::pipeline::RunReport =
         serde_json::from_value(store.json(REPORT).await).expect("a report");
-    assert_eq!(published.totals.rows, 120, "the report describes the whole date");
+    assert_eq!(published.totals.counts.rows, 120, "the report describes the whole date");
     assert_same_as_a_fresh_run(&store).await;
     assert!(!store.exists(&format!("locks/{DAY}.json")).await, "both runs released the lock");
     assert_idle(&store, AFTER).await;
