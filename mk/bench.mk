@@ -1,30 +1,51 @@
-# Benchmarks against a Polars reference (issue 4; BENCHMARKS.md). Included by the root Makefile
-# (-include mk/*.mk); also usable alone (make -f mk/bench.mk bench).
+# Benchmarks against the Polars anchor (issues 4 and 15; BENCHMARKS.md). Included by the root
+# Makefile (-include mk/*.mk), whose npm-deps (Azurite) and mk/functions.mk's package it uses.
 #
-#   make bench          release build, generated data (once, in target/bench/data), W1-W5 and the
-#                       handler start, each beside bench/reference_polars.py in the same run; checks
-#                       the outputs are equal row for row before printing ratios. Several minutes.
+#   make bench          the binary inside the zip `make package` builds (extracted to
+#                       target/bench/shipped/), on generated data (once, in target/bench/data):
+#                       W1-W6 and the handler start, each alternated with the Polars anchor
+#                       (../shared/anchors/polars_pipeline.py; --ref-cache for the steady state);
+#                       checks the outputs are equal row for row before printing ratios. Long.
 #                       BENCH_ARGS="--only W1,W2 --runs 5" narrows or lengthens it.
+#                       BENCH_BIN=PATH measures another binary (no package built), and
+#                       BENCH_BIN="musl=PATH glibc=PATH" several in the same alternated rounds.
+#   make bench-candidates  the builds the shipped one was chosen from (BENCHMARKS.md, "The shipped
+#                       build") into target/candidates/NAME/retail-ingest: glibc-host, musl,
+#                       musl-mimalloc, musl-jemalloc, glibc-2.28; then
+#                       make bench BENCH_BIN="$$(make -s bench-candidates-list)" measures them all.
+#   make bench-profile  perf profiles (CPU, page faults) of W1 and W2, per function, of PROFILE_BIN
+#                       (default the unstripped shipped build); run `make bench` first.
 #   make bench-smoke    the same machinery on tiny generated data, one run each, for CI: fails when
-#                       our outputs and the reference's differ. Seconds with a warm build;
-#                       BENCH_PROFILE=debug uses the debug build `make test` already made.
+#                       our outputs and the anchor's differ (the S6 run goes through Azurite and
+#                       the latency proxy). Seconds with a warm build; BENCH_PROFILE=debug uses
+#                       the debug build `make test` already made, and no package.
 #
-# Polars comes from PyPI, pinned, into .venv-bench/ (git-ignored). /usr/bin/time (peak RSS, CPU)
-# comes from Debian's `time` package when missing.
+# Polars and pyarrow come from PyPI, pinned, into .venv-bench/ (git-ignored). /usr/bin/time (peak
+# RSS, CPU) comes from Debian's `time` package when missing.
 
 BENCH_VENV       ?= .venv-bench
 BENCH_PYTHON     ?= python3
-POLARS_PKG       ?= polars==2.1.0
+BENCH_PKGS       ?= polars==2.1.0 pyarrow==26.0.1
 BENCH_STAMP      := $(BENCH_VENV)/.installed
 BENCH_WORK       ?= target/bench
 BENCH_REAL       ?= ../shared/data/real
+BENCH_ANCHOR     ?= ../shared/anchors/polars_pipeline.py
 BENCH_ARGS       ?=
 # bench-smoke in CI: BENCH_PROFILE=debug reuses the debug build of `make test` (no release build).
 BENCH_PROFILE    ?= release
-BENCH_BIN        := target/$(BENCH_PROFILE)/retail-ingest
+BENCH_SHIPPED    := $(BENCH_WORK)/shipped/retail-ingest
+BENCH_BIN        ?= shipped=$(BENCH_SHIPPED)
 BENCH_FLOOR      := target/$(BENCH_PROFILE)/examples/parse_floor
+BENCH_PROXY      := target/$(BENCH_PROFILE)/examples/latency_proxy
+BENCH_COMMON      = --floor $(BENCH_FLOOR) --proxy $(BENCH_PROXY) --anchor $(BENCH_ANCHOR) \
+                    --work $(BENCH_WORK) --real $(BENCH_REAL)
 
-.PHONY: bench bench-smoke bench-tools bench-build
+CANDIDATES_DIR   ?= target/candidates
+CANDIDATES       := glibc-host musl musl-mimalloc musl-jemalloc glibc-2.28
+PROFILE_BIN      ?= target/$(PACKAGE_TARGET)/release/retail-ingest
+PROFILE_ARGS     ?=
+
+.PHONY: bench bench-smoke bench-tools bench-build bench-shipped bench-candidates bench-candidates-list bench-profile
 
 bench-tools: $(BENCH_STAMP)
 	@test -x /usr/bin/time || { \
@@ -34,16 +55,46 @@ bench-tools: $(BENCH_STAMP)
 $(BENCH_STAMP): mk/bench.mk
 	rm -rf $(BENCH_VENV)
 	$(BENCH_PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: $(POLARS_PKG)
-	echo "$(POLARS_PKG)" > $@
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --only-binary=:all: $(BENCH_PKGS)
+	echo "$(BENCH_PKGS)" > $@
 
 bench-build:
-	cargo build $(if $(filter release,$(BENCH_PROFILE)),--release) --bin retail-ingest --example parse_floor
+	cargo build $(if $(filter release,$(BENCH_PROFILE)),--release) --example parse_floor --example latency_proxy
 
-bench: bench-tools bench-build ## W1-W5 + handler start beside the Polars reference (BENCHMARKS.md)
-	$(BENCH_VENV)/bin/python bench/bench.py --bin $(BENCH_BIN) --floor $(BENCH_FLOOR) \
-	  --work $(BENCH_WORK) --real $(BENCH_REAL) $(BENCH_ARGS)
+# The executable exactly as the zip holds it.
+bench-shipped: package
+	rm -rf $(dir $(BENCH_SHIPPED))
+	unzip -q -o -j -d $(dir $(BENCH_SHIPPED)) $(PACKAGE_ZIP) retail-ingest
 
-bench-smoke: bench-tools bench-build ## tiny bench run; fails when our outputs differ from the reference's
-	$(BENCH_VENV)/bin/python bench/bench.py --smoke --bin $(BENCH_BIN) --floor $(BENCH_FLOOR) \
-	  --work $(BENCH_WORK) --real $(BENCH_REAL) $(BENCH_ARGS)
+bench: bench-tools bench-build npm-deps $(if $(findstring $(BENCH_SHIPPED),$(BENCH_BIN)),bench-shipped) ## W1-W6 + handler start of the zip's binary beside the Polars anchor (BENCHMARKS.md)
+	$(BENCH_VENV)/bin/python bench/bench.py $(foreach b,$(BENCH_BIN),--bin $(b)) $(BENCH_COMMON) $(BENCH_ARGS)
+
+bench-smoke: bench-tools npm-deps ## tiny bench run; fails when our outputs differ from the anchor's
+	cargo build $(if $(filter release,$(BENCH_PROFILE)),--release) --bin retail-ingest --example parse_floor --example latency_proxy
+	$(BENCH_VENV)/bin/python bench/bench.py --smoke --bin target/$(BENCH_PROFILE)/retail-ingest $(BENCH_COMMON) $(BENCH_ARGS)
+
+# One after another (each is minutes of every core); the musl ones share one target folder, so
+# each binary is copied out (without its debug information, as shipped) before the next feature
+# set rebuilds it.
+candidate = mkdir -p $(CANDIDATES_DIR)/$(1) && objcopy --strip-debug $(2) $(CANDIDATES_DIR)/$(1)/retail-ingest
+
+bench-candidates: $(PACKAGE_VENV)/.installed
+	@rustup target list --installed | grep -x x86_64-unknown-linux-musl >/dev/null || rustup target add x86_64-unknown-linux-musl
+	@command -v musl-gcc >/dev/null || { echo "bench-candidates: musl-gcc is missing: apt-get install musl-tools"; exit 1; }
+	cargo build --release --locked --bin retail-ingest
+	$(call candidate,glibc-host,target/release/retail-ingest)
+	cargo build --release --locked --target x86_64-unknown-linux-musl --bin retail-ingest
+	$(call candidate,musl,target/x86_64-unknown-linux-musl/release/retail-ingest)
+	cargo build --release --locked --target x86_64-unknown-linux-musl --bin retail-ingest --features mimalloc
+	$(call candidate,musl-mimalloc,target/x86_64-unknown-linux-musl/release/retail-ingest)
+	cargo build --release --locked --target x86_64-unknown-linux-musl --bin retail-ingest --features jemalloc
+	$(call candidate,musl-jemalloc,target/x86_64-unknown-linux-musl/release/retail-ingest)
+	$(MAKE) -f mk/functions.mk package-build PACKAGE_TARGET=x86_64-unknown-linux-gnu
+	$(call candidate,glibc-2.28,target/x86_64-unknown-linux-gnu/release/retail-ingest)
+
+bench-candidates-list:
+	@echo $(foreach c,$(CANDIDATES),$(c)=$(CANDIDATES_DIR)/$(c)/retail-ingest)
+
+bench-profile: bench-tools
+	@command -v perf >/dev/null || { echo "bench-profile: perf is missing: apt-get install linux-perf"; exit 1; }
+	$(BENCH_VENV)/bin/python bench/profile.py --bin $(PROFILE_BIN) --work $(BENCH_WORK) $(PROFILE_ARGS)

@@ -4,6 +4,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Allocator candidates for the musl build (Cargo features; BENCHMARKS.md, "The shipped build").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(all(feature = "jemalloc", not(feature = "mimalloc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     malloc_tunables::apply();

@@ -1,6 +1,6 @@
-//! The command line: `run`, `report`, `sweep`, `status`, `demo`, `generate`, `serve`. Parses
-//! flags, builds settings, calls the library, and presents the results (summaries, progress,
-//! exit codes).
+//! The command line: `run`, `report`, `sweep`, `status`, `quarantine`, `demo`, `generate`,
+//! `serve`. Parses flags, builds settings, calls the library, and presents the results
+//! (summaries, progress, exit codes).
 //!
 //! Exit codes: 0 when every date went as it should (`run`: succeeded, unchanged or no_files;
 //! `sweep`, `status`: no date needs a person); 1 when a date ended `incomplete` or `blocked`,
@@ -8,6 +8,7 @@
 //! date, an unreachable store).
 
 mod demo;
+mod quarantine;
 mod run;
 mod summary;
 mod sweep;
@@ -45,6 +46,9 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// The table of a window's dates: state, latest run, figures, why a date needs a person.
     Status(sweep::StatusArgs),
+    /// Quarantined files: list them, or release one back into the landing container.
+    #[command(subcommand)]
+    Quarantine(quarantine::QuarantineCommand),
     /// Serve the Azure Functions custom handler (the Functions host starts this).
     Serve(ServeArgs),
 }
@@ -134,6 +138,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => demo::generate(args).await,
         Command::Sweep(args) => sweep::sweep(args).await,
         Command::Status(args) => sweep::status(args).await,
+        Command::Quarantine(command) => quarantine::quarantine(command).await,
         Command::Serve(args) => {
             let options = crate::functions::ServeOptions {
                 port: args.port,

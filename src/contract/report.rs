@@ -315,6 +315,21 @@ impl RunReport {
 }
 
 #[cfg(test)]
+impl ReferentialReport {
+    /// A cached version with source ETag `etag`, for other modules' tests.
+    pub fn example(etag: &str) -> Self {
+        Self {
+            etag: etag.to_owned(),
+            rows: 1,
+            rejected: BTreeMap::new(),
+            source: ReferentialSource::Cached,
+            ambiguous_ids: Vec::new(),
+            reason: None,
+        }
+    }
+}
+
+#[cfg(test)]
 impl RunReport {
     /// A succeeded run of 2023-11-23 that read nothing, for other modules' tests.
     pub fn example() -> Self {

@@ -121,6 +121,13 @@ impl HttpRequestData {
         })
     }
 
+    /// Reads a wrapped HTTP invocation's body: the envelope, and its request `Data[binding]`.
+    pub fn from_body(body: &[u8], binding: &str) -> Result<(Invocation, Self), HandlerError> {
+        let invocation = Invocation::from_body(body)?;
+        let request = Self::from_invocation(&invocation, binding)?;
+        Ok((invocation, request))
+    }
+
     /// The body as text: `None` when absent, null or empty. A body the host already parsed into
     /// JSON (seen in Microsoft's examples) is turned back into text.
     pub fn body_text(&self) -> Option<String> {
@@ -161,6 +168,12 @@ impl InvocationResult {
     /// A result with one log line and no output.
     pub fn logged(line: impl Into<String>) -> Self {
         Self { logs: vec![line.into()], ..Self::default() }
+    }
+
+    /// The answer to a wrapped HTTP function's caller: `status` and `body` in the http output
+    /// `binding`, `line` in `Logs`.
+    pub fn http_reply(line: impl Into<String>, binding: &str, status: StatusCode, body: &Value) -> Self {
+        Self::logged(line).with_output(binding, HttpOutput::json(status, body).to_value())
     }
 
     /// Sets output binding `name`.

@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::AppState;
-use super::envelope::{HttpOutput, HttpRequestData, Invocation, InvocationResult};
+use super::envelope::{HttpRequestData, InvocationResult};
 use super::error::HandlerError;
 use crate::contract::IngestDate;
 use crate::contract::overview::Overview;
@@ -88,8 +88,7 @@ pub async fn handle_wrapped(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<InvocationResult, HandlerError> {
-    let invocation = Invocation::from_body(&body)?;
-    let request = HttpRequestData::from_invocation(&invocation, REQUEST_BINDING)?;
+    let (_, request) = HttpRequestData::from_body(&body, REQUEST_BINDING)?;
     let (from, to) = (request.query_param("from"), request.query_param("to"));
     let (status, body, line) = match answer(&state, from.as_deref(), to.as_deref()).await? {
         Ok(overview) => {
@@ -100,8 +99,7 @@ pub async fn handle_wrapped(
         }
         Err(message) => (StatusCode::BAD_REQUEST, json!({ "error": message }), message),
     };
-    Ok(InvocationResult::logged(line)
-        .with_output(RESPONSE_BINDING, HttpOutput::json(status, &body).to_value()))
+    Ok(InvocationResult::http_reply(line, RESPONSE_BINDING, status, &body))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::envelope::{HttpOutput, HttpRequestData, Invocation, InvocationResult, kind};
+use super::envelope::{HttpOutput, HttpRequestData, InvocationResult, kind};
 use super::error::HandlerError;
 use super::ingest_date::DateMessage;
 use crate::contract::IngestDate;
@@ -127,8 +127,7 @@ fn date(value: &Value, field: &str) -> Result<IngestDate, String> {
 
 /// Handles one wrapped invocation.
 pub async fn handle(body: Bytes) -> Result<InvocationResult, HandlerError> {
-    let invocation = Invocation::from_body(&body)?;
-    let request = HttpRequestData::from_invocation(&invocation, REQUEST_BINDING)?;
+    let (_, request) = HttpRequestData::from_body(&body, REQUEST_BINDING)?;
     Ok(answer(request.body_text().as_deref()))
 }
 

@@ -16,7 +16,7 @@ use object_store::path::Path as StorePath;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::envelope::{HttpOutput, HttpRequestData, Invocation, InvocationResult};
+use super::envelope::{HttpRequestData, InvocationResult};
 use super::error::HandlerError;
 use crate::contract::IngestDate;
 
@@ -98,8 +98,7 @@ pub async fn handle_wrapped(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<InvocationResult, HandlerError> {
-    let invocation = Invocation::from_body(&body)?;
-    let request = HttpRequestData::from_invocation(&invocation, REQUEST_BINDING)?;
+    let (invocation, request) = HttpRequestData::from_body(&body, REQUEST_BINDING)?;
     let date =
         request.param(DATE_PARAM).or_else(|| invocation.metadata_string(DATE_PARAM)).ok_or_else(|| {
             HandlerError::BadRequest(format!("Data.{REQUEST_BINDING}.Params.{DATE_PARAM} is missing"))
@@ -116,6 +115,5 @@ pub async fn handle_wrapped(
         // Storage failures fail the invocation: the caller gets the host's bare 500.
         Err(error) => return Err(error),
     };
-    Ok(InvocationResult::logged(line)
-        .with_output(RESPONSE_BINDING, HttpOutput::json(status, &body).to_value()))
+    Ok(InvocationResult::http_reply(line, RESPONSE_BINDING, status, &body))
 }

@@ -100,7 +100,7 @@ mod tests {
 
     use super::*;
     use crate::contract::quarantine::{OriginalBlob, QuarantineNote};
-    use crate::contract::report::{InputReport, ReferentialSource};
+    use crate::contract::report::InputReport;
     use crate::contract::{IngestDate, TransactionFileName};
 
     fn date() -> IngestDate {
@@ -146,14 +146,7 @@ mod tests {
     }
 
     fn used(etag: &str) -> ReferentialReport {
-        ReferentialReport {
-            etag: etag.to_owned(),
-            rows: 1,
-            rejected: BTreeMap::new(),
-            source: ReferentialSource::Cached,
-            ambiguous_ids: Vec::new(),
-            reason: None,
-        }
+        ReferentialReport::example(etag)
     }
 
     fn report(inputs: &[(&str, &str, u64)], referentials: &[(&str, &str)]) -> RunReport {

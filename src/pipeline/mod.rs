@@ -11,7 +11,8 @@
 //! - [`fingerprint`]: what makes two runs of a date the same work: the `unchanged` check.
 //! - [`read`]: the date's files fetched, validated ([`transactions`], [`csv_file`]) and
 //!   enriched from the lookups ([`cache`] keeps them between dates).
-//! - [`settle`]: invalid files quarantined ([`quarantine`]), each file's counts for the report.
+//! - [`settle`]: invalid files quarantined ([`quarantine`]), each file's counts for the report;
+//!   [`quarantine`] also lists and releases quarantined files for an operator.
 //! - [`publish`]: outputs written whole, report last; [`rerender`] makes a page again.
 //! - [`lock`]: one run per date at a time.
 
@@ -23,7 +24,7 @@ mod lock;
 mod marker;
 mod parallel;
 mod publish;
-mod quarantine;
+pub mod quarantine;
 mod read;
 pub mod referentials;
 mod rejects;

@@ -29,6 +29,42 @@ svg text{font-size:11px;fill:#333}
 code{font-size:12px;background:#f0f0f0;padding:0 3px;border-radius:3px}
 ";
 
+/// One summary card (`data-total` names it for tests and readers).
+pub fn card(html: &mut String, key: &str, label: &str, value: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        html,
+        "<div class=\"card\" data-total=\"{key}\"><b>{}</b><span>{}</span></div>",
+        esc(value),
+        esc(label)
+    );
+}
+
+/// Horizontal grid lines with their labels, `steps` of them up to `max`.
+pub fn grid(
+    html: &mut String,
+    (left, right): (f64, f64),
+    y: impl Fn(u64) -> f64,
+    max: u64,
+    label: impl Fn(u64) -> String,
+) {
+    use std::fmt::Write as _;
+    // Five steps when the maximum divides by five (10, 2,000), else four (4, 40, 400).
+    let steps = if max.is_multiple_of(5) { 5 } else { 4 };
+    for step in 0..=steps {
+        let value = max * step / steps;
+        let _ = writeln!(
+            html,
+            "<line x1=\"{left}\" x2=\"{right}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e6e6\"/>\
+             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
+            y = y(value),
+            tx = left - 6.0,
+            ty = y(value) + 4.0,
+            label = label(value)
+        );
+    }
+}
+
 /// The smallest 1, 2, 4 or 5 × 10^k at or above `value` (at least 1), for chart scales.
 pub fn nice_ceiling(value: u64) -> u64 {
     let mut magnitude = 1u64;
@@ -53,6 +89,11 @@ pub fn group(value: u64) -> String {
         out.push(digit);
     }
     out
+}
+
+/// `227` of `24001` → `0.95 %`.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 { "0.00 %".to_owned() } else { format!("{:.2} %", 100.0 * part as f64 / whole as f64) }
 }
 
 /// Escapes text for HTML content and attribute values.

@@ -7,8 +7,10 @@
 //! - [`page`]: `formatted/transactions_{date}/_report.html`, one self-contained HTML file
 //!   ([`store_map`] draws its map of the stores, [`html`] holds what pages share).
 //! - [`store_daily`]: `aggregated/store_daily/store_daily_{date}.parquet`, deterministic.
-//! - [`overview`]: `formatted/_overview.html`, the sweep's window of dates.
+//! - [`overview`]: `formatted/_overview.html`, the sweep's window of dates ([`calendar`] draws
+//!   its calendar and holds the states' colours).
 
+pub mod calendar;
 pub mod html;
 pub mod overview;
 pub mod page;

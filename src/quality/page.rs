@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use super::html::{CSS, FLAGGED, KEPT, QUARANTINED, REJECTED, esc, group, nice_ceiling};
+use super::html::{CSS, FLAGGED, KEPT, QUARANTINED, REJECTED, card, esc, grid, group, nice_ceiling};
 use super::stats::DateStats;
 use crate::contract::report::{ReferentialSource, RunReport};
 use crate::contract::rules::Warning;
@@ -50,12 +50,7 @@ pub fn render(report: &RunReport, stats: &DateStats) -> String {
         ("files", "files".to_owned(), group(totals.files)),
         ("missing-hours", "missing hours".to_owned(), missing),
     ] {
-        let _ = writeln!(
-            html,
-            "<div class=\"card\" data-total=\"{key}\"><b>{}</b><span>{}</span></div>",
-            esc(&value),
-            esc(&label)
-        );
+        card(&mut html, key, &label, &value);
     }
     html.push_str("</div>\n");
 
@@ -118,21 +113,7 @@ fn hours_chart(html: &mut String, report: &RunReport, stats: &DateStats) {
          <defs><pattern id=\"hatch\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" patternTransform=\"rotate(45)\">\
          <rect width=\"6\" height=\"6\" fill=\"#fdecea\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#e57373\" stroke-width=\"2\"/></pattern></defs>"
     );
-    // Five steps when the maximum divides by five (10, 2,000), else four (4, 40, 400).
-    let steps = if max.is_multiple_of(5) { 5 } else { 4 };
-    for step in 0..=steps {
-        let value = max * step / steps;
-        let _ = writeln!(
-            html,
-            "<line x1=\"{left}\" x2=\"{x2}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e6e6e6\"/>\
-             <text x=\"{tx}\" y=\"{ty:.1}\" text-anchor=\"end\">{label}</text>",
-            x2 = width - 10.0,
-            y = y(value),
-            tx = left - 6.0,
-            ty = y(value) + 4.0,
-            label = group(value)
-        );
-    }
+    grid(html, (left, width - 10.0), y, max, group);
     for hour in 0..24u8 {
         let kept = stats.kept_per_hour[usize::from(hour)];
         let is_missing = report.missing_hours.contains(&hour);

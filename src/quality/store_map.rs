@@ -175,11 +175,15 @@ fn graticule(
             .find(|s| span / s <= 8.0)
             .unwrap_or(90.0)
     };
+    // Round values from a margin below the span to a margin above it, by the span's step.
     let margin = 2.0;
-    let lat_step = step(lat1 - lat0 + 2.0 * margin);
-    let lng_step = step(lng1 - lng0 + 2.0 * margin);
-    let mut lat = ((lat0 - margin) / lat_step).floor() * lat_step;
-    while lat <= lat1 + margin {
+    let round_values = |low: f64, high: f64| {
+        let step = step(high - low + 2.0 * margin);
+        let first = ((low - margin) / step).floor() * step;
+        std::iter::successors(Some(first), move |value| Some(value + step))
+            .take_while(move |v| *v <= high + margin)
+    };
+    for lat in round_values(lat0, lat1) {
         let (_, y) = project(lat, lng0);
         if (0.0..=height).contains(&y) {
             let _ = writeln!(
@@ -190,10 +194,8 @@ fn graticule(
                 label = degrees(lat, 'N', 'S')
             );
         }
-        lat += lat_step;
     }
-    let mut lng = ((lng0 - margin) / lng_step).floor() * lng_step;
-    while lng <= lng1 + margin {
+    for lng in round_values(lng0, lng1) {
         let (x, _) = project(lat0, lng);
         if (0.0..=width).contains(&x) {
             let _ = writeln!(
@@ -205,7 +207,6 @@ fn graticule(
                 label = degrees(lng, 'E', 'W')
             );
         }
-        lng += lng_step;
     }
 }
 

@@ -145,10 +145,8 @@ fn at(time: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::contract::report::{InputReport, ReferentialReport, ReferentialSource};
+    use crate::contract::report::{InputReport, ReferentialReport};
     use crate::pipeline::fingerprint::FileVersion;
 
     const DAY: &str = "2023-11-24";
@@ -183,17 +181,7 @@ mod tests {
             .collect();
         report.referentials = referentials
             .iter()
-            .map(|&(name, etag)| {
-                let used = ReferentialReport {
-                    etag: etag.to_owned(),
-                    rows: 1,
-                    rejected: BTreeMap::new(),
-                    source: ReferentialSource::Cached,
-                    ambiguous_ids: Vec::new(),
-                    reason: None,
-                };
-                (name.to_owned(), used)
-            })
+            .map(|&(name, etag)| (name.to_owned(), ReferentialReport::example(etag)))
             .collect();
         report
     }

@@ -1,7 +1,9 @@
 //! Setup shared by the integration tests: a store in a temporary directory, fixture files,
-//! pipeline runs, and reading Parquet back.
+//! pipeline runs, reading Parquet back, and the pages opened in headless Chromium.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -272,4 +274,105 @@ pub fn assert_accounting(report: &RunReport) {
     }
     let summed: u64 = report.inputs.iter().map(|i| i.rows).sum();
     assert_eq!(summed, totals.rows);
+}
+
+// --- the pages in headless Chromium ----------------------------------------------------------
+
+/// Every `attr="value"` of the elements whose opening tag contains `marker`.
+pub fn attributes(html: &str, marker: &str) -> Vec<BTreeMap<String, String>> {
+    let mut found = Vec::new();
+    let mut rest = html;
+    while let Some(at) = rest.find(marker) {
+        let start = rest[..at].rfind('<').unwrap_or(0);
+        let end = at + rest[at..].find('>').unwrap_or(rest.len() - at);
+        let tag = &rest[start..end];
+        let mut attrs = BTreeMap::new();
+        for part in tag.split("\" ").flat_map(|p| p.split(' ')) {
+            if let Some((name, value)) = part.split_once("=\"") {
+                attrs.insert(name.to_owned(), value.trim_end_matches('"').to_owned());
+            }
+        }
+        found.push(attrs);
+        rest = &rest[end..];
+    }
+    found
+}
+
+/// `Some` when Chromium is installed; without it a test is skipped with a line on stderr,
+/// except in CI, where it fails (`.ci/run` installs Chromium).
+pub fn chromium() -> Option<&'static str> {
+    let found = Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is missing (apt-get install chromium; .ci/run installs it)"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    }
+    found.then_some("chromium")
+}
+
+/// Chromium, headless, with a throw-away profile, a window of `width` × `height` CSS pixels
+/// at one device pixel each, and no network of its own (this machine has none).
+pub fn headless(profile: &Path, (width, height): (u32, u32)) -> Command {
+    let mut command = Command::new("chromium");
+    command
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--force-device-scale-factor=1",
+        ])
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
+/// The DOM Chromium built from `file`.
+pub fn dump_dom(profile: &Path, window: (u32, u32), file: &Path) -> String {
+    let output = headless(profile, window)
+        .arg("--dump-dom")
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("UTF-8 DOM")
+}
+
+/// What `body` (the body of a script function returning a JSON value) measures in a copy of
+/// `html` laid out in `window`: the pages have no script, only this test copy does.
+pub fn measure(profile: &Path, window: (u32, u32), html: &str, body: &str) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("probe dir");
+    let probe = dir.path().join("probe.html");
+    let script = format!(
+        "<pre id=\"measured\"></pre><script>document.getElementById('measured').textContent = \
+         JSON.stringify((() => {{ {body} }})());</script></body>"
+    );
+    std::fs::write(&probe, html.replace("</body>", &script)).expect("probe written");
+    let dom = dump_dom(profile, window, &probe);
+    let json = &dom[dom.find("<pre id=\"measured\">").expect("measured") + 19..];
+    let json = &json[..json.find("</pre>").expect("end")];
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("measurements {json}: {e}"))
+}
+
+/// A screenshot of `file` in `window`, written to `shot` (a PNG of the window's size): its bytes.
+pub fn screenshot(profile: &Path, window: (u32, u32), file: &Path, shot: &Path) -> Vec<u8> {
+    let _ = std::fs::remove_file(shot);
+    let output = headless(profile, window)
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", file.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let png = std::fs::read(shot).expect("screenshot written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let width = u32::from_be_bytes(png[16..20].try_into().expect("IHDR"));
+    let height = u32::from_be_bytes(png[20..24].try_into().expect("IHDR"));
+    assert_eq!((width, height), window);
+    png
 }

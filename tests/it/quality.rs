@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 
-use crate::helpers::{TestStore, transaction_rows};
+use crate::helpers::{TestStore, attributes, chromium, dump_dom, measure, screenshot, transaction_rows};
 
 const DAY: &str = "2023-11-23";
 const TX: &str = "formatted/transactions_2023-11-23/transactions.parquet";
@@ -30,26 +29,6 @@ async fn published() -> (TestStore, retail_ingest::pipeline::RunReport) {
 
 async fn page(store: &TestStore) -> String {
     String::from_utf8(store.get(PAGE).await.expect("the page exists").to_vec()).expect("UTF-8")
-}
-
-/// Every `attr="value"` of the elements whose opening tag contains `marker`.
-fn attributes(html: &str, marker: &str) -> Vec<BTreeMap<String, String>> {
-    let mut found = Vec::new();
-    let mut rest = html;
-    while let Some(at) = rest.find(marker) {
-        let start = rest[..at].rfind('<').unwrap_or(0);
-        let end = at + rest[at..].find('>').unwrap_or(rest.len() - at);
-        let tag = &rest[start..end];
-        let mut attrs = BTreeMap::new();
-        for part in tag.split("\" ").flat_map(|p| p.split(' ')) {
-            if let Some((name, value)) = part.split_once("=\"") {
-                attrs.insert(name.to_owned(), value.trim_end_matches('"').to_owned());
-            }
-        }
-        found.push(attrs);
-        rest = &rest[end..];
-    }
-    found
 }
 
 fn kept_per_hour(rows: &[crate::helpers::Row]) -> BTreeMap<i8, u64> {
@@ -280,45 +259,6 @@ async fn the_report_command_renders_the_page_again_from_the_published_date() {
     assert!(again.contains(&report.run_id));
 }
 
-fn chromium() -> Option<&'static str> {
-    let found = Command::new("chromium").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is missing (apt-get install chromium; .ci/run installs it)"
-        );
-        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
-    }
-    found.then_some("chromium")
-}
-
-fn headless(profile: &Path) -> Command {
-    let mut command = Command::new("chromium");
-    command
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()));
-    command
-}
-
-fn dump_dom(profile: &Path, file: &Path) -> String {
-    let output = headless(profile)
-        .arg("--dump-dom")
-        .arg(format!("file://{}", file.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).expect("UTF-8 DOM")
-}
-
 #[tokio::test]
 async fn the_page_renders_in_headless_chromium_with_the_right_numbers() {
     let Some(_) = chromium() else { return };
@@ -329,7 +269,8 @@ async fn the_page_renders_in_headless_chromium_with_the_right_numbers() {
     let profile = tempfile::tempdir().expect("profile dir");
 
     // The DOM Chromium built: the charts' elements with their numbers.
-    let dom = dump_dom(profile.path(), &file);
+    let window = (1100, 3000);
+    let dom = dump_dom(profile.path(), window, &file);
     assert!(dom.contains("<svg id=\"hours-chart\""), "no hours chart in the DOM");
     for (hour, kept) in &expected {
         let title = format!("<title>{hour:02}:00–{hour:02}:59: {kept} kept rows");
@@ -347,20 +288,12 @@ async fn the_page_renders_in_headless_chromium_with_the_right_numbers() {
 
     // What was laid out: a copy of the page measures its own bars (the page has no script;
     // only this test copy does), and the heights must be proportional to the counts.
-    let probe = store.dir.path().join("probe.html");
-    let measure = "<pre id=\"measured\"></pre><script>\
-        const out = [...document.querySelectorAll('#hours-chart g.hour')].map(g => {\
+    let script = "const hours = [...document.querySelectorAll('#hours-chart g.hour')].map(g => {\
           const bar = g.querySelector('rect.bar'); const band = g.querySelector('rect.missing-band');\
           return [g.dataset.hour, bar ? bar.getBoundingClientRect().height : 0, band ? band.getBoundingClientRect().height : 0];\
         });\
-        const map = [...document.querySelectorAll('#store-map circle')].length;\
-        document.getElementById('measured').textContent = JSON.stringify({hours: out, circles: map});\
-        </script></body>";
-    std::fs::write(&probe, page(&store).await.replace("</body>", measure)).expect("probe");
-    let dom = dump_dom(profile.path(), &probe);
-    let json = &dom[dom.find("<pre id=\"measured\">").expect("measured") + 19..];
-    let json = &json[..json.find("</pre>").expect("end")];
-    let measured: serde_json::Value = serde_json::from_str(json).expect("measurements");
+        return {hours, circles: document.querySelectorAll('#store-map circle').length};";
+    let measured = measure(profile.path(), window, &page(&store).await, script);
     let hours = measured["hours"].as_array().expect("hours");
     assert_eq!(hours.len(), 24);
     let (top_hour, top_count) =
@@ -380,19 +313,7 @@ async fn the_page_renders_in_headless_chromium_with_the_right_numbers() {
 
     // A screenshot: a real PNG of the window's size (looked at by a person once).
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("quality-page.png");
-    let _ = std::fs::remove_file(&shot);
-    let output = headless(profile.path())
-        .arg("--window-size=1100,3000")
-        .arg(format!("--screenshot={}", shot.display()))
-        .arg(format!("file://{}", file.display()))
-        .output()
-        .expect("chromium runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let png = std::fs::read(&shot).expect("screenshot written");
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let width = u32::from_be_bytes(png[16..20].try_into().expect("IHDR"));
-    let height = u32::from_be_bytes(png[20..24].try_into().expect("IHDR"));
-    assert_eq!((width, height), (1100, 3000));
+    let png = screenshot(profile.path(), window, &file, &shot);
     // A blank page compresses to a few kilobytes; charts, tables and text do not.
     assert!(png.len() > 60_000, "the screenshot is only {} bytes", png.len());
 }

@@ -25,21 +25,11 @@ pub struct Clients;
 
 impl Referential for Clients {
     const KIND: ReferentialKind = ReferentialKind::Clients;
-    const LOOKUP_COLUMNS: &'static [&'static str] = &["id", "account_id"];
     type Columns = ClientColumns;
     type Lookup = ClientLookup;
-    type Builder = ClientLookupBuilder;
 
-    fn schema() -> SchemaRef {
-        schema::CLIENTS.clone()
-    }
-
-    fn read(
-        bytes: &[u8],
-        max_reject_ratio: f64,
-        batches: &mut Batches<'_, Self>,
-    ) -> Result<CsvRead, FileProblem> {
-        read_csv(Self::KIND.file_name(), bytes, &CLIENT_COLUMNS, max_reject_ratio, |f, _line, errors| {
+    fn read(bytes: &[u8], ratio: f64, batches: &mut Batches<'_, Self>) -> Result<CsvRead, FileProblem> {
+        read_csv(Self::KIND.file_name(), bytes, &CLIENT_COLUMNS, ratio, |f, _line, errors| {
             let id = types::identifier(f[0]);
             let account = types::identifier(f[4]);
             errors.check("id", f[0], expected::IDENTIFIER, id.is_some());
@@ -80,6 +70,10 @@ pub struct ClientColumns {
 }
 
 impl FormattedColumns for ClientColumns {
+    fn schema() -> SchemaRef {
+        schema::CLIENTS.clone()
+    }
+
     fn builders(&mut self) -> Vec<&mut dyn ArrayBuilder> {
         vec![&mut self.id, &mut self.name, &mut self.job, &mut self.email, &mut self.account]
     }
@@ -267,6 +261,9 @@ pub struct ClientLookupBuilder {
 }
 
 impl Lookup for ClientLookup {
+    const COLUMNS: &'static [&'static str] = &["id", "account_id"];
+    type Builder = ClientLookupBuilder;
+
     fn ambiguous_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = (0..self.len())
             .map(|index| self.pair(index))

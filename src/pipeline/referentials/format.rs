@@ -3,8 +3,9 @@
 //! held whole — only a batch or two and the encoded pages.
 
 use arrow::array::{ArrayBuilder, RecordBatch};
+use arrow::datatypes::SchemaRef;
 
-use super::{LookupBuilder, Referential};
+use super::{Lookup, LookupBuilder, Referential};
 use crate::contract::{paths, schema};
 use crate::parquet_io;
 use crate::pipeline::PipelineError;
@@ -18,6 +19,8 @@ pub const FORMAT_BATCH_ROWS: usize = 16 * 1024;
 
 /// The formatted columns of one batch of a referential.
 pub trait FormattedColumns: Default {
+    /// The formatted copy's schema.
+    fn schema() -> SchemaRef;
     /// Every column's builder, in the formatted schema's order.
     fn builders(&mut self) -> Vec<&mut dyn ArrayBuilder>;
 }
@@ -55,7 +58,8 @@ impl<'a, R: Referential> Batches<'a, R> {
 
     fn emit(&mut self) {
         let columns = self.columns.builders().into_iter().map(|builder| builder.finish()).collect();
-        let batch = RecordBatch::try_new(R::schema(), columns).expect("columns match the formatted schema");
+        let batch =
+            RecordBatch::try_new(R::Columns::schema(), columns).expect("columns match the formatted schema");
         (self.each)(batch);
     }
 }
@@ -101,11 +105,12 @@ pub fn format_and_encode<R: Referential>(
     max_reject_ratio: f64,
 ) -> Result<Result<Formatted<R>, Invalid>, PipelineError> {
     // Records are at most its lines: the lookup is sized once instead of growing.
-    let mut building = R::Builder::with_capacity(memchr::memchr_iter(b'\n', &bytes).count());
+    let mut building =
+        <R::Lookup as Lookup>::Builder::with_capacity(memchr::memchr_iter(b'\n', &bytes).count());
     let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
     let (read, table) = std::thread::scope(|scope| {
         let encoder = scope.spawn(move || {
-            let mut encoder = parquet_io::StreamEncoder::new(&R::schema(), 1)?;
+            let mut encoder = parquet_io::StreamEncoder::new(&R::Columns::schema(), 1)?;
             for batch in receiver {
                 encoder.write(std::slice::from_ref(&batch))?;
             }
@@ -144,7 +149,6 @@ mod tests {
     use arrow::array::AsArray;
 
     use super::*;
-    use crate::pipeline::referentials::Lookup;
     use crate::pipeline::referentials::clients::Clients;
 
     /// 40,000 clients, three batches: id 7 again in the last batch (ambiguous across batches)

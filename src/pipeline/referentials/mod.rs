@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use object_store::{ObjectMeta, ObjectStore};
 use serde::{Deserialize, Serialize};
@@ -36,29 +35,19 @@ use crate::contract::{CONTRACT_VERSION, ReferentialKind, paths};
 use crate::parquet_io;
 use crate::storage::blobs;
 
-/// One kind of referential: its source columns and row rules, its formatted schema, and the
-/// lookup enrichment takes from it.
+/// One kind of referential: its source columns and row rules, its formatted columns (and so
+/// its schema), and the lookup enrichment takes from it.
 pub trait Referential: Sized + 'static {
     /// Which one.
     const KIND: ReferentialKind;
-    /// The formatted copy's columns that the lookup is built from.
-    const LOOKUP_COLUMNS: &'static [&'static str];
     /// The formatted rows of one batch, being appended to.
     type Columns: FormattedColumns;
     /// What enrichment looks ids up in.
     type Lookup: Lookup;
-    /// A lookup being built, batch by batch.
-    type Builder: LookupBuilder<Lookup = Self::Lookup>;
 
-    /// The formatted copy's schema.
-    fn schema() -> SchemaRef;
     /// Validates a source: each valid row is appended to `batches.columns` (then
     /// [`Batches::row_added`]), each invalid one rejected with its violations.
-    fn read(
-        bytes: &[u8],
-        max_reject_ratio: f64,
-        batches: &mut Batches<'_, Self>,
-    ) -> Result<CsvRead, FileProblem>;
+    fn read(bytes: &[u8], ratio: f64, batches: &mut Batches<'_, Self>) -> Result<CsvRead, FileProblem>;
 
     /// Where the lookup is kept as a file beside the formatted copy, for kinds whose copy is
     /// costly to decode (clients).
@@ -78,7 +67,11 @@ pub trait Referential: Sized + 'static {
 }
 
 /// What enrichment looks a referential's ids up in.
-pub trait Lookup: Send + Sync + 'static {
+pub trait Lookup: Send + Sync + Sized + 'static {
+    /// The formatted copy's columns it is built from.
+    const COLUMNS: &'static [&'static str];
+    /// It, being built.
+    type Builder: LookupBuilder<Lookup = Self>;
     /// Ids that appear more than once, sorted.
     fn ambiguous_ids(&self) -> Vec<String>;
 }
@@ -421,9 +414,15 @@ async fn decode_copy<R: Referential>(store: &Arc<dyn ObjectStore>) -> Result<R::
     let bytes = blobs::get(store, &path, "read the formatted referential").await?;
     let subject = path.clone();
     blocking("building a lookup from", subject, move || {
-        parquet_io::decode_each(bytes, R::LOOKUP_COLUMNS, R::Builder::with_capacity, |builder, batch| {
-            builder.add(&batch);
-        })
+        let columns = <R::Lookup as Lookup>::COLUMNS;
+        parquet_io::decode_each(
+            bytes,
+            columns,
+            <R::Lookup as Lookup>::Builder::with_capacity,
+            |builder, batch| {
+                builder.add(&batch);
+            },
+        )
         .map(LookupBuilder::finish)
         .map_err(|source| PipelineError::parquet(&path, source))
     })

@@ -20,21 +20,11 @@ pub struct Products;
 
 impl Referential for Products {
     const KIND: ReferentialKind = ReferentialKind::Products;
-    const LOOKUP_COLUMNS: &'static [&'static str] = &["id"];
     type Columns = ProductColumns;
     type Lookup = ProductLookup;
-    type Builder = ProductLookup;
 
-    fn schema() -> SchemaRef {
-        schema::PRODUCTS.clone()
-    }
-
-    fn read(
-        bytes: &[u8],
-        max_reject_ratio: f64,
-        batches: &mut Batches<'_, Self>,
-    ) -> Result<CsvRead, FileProblem> {
-        read_csv(Self::KIND.file_name(), bytes, &PRODUCT_COLUMNS, max_reject_ratio, |f, _line, errors| {
+    fn read(bytes: &[u8], ratio: f64, batches: &mut Batches<'_, Self>) -> Result<CsvRead, FileProblem> {
+        read_csv(Self::KIND.file_name(), bytes, &PRODUCT_COLUMNS, ratio, |f, _line, errors| {
             let id = types::identifier(f[0]);
             let ean = types::ean(f[1]);
             errors.check("id", f[0], expected::IDENTIFIER, id.is_some());
@@ -77,6 +67,10 @@ impl Default for ProductColumns {
 }
 
 impl FormattedColumns for ProductColumns {
+    fn schema() -> SchemaRef {
+        schema::PRODUCTS.clone()
+    }
+
     fn builders(&mut self) -> Vec<&mut dyn ArrayBuilder> {
         vec![&mut self.id, &mut self.ean, &mut self.brand, &mut self.description, &mut self.flags]
     }
@@ -110,6 +104,9 @@ impl LookupBuilder for ProductLookup {
 }
 
 impl Lookup for ProductLookup {
+    const COLUMNS: &'static [&'static str] = &["id"];
+    type Builder = Self;
+
     fn ambiguous_ids(&self) -> Vec<String> {
         self.ids.ambiguous_ids()
     }

@@ -19,21 +19,11 @@ pub struct Stores;
 
 impl Referential for Stores {
     const KIND: ReferentialKind = ReferentialKind::Stores;
-    const LOOKUP_COLUMNS: &'static [&'static str] = &["id", "opening", "closing"];
     type Columns = StoreColumns;
     type Lookup = StoreLookup;
-    type Builder = StoreLookup;
 
-    fn schema() -> SchemaRef {
-        schema::STORES.clone()
-    }
-
-    fn read(
-        bytes: &[u8],
-        max_reject_ratio: f64,
-        batches: &mut Batches<'_, Self>,
-    ) -> Result<CsvRead, FileProblem> {
-        read_csv(Self::KIND.file_name(), bytes, &STORE_COLUMNS, max_reject_ratio, |f, _line, errors| {
+    fn read(bytes: &[u8], ratio: f64, batches: &mut Batches<'_, Self>) -> Result<CsvRead, FileProblem> {
+        read_csv(Self::KIND.file_name(), bytes, &STORE_COLUMNS, ratio, |f, _line, errors| {
             let values = (
                 types::identifier(f[0]),
                 types::latlng(f[1]),
@@ -72,6 +62,10 @@ pub struct StoreColumns {
 }
 
 impl FormattedColumns for StoreColumns {
+    fn schema() -> SchemaRef {
+        schema::STORES.clone()
+    }
+
     fn builders(&mut self) -> Vec<&mut dyn ArrayBuilder> {
         vec![
             &mut self.id,
@@ -131,6 +125,9 @@ impl LookupBuilder for StoreLookup {
 }
 
 impl Lookup for StoreLookup {
+    const COLUMNS: &'static [&'static str] = &["id", "opening", "closing"];
+    type Builder = Self;
+
     fn ambiguous_ids(&self) -> Vec<String> {
         self.ids.ambiguous_ids()
     }

@@ -1,0 +1,153 @@
+//! `quarantine list` and `quarantine release NAME`: what sits in `error/`, and putting a file
+//! back into the landing container so that the next run ingests it (after raising
+//! `INGEST_MAX_REJECT_RATIO`, say, or when the retailer confirms the file).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::{open_store, print};
+use crate::pipeline::quarantine::{self, QuarantinedFile, ReleaseError, Released};
+
+#[derive(Debug, Subcommand)]
+pub(super) enum QuarantineCommand {
+    /// Every quarantined file: name, date, rule, rows, when, reason.
+    List(ListArgs),
+    /// Put a quarantined file back into the landing container (verified), then remove it and
+    /// its note from error/; the next sweep or run ingests it.
+    Release(ReleaseArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct Location {
+    /// The store: a local directory, or azure://<container> with credentials in the
+    /// environment. Env: INGEST_STORE. Default: ./ingest-store.
+    #[arg(long, value_name = "DIR|azure://CONTAINER")]
+    store: Option<String>,
+    /// Prefix of the landing files inside the store.
+    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
+    prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ListArgs {
+    #[command(flatten)]
+    location: Location,
+    /// Print the notes as a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReleaseArgs {
+    /// The quarantined file's name, as it landed (e.g. transactions_2023-11-23_14.csv).
+    name: String,
+    #[command(flatten)]
+    location: Location,
+}
+
+pub(super) async fn quarantine(command: QuarantineCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        QuarantineCommand::List(args) => list(args).await,
+        QuarantineCommand::Release(args) => release(args).await,
+    }
+}
+
+async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let (store, _) = open_store(args.location.store.as_deref()).await?;
+    let files = match quarantine::list(&store, &args.location.prefix).await {
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("failed: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if args.json {
+        print(&format!("{}\n", serde_json::to_string_pretty(&files)?));
+    } else {
+        print(&table(&files));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per note; the reason last, since it is the long column.
+fn table(files: &[QuarantinedFile]) -> String {
+    let mut out = String::new();
+    if files.is_empty() {
+        out.push_str("no quarantined file (error/ holds no note)\n");
+        return out;
+    }
+    let width = files.iter().map(|file| file.name.len()).max().unwrap_or(0).max("name".len());
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<10}  {:<16}  {:>8}  {:<17}  reason",
+        "name", "date", "rule", "rows", "when"
+    );
+    for file in files {
+        let date = file.date().map_or_else(|| "-".to_owned(), |date| date.to_string());
+        let mut remarks = Vec::new();
+        if file.lands_again {
+            remarks.push("lands again: the retailer sent it again");
+        }
+        if !file.copy_present {
+            remarks.push("no copy in error/");
+        }
+        let remarks = if remarks.is_empty() { String::new() } else { format!(" [{}]", remarks.join("; ")) };
+        match (&file.note, &file.unreadable) {
+            (Some(note), _) => {
+                let when = note.quarantined_at.format("%Y-%m-%d %H:%M").to_string();
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {date:<10}  {:<16}  {:>8}  {when:<17}  {}{remarks}",
+                    file.name, note.rule, note.rows, note.reason
+                );
+            }
+            (None, unreadable) => {
+                let why = unreadable.as_deref().unwrap_or("unreadable");
+                let _ = writeln!(
+                    out,
+                    "{:<width$}  {date:<10}  {:<16}  {:>8}  {:<17}  {} is unreadable: {why}{remarks}",
+                    file.name, "?", "?", "?", file.note_path
+                );
+            }
+        }
+    }
+    let _ = writeln!(out, "{} file(s); `retail-ingest quarantine release NAME` puts one back", files.len());
+    out
+}
+
+async fn release(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
+    let (store, _) = open_store(args.location.store.as_deref()).await?;
+    match quarantine::release(&store, &args.location.prefix, &args.name).await {
+        Ok(released) => {
+            print(&released_line(&released));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ReleaseError::Storage(error)) => {
+            eprintln!("failed: {error}");
+            Ok(ExitCode::from(1))
+        }
+        Err(refusal) => {
+            eprintln!("refused: {refusal}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn released_line(released: &Released) -> String {
+    let next = match released.date {
+        Some(date) => format!("the next `sweep` or `run --dates {date}` ingests it"),
+        None => "the next run of any date formats it (a referential alone causes no sweep run)".to_owned(),
+    };
+    format!(
+        "released {}: back at {} ({} bytes, {} rows, verified; quarantined for {}), {} and {} removed; {next}\n",
+        released.name,
+        released.landing_path,
+        released.bytes,
+        released.rows,
+        released.rule,
+        released.removed[0],
+        released.removed[1],
+    )
+}

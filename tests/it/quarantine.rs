@@ -1,0 +1,249 @@
+//! `quarantine list` and `quarantine release`, on a local directory and on real Azurite: a run
+//! quarantines a file, the list shows it, a release puts the same bytes back and clears
+//! `error/`, the next run ingests it again with every row accounted for; refusals touch
+//! nothing; the states an interrupted release can leave lose nothing; the binary's output and
+//! exit codes, and the sweep's decision to run the date again.
+
+use std::collections::BTreeMap;
+
+use assert_cmd::Command;
+use bytes::Bytes;
+use futures::TryStreamExt as _;
+use object_store::ObjectStoreExt as _;
+use predicates::prelude::*;
+use retail_ingest::pipeline::RunStatus;
+use retail_ingest::pipeline::quarantine::{self, ReleaseError};
+
+use crate::helpers::{TestStore, assert_accounting, fixture};
+
+const DAY: &str = "2023-11-23";
+/// A `,` delimiter file: quarantined for `invalid_header` every time it is judged.
+const COMMA: &str = "transactions_2023-11-23_14.csv";
+const COPY: &str = "error/transactions_2023-11-23_14.csv";
+const NOTE: &str = "error/transactions_2023-11-23_14.csv.error.json";
+
+fn comma_bytes() -> Vec<u8> {
+    std::fs::read(fixture("hostile").join("comma_delimiter.csv")).expect("fixture exists")
+}
+
+/// Every blob with its bytes: what "left every blob as it was" compares.
+async fn snapshot(store: &TestStore) -> BTreeMap<String, Bytes> {
+    let metas: Vec<_> = store.store.list(None).try_collect().await.expect("list");
+    let mut blobs = BTreeMap::new();
+    for meta in metas {
+        let path = meta.location.to_string();
+        let bytes = store.get(&path).await.expect("listed blob reads");
+        blobs.insert(path, bytes);
+    }
+    blobs
+}
+
+/// Referentials, a valid file and the comma file, run once: the comma file is quarantined.
+async fn quarantined_by_a_run(store: TestStore) -> TestStore {
+    let store = store.and_referentials().await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    store.put(COMMA, comma_bytes()).await;
+    let report = store.run(DAY).await;
+    assert_eq!(report.status, RunStatus::Succeeded);
+    let input = report.inputs.iter().find(|input| input.name == COMMA).expect("the comma file is an input");
+    assert!(input.quarantined.is_some(), "{input:?}");
+    assert!(!store.exists(COMMA).await && store.exists(COPY).await && store.exists(NOTE).await);
+    store
+}
+
+/// The whole round trip and the refusals, on any store.
+async fn list_release_and_run_again(store: TestStore) {
+    let store = quarantined_by_a_run(store).await;
+    let first_note = store.json(NOTE).await;
+
+    let listed = quarantine::list(&store.store, "").await.expect("lists");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let entry = &listed[0];
+    let note = entry.note.as_ref().expect("the note parses");
+    assert_eq!((entry.name.as_str(), note.rule.as_str(), note.rows), (COMMA, "invalid_header", 1));
+    assert_eq!(entry.date().map(|date| date.to_string()).as_deref(), Some(DAY));
+    assert!(entry.copy_present && !entry.lands_again && entry.unreadable.is_none());
+
+    // Refused: unknown names and path-like names, with every blob left as it was.
+    let before = snapshot(&store).await;
+    for name in [
+        "transactions_2023-11-23_15.csv",
+        "../transactions_2023-11-23_14.csv",
+        "error/transactions_2023-11-23_14.csv",
+        "transactions_2023-11-23_14.csv/..",
+        "",
+    ] {
+        let error = quarantine::release(&store.store, "", name).await.expect_err(name);
+        let expected =
+            if name.ends_with("_15.csv") { "is not quarantined" } else { "is not a landing file name" };
+        assert!(error.to_string().contains(expected), "{name:?}: {error}");
+        assert_eq!(snapshot(&store).await, before, "{name:?} changed the store");
+    }
+
+    let released = quarantine::release(&store.store, "", COMMA).await.expect("released");
+    assert_eq!((released.landing_path.as_str(), released.bytes), (COMMA, comma_bytes().len() as u64));
+    assert_eq!(store.get(COMMA).await.expect("back in landing"), comma_bytes().as_slice());
+    assert!(!store.exists(COPY).await && !store.exists(NOTE).await);
+    let mut expected = before.clone();
+    expected.remove(COPY);
+    expected.remove(NOTE);
+    expected.insert(COMMA.to_owned(), Bytes::from(comma_bytes()));
+    assert_eq!(snapshot(&store).await, expected, "only the file moved");
+    assert!(quarantine::list(&store.store, "").await.expect("lists").is_empty());
+
+    // The next run judges it again (not `unchanged`): quarantined afresh, every row accounted for.
+    let again = store.run(DAY).await;
+    assert_eq!(again.status, RunStatus::Succeeded, "{again:?}");
+    assert_accounting(&again);
+    let input = again.inputs.iter().find(|input| input.name == COMMA).expect("listed");
+    let quarantined = input.quarantined.as_ref().expect("quarantined again");
+    assert!(!quarantined.earlier_run, "judged by this run");
+    assert_eq!((again.totals.quarantined_files, again.totals.quarantined_rows), (1, 1));
+    assert_eq!(store.get(COPY).await.expect("copy again"), comma_bytes().as_slice());
+    let fresh = store.json(NOTE).await;
+    assert_eq!(fresh["run_id"], again.run_id.as_str());
+    assert_ne!(fresh["run_id"], first_note["run_id"]);
+
+    // The retailer sends it again: a release must not overwrite that version.
+    store.put(COMMA, "the retailer's new version\n").await;
+    let before = snapshot(&store).await;
+    let error = quarantine::release(&store.store, "", COMMA).await.expect_err("refused");
+    assert!(matches!(error, ReleaseError::LandsAgain { .. }), "{error}");
+    assert!(error.to_string().contains("the retailer sent it again"), "{error}");
+    assert_eq!(snapshot(&store).await, before);
+    let listed = quarantine::list(&store.store, "").await.expect("lists");
+    assert!(listed[0].lands_again);
+}
+
+#[tokio::test]
+async fn list_and_release_round_trip_on_a_local_directory() {
+    list_release_and_run_again(TestStore::new()).await;
+}
+
+#[tokio::test]
+async fn list_and_release_round_trip_on_azurite() {
+    list_release_and_run_again(TestStore::azurite("quarantine")).await;
+}
+
+#[tokio::test]
+async fn a_file_released_after_raising_the_reject_ratio_is_ingested() {
+    let mut store = TestStore::with_referentials().await;
+    let name = "transactions_2023-11-23_9.csv";
+    let bytes = std::fs::read(fixture("hostile").join("too_many_rejects.csv")).expect("fixture");
+    store.put(name, bytes.clone()).await;
+    let first = store.run(DAY).await;
+    assert_eq!(first.totals.quarantined_rows, 3, "{first:?}");
+    quarantine::release(&store.store, "", name).await.expect("released");
+    store.settings.max_reject_ratio = 1.0;
+    let report = store.run(DAY).await;
+    assert_accounting(&report);
+    assert_eq!(
+        (
+            report.totals.rows,
+            report.totals.kept,
+            report.totals.rejected_rows,
+            report.totals.quarantined_files
+        ),
+        (3, 1, 2, 0),
+        "{report:?}"
+    );
+    assert_eq!(store.get(name).await.expect("stays in landing"), bytes.as_slice());
+    assert!(snapshot(&store).await.keys().all(|path| !path.starts_with("error/")));
+}
+
+#[tokio::test]
+async fn a_release_interrupted_between_its_steps_loses_nothing() {
+    // Died after putting the file back: the note and the copy are still in error/. Died after
+    // removing the note: only the copy is. Either way the next run judges the landing file.
+    for keep_note in [true, false] {
+        let store = quarantined_by_a_run(TestStore::new()).await;
+        store.put(COMMA, comma_bytes()).await;
+        if !keep_note {
+            store.store.delete(&NOTE.into()).await.expect("delete the note");
+        }
+        let listed = quarantine::list(&store.store, "").await.expect("lists");
+        assert_eq!(listed.iter().any(|file| file.lands_again), keep_note, "{listed:?}");
+        let report = store.run(DAY).await;
+        assert_accounting(&report);
+        let input = report.inputs.iter().find(|input| input.name == COMMA).expect("listed once");
+        assert!(input.quarantined.as_ref().is_some_and(|q| !q.earlier_run), "keep_note {keep_note}");
+        assert_eq!(report.inputs.iter().filter(|input| input.name == COMMA).count(), 1);
+        assert_eq!(store.json(NOTE).await["run_id"], report.run_id.as_str());
+        assert_eq!(store.get(COPY).await.expect("the copy"), comma_bytes().as_slice());
+    }
+}
+
+// --- the binary -------------------------------------------------------------------------------
+
+fn binary() -> Command {
+    let mut command = Command::cargo_bin("retail-ingest").expect("binary built");
+    command.env_remove("INGEST_STORE").env_remove("INGEST_CONTAINER").env_remove("INGEST_PREFIX");
+    command.env_remove("RUST_BACKTRACE");
+    command
+}
+
+/// `quarantine list` (table and `--json`) and `release`'s exit codes, with `store` and `envs`
+/// saying where the store is.
+fn the_binary_lists_and_releases(store: &str, envs: &[(&str, String)]) {
+    let command = |args: &[&str]| {
+        let mut command = binary();
+        command.args(args).args(["--store", store]);
+        for (name, value) in envs {
+            command.env(name, value);
+        }
+        command
+    };
+    command(&["quarantine", "list"])
+        .assert()
+        .code(0)
+        .stdout(
+            predicate::str::is_match(
+                r"transactions_2023-11-23_14\.csv +2023-11-23 +invalid_header +1 +20\d\d-",
+            )
+            .unwrap(),
+        )
+        .stdout(predicate::str::contains("(the delimiter must be ';')"))
+        .stdout(predicate::str::contains("1 file(s)"));
+    let output = command(&["quarantine", "list", "--json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    assert_eq!(json[0]["note"]["file"], COMMA);
+    assert_eq!(json[0]["note"]["rule"], "invalid_header");
+    command(&["quarantine", "release", "../clients.csv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("refused: '../clients.csv' is not a landing file name"));
+    command(&["quarantine", "release", COMMA])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(format!("released {COMMA}: back at {COMMA}")))
+        .stdout(predicate::str::contains("the next `sweep` or `run --dates 2023-11-23` ingests it"));
+    // The sweep's own decision: the date changed since its latest run, so the next sweep runs it.
+    let window = ["status", "--from", DAY, "--to", DAY, "--now", "2023-11-24T12:00:00Z", "--json"];
+    let output = command(&window).output().unwrap();
+    let overview: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("status --json prints JSON");
+    assert_eq!(overview["dates"][0]["caused"], "inputs_changed", "{overview:#}");
+    command(&["quarantine", "release", COMMA])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("refused: {COMMA} is not quarantined")));
+    command(&["quarantine", "list"]).assert().code(0).stdout(predicate::str::contains("no quarantined file"));
+    command(&["quarantine", "release"]).assert().code(2);
+}
+
+#[tokio::test]
+async fn the_binary_lists_and_releases_on_a_local_directory() {
+    let store = quarantined_by_a_run(TestStore::new()).await;
+    let dir = store.dir.path().to_str().expect("a UTF-8 path").to_owned();
+    tokio::task::spawn_blocking(move || the_binary_lists_and_releases(&dir, &[])).await.unwrap();
+    assert_eq!(store.get(COMMA).await.expect("released"), comma_bytes().as_slice());
+}
+
+#[tokio::test]
+async fn the_binary_lists_and_releases_on_azurite() {
+    let store = quarantined_by_a_run(TestStore::azurite("quarantine-cli")).await;
+    let (location, envs) = store.cli_store();
+    tokio::task::spawn_blocking(move || the_binary_lists_and_releases(&location, &envs)).await.unwrap();
+    assert_eq!(store.get(COMMA).await.expect("released"), comma_bytes().as_slice());
+}
