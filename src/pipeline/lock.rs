@@ -382,6 +382,15 @@ impl Fence {
         let (_, receiver) = watch::channel(lease);
         Self { date, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
     }
+
+    /// A fence that is down (another run took the lock over), for stages tested without a lock.
+    #[cfg(test)]
+    pub(super) fn lost(date: IngestDate) -> Self {
+        let lost = Some("run other took it over".to_owned());
+        let lease = Lease { version: version(None, None), written_at: Instant::now(), lost };
+        let (_, receiver) = watch::channel(lease);
+        Self { date, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
+    }
 }
 
 #[cfg(test)]

@@ -123,9 +123,7 @@ async fn read_date(
     let (lookups, parsed) = (lookups?, parsed?);
     let missing_hours = settle::missing_hours(landing, lookups.stores.span);
     let enriched = read::enrich_files(parsed, &lookups, parallelism).await?;
-    // Quarantining moves landing files: not by a run that lost the date.
-    fence.check()?;
-    let settled = settle::settle(store, landing, enriched, &run.id).await?;
+    let settled = settle::settle(store, fence, landing, enriched, &run.id).await?;
     Ok(Outcome::Published { settled, referentials, missing_hours })
 }
 
