@@ -140,7 +140,11 @@ async fn a_stale_holder_leaves_the_date_to_the_run_that_took_it_over(
     let fresh_report = run(fresh).await.expect("the fresh run takes the lock over and publishes");
     assert_eq!(fresh_report.status, RunStatus::Succeeded);
     assert_eq!(fresh_report.inputs.len(), 3, "the fresh run saw the late hour");
-    eprintln!("{stall:?}: the fresh run waited for the lock and published in {:?}", taken_over.elapsed());
+    eprintln!(
+        "{stall:?}: the fresh run waited for the lock and published in {:?}; {} requests of the stale run held",
+        taken_over.elapsed(),
+        storage.held()
+    );
     storage.recover();
 
     let error = stale_run.await.expect("joined").expect_err("the stale holder's run fails");
