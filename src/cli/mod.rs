@@ -82,7 +82,8 @@ struct ServeArgs {
     /// Port to listen on. Default: $FUNCTIONS_CUSTOMHANDLER_PORT, else 3000.
     #[arg(long)]
     port: Option<u16>,
-    /// Address to bind. Loopback by default: the Functions host calls over loopback.
+    /// Address to bind. Loopback by default: the Functions host calls over loopback. Any other
+    /// address needs INGEST_API_KEY, which every request but `GET /` must then carry.
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
     /// A file with strictly more rejected rows than this share is quarantined.
@@ -142,6 +143,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let options = crate::functions::ServeOptions {
                 port: args.port,
                 bind: args.bind,
+                api_key: crate::functions::api_key_from_env(),
                 pipeline: PipelineSettings {
                     landing_prefix: args.prefix,
                     max_reject_ratio: args.max_reject_ratio,

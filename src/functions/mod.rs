@@ -17,6 +17,11 @@
 //!
 //! Every function calls [`crate::pipeline::Pipeline::run_date`] through [`AppState::run`], which
 //! turns the report into the invocation's outcome.
+//!
+//! On loopback (the default, where the host calls) the handler checks no key: the host checks
+//! its function keys before it calls. On any other address there is no host in front, so
+//! [`serve`] refuses to start without [`API_KEY_VAR`], and then every route but the readiness
+//! probe `GET /` requires it, as `x-api-key` or `Authorization: Bearer`, on the request itself.
 
 pub mod envelope;
 pub mod error;
@@ -34,8 +39,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Request, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
@@ -46,10 +52,13 @@ pub use envelope::{Invocation, InvocationResult};
 pub use error::HandlerError;
 
 use crate::pipeline::{Pipeline, PipelineSettings, RunReport, RunRequest, RunStatus};
+use crate::storage::Secret;
 use crate::sweep::SweepSettings;
 
 /// The environment variable through which the host gives the port.
 pub const PORT_VAR: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+/// The key callers must send when the handler listens on an address other than loopback.
+pub const API_KEY_VAR: &str = "INGEST_API_KEY";
 /// The port of `retail-ingest serve` when run outside the host.
 pub const DEFAULT_PORT: u16 = 3000;
 /// Body limit of the wrapped routes. The host sends a blob trigger's whole blob, base64, in one
@@ -64,6 +73,9 @@ pub struct ServeOptions {
     pub port: Option<u16>,
     /// The address to bind: loopback, where the host calls.
     pub bind: IpAddr,
+    /// The key every request but `GET /` must carry when `bind` is not loopback (where it is
+    /// required); ignored on loopback.
+    pub api_key: Option<Secret>,
     /// The pipeline's knobs.
     pub pipeline: PipelineSettings,
     /// How the sweep decides.
@@ -75,6 +87,7 @@ impl Default for ServeOptions {
         Self {
             port: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            api_key: None,
             pipeline: PipelineSettings::default(),
             sweep: SweepSettings::default(),
         }
@@ -89,6 +102,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
         Some(port) => port,
         None => port_from_env()?,
     };
+    let api_key = required_key(options.bind, options.api_key)?;
     let settings = crate::storage::StoreSettings::from_env().context("cannot read the storage settings")?;
     let store = crate::storage::open(&settings).context("cannot open the store")?;
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&store), options.pipeline));
@@ -97,6 +111,7 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     tracing::info!(
         address = %listener.local_addr().unwrap_or(address),
         store = %settings.describe(),
+        api_key = if api_key.is_some() { "required" } else { "not checked (loopback)" },
         "custom handler listening"
     );
     // Checked in the background: the host's readiness probe must not wait on the network, and
@@ -107,11 +122,35 @@ pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
             tracing::warn!(%error, "the store is not reachable yet");
         }
     });
-    run_server(listener, AppState::new(pipeline).with_sweep(options.sweep), shutdown_signal())
-        .await
-        .context("the custom handler failed")?;
+    let state = AppState::new(pipeline).with_sweep(options.sweep).with_api_key(api_key);
+    run_server(listener, state, shutdown_signal()).await.context("the custom handler failed")?;
     tracing::info!("custom handler stopped");
     Ok(())
+}
+
+/// The key the handler will require: `None` on loopback; elsewhere the key, or an error when
+/// there is none.
+fn required_key(bind: IpAddr, key: Option<Secret>) -> anyhow::Result<Option<Secret>> {
+    let key = key.filter(|key| !key.expose().trim().is_empty());
+    if bind.is_loopback() {
+        if key.is_some() {
+            tracing::warn!(
+                "{API_KEY_VAR} is set but not checked: on loopback the Functions host checks function keys"
+            );
+        }
+        return Ok(None);
+    }
+    match key {
+        Some(key) => Ok(Some(key)),
+        None => anyhow::bail!(
+            "serve --bind {bind}: an address other than loopback needs {API_KEY_VAR} (callers then send it as x-api-key or Authorization: Bearer); without it anyone who reaches {bind} could run dates"
+        ),
+    }
+}
+
+/// [`API_KEY_VAR`] from the environment; blank means unset.
+pub fn api_key_from_env() -> Option<Secret> {
+    std::env::var(API_KEY_VAR).ok().filter(|key| !key.trim().is_empty()).map(Secret::new)
 }
 
 /// The port from [`PORT_VAR`], or [`DEFAULT_PORT`] when it is unset.
@@ -176,12 +215,21 @@ pub struct AppState {
     sweep: SweepSettings,
     /// Runs in progress: spawned, so that a host hanging up cannot cancel one half-way.
     runs: TaskTracker,
+    /// The key every request but `GET /` must carry; `None`: no check (loopback).
+    api_key: Option<Arc<Secret>>,
 }
 
 impl AppState {
     /// State around one pipeline, with the sweep's default settings.
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        Self { pipeline, sweep: SweepSettings::default(), runs: TaskTracker::new() }
+        Self { pipeline, sweep: SweepSettings::default(), runs: TaskTracker::new(), api_key: None }
+    }
+
+    /// The same state requiring `key` on every request but `GET /` (`None`: no check).
+    #[must_use]
+    pub fn with_api_key(mut self, key: Option<Secret>) -> Self {
+        self.api_key = key.map(Arc::new);
+        self
     }
 
     /// The same state with these sweep settings.
@@ -243,6 +291,7 @@ pub fn app(state: AppState) -> Router {
         .merge(wrapped)
         .fallback(not_found)
         .layer(axum::middleware::map_response(explain_payload_too_large))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_api_key))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {
@@ -271,6 +320,45 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Lets a request through when no key is required, when it is the readiness probe, or when it
+/// carries the key; answers 401 otherwise. The key is compared in constant time and never
+/// logged.
+async fn require_api_key(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let Some(key) = &state.api_key else { return next.run(request).await };
+    let probe = request.method() == Method::GET && request.uri().path() == "/";
+    if probe || presented_key(request.headers()).is_some_and(|given| same_key(given, key.expose())) {
+        return next.run(request).await;
+    }
+    let body = serde_json::json!({
+        "error": "this function needs the API key: send it as x-api-key or Authorization: Bearer"
+    });
+    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], axum::Json(body)).into_response()
+}
+
+/// The key of `x-api-key`, else of `Authorization: Bearer`.
+fn presented_key(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(value) = headers.get("x-api-key") {
+        return Some(value.as_bytes());
+    }
+    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let scheme = value.get(..7)?;
+    scheme.eq_ignore_ascii_case(b"bearer ").then(|| value[7..].trim_ascii())
+}
+
+/// Equality whose time depends only on the lengths, not on where the bytes differ.
+fn same_key(given: &[u8], key: &str) -> bool {
+    let key = key.as_bytes();
+    let mut difference = given.len() ^ key.len();
+    for (i, byte) in key.iter().enumerate() {
+        difference |= usize::from(byte ^ given.get(i).copied().unwrap_or(0));
+    }
+    std::hint::black_box(difference) == 0
+}
+
 /// axum answers an over-long body with a plain-text 413; callers of a JSON API get JSON, saying
 /// what the limit is.
 async fn explain_payload_too_large(response: axum::response::Response) -> axum::response::Response {
@@ -295,4 +383,40 @@ async fn not_found() -> impl IntoResponse {
             "error": "no such function: the host POSTs to /{FunctionFolderName}, or forwards /api/runs/{date}"
         })),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_taken_from_either_header_and_compared_whole() {
+        let headers = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, value.parse().expect("a header value"));
+            headers
+        };
+        assert_eq!(presented_key(&headers("x-api-key", "k3y")), Some(&b"k3y"[..]));
+        assert_eq!(presented_key(&headers("authorization", "Bearer k3y")), Some(&b"k3y"[..]));
+        assert_eq!(presented_key(&headers("authorization", "bearer  k3y ")), Some(&b"k3y"[..]));
+        assert_eq!(presented_key(&headers("authorization", "Basic k3y")), None);
+        assert_eq!(presented_key(&HeaderMap::new()), None);
+        assert!(same_key(b"k3y", "k3y"));
+        for wrong in [&b""[..], b"k3", b"k3y ", b"k3z", b"K3Y", b"k3yk3y"] {
+            assert!(!same_key(wrong, "k3y"), "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn only_loopback_goes_without_a_key() {
+        let any: IpAddr = "0.0.0.0".parse().expect("address");
+        let error = required_key(any, None).expect_err("refused").to_string();
+        assert!(error.contains(API_KEY_VAR) && !error.contains('\n'), "{error}");
+        assert!(required_key(any, Some(Secret::new("  "))).is_err(), "a blank key is no key");
+        assert!(required_key("::".parse().expect("address"), None).is_err());
+        assert!(required_key(any, Some(Secret::new("k3y"))).expect("accepted").is_some());
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert!(required_key(loopback, Some(Secret::new("k3y"))).expect("accepted").is_none());
+        assert!(required_key("::1".parse().expect("address"), None).expect("accepted").is_none());
+    }
 }

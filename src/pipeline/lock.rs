@@ -1,36 +1,77 @@
-//! One run per date at a time. A run creates `locks/{date}.json` with a conditional put
-//! (`PutMode::Create`: atomic on Azure Blob Storage and on a local directory); a second run
-//! waits for it, then finds the inputs unchanged.
+//! One run per date at a time, and the fence that stops a run which lost its lock.
 //!
-//! The holder renews the lock's expiry every third of its time-to-live while it runs, so the
-//! time-to-live can be short (two minutes by default) whatever a run lasts: a lock whose expiry
-//! has passed was left by a run that died or lost its storage, and is taken over. A run that
-//! could not release its lock (storage gone) therefore delays the date's next run by at most
-//! the time-to-live, not by a worst-case run length.
+//! The lock is the note `locks/{date}.json`: the holder's run id and until when it holds it.
+//! Every write of the note is conditional, so two runs can never both believe they wrote the
+//! current version: taking a free date creates the note (`PutMode::Create`); taking over a note
+//! that expired or was released, renewing and releasing are updates of the version read or last
+//! written (`PutMode::Update`, If-Match on Azure; [`crate::storage::LocalStore`] on a local
+//! directory). The note is never deleted by the protocol: a released note says so.
+//!
+//! The holder renews the note every third of its time-to-live while it runs, so the
+//! time-to-live can be short (two minutes by default) whatever a run lasts: a note whose expiry
+//! has passed was left by a run that died, stalled or lost its storage, and is taken over.
+//!
+//! A holder can stall past the time-to-live (a storage hang, a paused instance) and lose the
+//! lock without noticing. So it keeps a lease: until the start of its last successful write of
+//! the note plus the time-to-live, less a margin for clocks that disagree. The [`Fence`] it
+//! hands to the stages refuses every write once the lease has run out or a renewal found
+//! another version of the note, and abandons a write still in flight when the lease runs out:
+//! the run then ends with [`PipelineError::LockLost`] and writes nothing more.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::PipelineError;
 use crate::contract::{IngestDate, paths};
-use crate::storage::{BlobError, blobs};
+use crate::storage::BlobError;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LockNote {
     run_id: String,
     expires_at: DateTime<Utc>,
+    /// Set by the holder's release: the date is free (notes of older versions lack it).
+    #[serde(default)]
+    released: bool,
+}
+
+/// The lease ends this share of the time-to-live before the note's expiry: room for another
+/// instance's clock running ahead of ours.
+const MARGIN_DIVISOR: u32 = 4;
+
+/// What the holder knows of its lock.
+#[derive(Debug, Clone)]
+struct Lease {
+    /// The note's version this run wrote last.
+    version: UpdateVersion,
+    /// When the last successful write of the note started.
+    written_at: Instant,
+    /// Set when a write of the note found another version: the lock is another run's.
+    lost: Option<String>,
+}
+
+impl Lease {
+    fn until(&self, ttl: Duration) -> Instant {
+        self.written_at + ttl - ttl / MARGIN_DIVISOR
+    }
 }
 
 /// A held lock; call [`DateLock::release`] when done. Dropping it stops the renewals, so an
 /// abandoned lock expires.
 pub struct DateLock {
     store: Arc<dyn ObjectStore>,
-    path: object_store::path::Path,
+    path: Path,
+    date: IngestDate,
+    run_id: String,
+    ttl: Duration,
+    lease: Arc<watch::Sender<Lease>>,
     stop_renewing: CancellationToken,
     renewals: Option<tokio::task::JoinHandle<()>>,
 }
@@ -41,32 +82,90 @@ impl Drop for DateLock {
     }
 }
 
-fn lock_note(run_id: &str, ttl: Duration) -> bytes::Bytes {
+fn lock_note(run_id: &str, ttl: Duration) -> PutPayload {
     let expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
-    let note = LockNote { run_id: run_id.to_owned(), expires_at };
-    serde_json::to_vec(&note).unwrap_or_default().into()
+    note_bytes(&LockNote { run_id: run_id.to_owned(), expires_at, released: false })
 }
 
-/// Pushes the lock's expiry forward every `ttl / 3` until aborted. A failed renewal is only
-/// logged: the run itself will meet the same storage failure and say so.
+fn released_note(run_id: &str) -> PutPayload {
+    note_bytes(&LockNote { run_id: run_id.to_owned(), expires_at: Utc::now(), released: true })
+}
+
+fn note_bytes(note: &LockNote) -> PutPayload {
+    Bytes::from(serde_json::to_vec(note).unwrap_or_default()).into()
+}
+
+fn update(version: UpdateVersion) -> PutOptions {
+    PutOptions::from(PutMode::Update(version))
+}
+
+fn version(e_tag: Option<String>, version: Option<String>) -> UpdateVersion {
+    UpdateVersion { e_tag, version }
+}
+
+/// The note and its version; `None` when there is no note. An unreadable note is `Some((_, None))`.
+async fn read_note(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<Option<(UpdateVersion, Option<LockNote>)>, BlobError> {
+    let result = match store.get(path).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(BlobError::new("read the date's lock", path, e)),
+    };
+    let found = version(result.meta.e_tag.clone(), result.meta.version.clone());
+    let bytes = result.bytes().await.map_err(|e| BlobError::new("read the date's lock", path, e))?;
+    Ok(Some((found, serde_json::from_slice(&bytes).ok())))
+}
+
+/// Pushes the note's expiry forward every `ttl / 3` until stopped, each time on the version
+/// written last. A renewal that finds another version ends the renewals and marks the lease
+/// lost; other failures are only logged (the lease runs out if they last).
 fn renew_periodically(
     store: Arc<dyn ObjectStore>,
-    path: object_store::path::Path,
+    path: Path,
     run_id: String,
     ttl: Duration,
+    lease: Arc<watch::Sender<Lease>>,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let period = (ttl / 3).max(Duration::from_millis(100));
+        let mut started = lease.borrow().written_at;
         loop {
-            // Stopping interrupts the wait, never a write in flight: a write finishing after
-            // the release's delete would bring the lock back.
+            // Counted from the start of the previous renewal, so that a slow answer does not
+            // push the next one later. Stopping interrupts the wait, never a write in flight:
+            // its answer carries the version the release needs.
             tokio::select! {
                 () = stop.cancelled() => return,
-                () = tokio::time::sleep(period) => {}
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(started + period)) => {}
             }
-            if let Err(error) = store.put(&path, lock_note(&run_id, ttl).into()).await {
-                tracing::warn!(%path, %error, "could not renew the date's lock");
+            let current = lease.borrow().version.clone();
+            started = Instant::now();
+            match store.put_opts(&path, lock_note(&run_id, ttl), update(current)).await {
+                Ok(put) => lease.send_modify(|lease| {
+                    lease.version = version(put.e_tag, put.version);
+                    lease.written_at = started;
+                }),
+                Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                    match read_note(&store, &path).await {
+                        // An earlier renewal whose answer was lost did land: carry on from it.
+                        Ok(Some((found, Some(note)))) if note.run_id == run_id && !note.released => {
+                            lease.send_modify(|lease| lease.version = found);
+                        }
+                        Ok(found) => {
+                            let reason = match found.and_then(|(_, note)| note) {
+                                Some(note) => format!("run {} took it over", note.run_id),
+                                None => "its note was replaced or removed".to_owned(),
+                            };
+                            tracing::warn!(%path, %reason, "the date's lock is no longer this run's");
+                            lease.send_modify(|lease| lease.lost = Some(reason));
+                            return;
+                        }
+                        Err(error) => tracing::warn!(%path, %error, "could not renew the date's lock"),
+                    }
+                }
+                Err(error) => tracing::warn!(%path, %error, "could not renew the date's lock"),
             }
         }
     })
@@ -85,43 +184,40 @@ impl DateLock {
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
-            let options = PutOptions { mode: PutMode::Create, ..Default::default() };
-            match store.put_opts(&path, lock_note(run_id, ttl).into(), options).await {
-                Ok(_) => {
-                    let stop_renewing = CancellationToken::new();
-                    let renewals = renew_periodically(
-                        Arc::clone(store),
-                        path.clone(),
-                        run_id.to_owned(),
-                        ttl,
-                        stop_renewing.clone(),
-                    );
-                    return Ok(Self {
-                        store: Arc::clone(store),
-                        path,
-                        stop_renewing,
-                        renewals: Some(renewals),
-                    });
-                }
+            let attempt = Instant::now();
+            let create = PutOptions::from(PutMode::Create);
+            match store.put_opts(&path, lock_note(run_id, ttl), create).await {
+                Ok(put) => return Ok(Self::held(store, date, path, run_id, ttl, put.into(), attempt)),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(BlobError::new("take the date's lock", &path, e).into()),
             }
-            let holder = match blobs::get_optional(store, &path).await? {
-                Some(bytes) => serde_json::from_slice::<LockNote>(&bytes).ok(),
-                None => continue, // released meanwhile: try again at once
+            let Some((found, note)) = read_note(store, &path).await? else {
+                continue; // removed meanwhile: try again at once
             };
-            let abandoned = holder.as_ref().is_none_or(|h| h.expires_at < Utc::now());
-            if abandoned {
-                tracing::warn!(%date, holder = holder.as_ref().map(|h| h.run_id.as_str()), "taking over an abandoned lock");
-                match store.delete(&path).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => continue,
-                    Err(e) => return Err(BlobError::new("remove an abandoned lock", &path, e).into()),
+            if note.as_ref().is_some_and(|note| note.run_id == run_id && !note.released) {
+                // This run's own create, whose answer was lost and which the client retried.
+                return Ok(Self::held(store, date, path, run_id, ttl, found, attempt));
+            }
+            let free = note.as_ref().is_none_or(|note| note.released || note.expires_at < Utc::now());
+            if free {
+                if note.as_ref().is_none_or(|note| !note.released) {
+                    let holder = note.as_ref().map(|note| note.run_id.as_str());
+                    tracing::warn!(%date, holder, "taking over an abandoned lock");
+                }
+                let attempt = Instant::now();
+                match store.put_opts(&path, lock_note(run_id, ttl), update(found)).await {
+                    Ok(put) => return Ok(Self::held(store, date, path, run_id, ttl, put.into(), attempt)),
+                    // Another run took it first, or it was removed: look again.
+                    Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+                        continue;
+                    }
+                    Err(e) => return Err(BlobError::new("take over the date's lock", &path, e).into()),
                 }
             }
             if started.elapsed() >= wait {
                 return Err(PipelineError::Busy {
                     date,
-                    holder: holder.map(|h| h.run_id).unwrap_or_default(),
+                    holder: note.map(|note| note.run_id).unwrap_or_default(),
                     waited_s: started.elapsed().as_secs(),
                 });
             }
@@ -130,16 +226,170 @@ impl DateLock {
         }
     }
 
-    /// Releases the lock. A failure only delays the next run until the lock expires.
+    fn held(
+        store: &Arc<dyn ObjectStore>,
+        date: IngestDate,
+        path: Path,
+        run_id: &str,
+        ttl: Duration,
+        written: UpdateVersion,
+        written_at: Instant,
+    ) -> Self {
+        let lease = Arc::new(watch::Sender::new(Lease { version: written, written_at, lost: None }));
+        let stop_renewing = CancellationToken::new();
+        let renewals = renew_periodically(
+            Arc::clone(store),
+            path.clone(),
+            run_id.to_owned(),
+            ttl,
+            Arc::clone(&lease),
+            stop_renewing.clone(),
+        );
+        Self {
+            store: Arc::clone(store),
+            path,
+            date,
+            run_id: run_id.to_owned(),
+            ttl,
+            lease,
+            stop_renewing,
+            renewals: Some(renewals),
+        }
+    }
+
+    /// The fence the stages ask before each write.
+    pub fn fence(&self) -> Fence {
+        Fence { date: self.date, run_id: self.run_id.clone(), ttl: self.ttl, lease: self.lease.subscribe() }
+    }
+
+    /// Releases the lock: the note, on the version this run wrote last, says it is released.
+    /// Nothing is written when the lock is no longer this run's (lost, or its lease ran out: the
+    /// note has expired, or is about to). A failure only delays the next run until the note
+    /// expires.
     pub async fn release(mut self) {
-        // Stop renewing, and wait for a renewal in flight, before deleting.
         self.stop_renewing.cancel();
-        if let Some(renewals) = self.renewals.take() {
-            let _ = renewals.await;
+        if let Some(mut renewals) = self.renewals.take() {
+            // A renewal in flight is waited for while the lease lasts: it changes the version.
+            let remaining = self.remaining();
+            if tokio::time::timeout(remaining, &mut renewals).await.is_err() {
+                renewals.abort();
+            }
         }
-        if let Err(error) = self.store.delete(&self.path).await {
-            tracing::warn!(path = %self.path, %error, "could not release the date's lock");
+        let lease = self.lease.borrow().clone();
+        if let Some(reason) = &lease.lost {
+            tracing::info!(path = %self.path, %reason, "not releasing the date's lock: it is another run's");
+            return;
         }
+        let remaining = self.remaining();
+        if remaining.is_zero() {
+            tracing::warn!(path = %self.path, "not releasing the date's lock: its lease ran out, the note expires by itself");
+            return;
+        }
+        let write = self.store.put_opts(&self.path, released_note(&self.run_id), update(lease.version));
+        match tokio::time::timeout(remaining, write).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. })) => {
+                tracing::warn!(path = %self.path, "did not release the date's lock: it was no longer this run's");
+            }
+            Ok(Err(error)) => tracing::warn!(path = %self.path, %error, "could not release the date's lock"),
+            Err(_) => {
+                tracing::warn!(path = %self.path, "could not release the date's lock: storage did not answer");
+            }
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.lease.borrow().until(self.ttl).saturating_duration_since(Instant::now())
+    }
+}
+
+/// Whether the run still holds its date's lock: asked right before each write. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    date: IngestDate,
+    run_id: String,
+    ttl: Duration,
+    lease: watch::Receiver<Lease>,
+}
+
+impl Fence {
+    /// `Ok` while the lock is this run's: no renewal found another version, and the lease has
+    /// not run out.
+    pub fn check(&self) -> Result<(), PipelineError> {
+        let lease = self.lease.borrow();
+        match self.judge(&lease, Instant::now()) {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `write` if the fence holds, and abandons it (dropping the request) if the lease runs
+    /// out or the lock is lost before it finishes.
+    pub async fn write<T, E: Into<PipelineError>>(
+        &self,
+        write: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, PipelineError> {
+        self.check()?;
+        tokio::select! {
+            biased;
+            result = write => result.map_err(Into::into),
+            error = self.ended() => Err(error),
+        }
+    }
+
+    /// Resolves when the lock is no longer this run's.
+    async fn ended(&self) -> PipelineError {
+        let mut lease = self.lease.clone();
+        loop {
+            let until = {
+                let current = lease.borrow_and_update();
+                if let Some(error) = self.judge(&current, Instant::now()) {
+                    return error;
+                }
+                tokio::time::Instant::from_std(current.until(self.ttl))
+            };
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                changed = lease.changed() => {
+                    // No more renewals (the lock was dropped): only the clock can end it now.
+                    if changed.is_err() {
+                        tokio::time::sleep_until(until).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn judge(&self, lease: &Lease, now: Instant) -> Option<PipelineError> {
+        let reason = if let Some(reason) = &lease.lost {
+            reason.clone()
+        } else if now >= lease.until(self.ttl) {
+            format!(
+                "no renewal of it succeeded for {:.1} s, and another run may take it over after {} s",
+                now.duration_since(lease.written_at).as_secs_f64(),
+                self.ttl.as_secs_f64()
+            )
+        } else {
+            return None;
+        };
+        Some(PipelineError::LockLost { date: self.date, holder: self.run_id.clone(), reason })
+    }
+
+    /// A fence that always holds, for stages tested without a lock.
+    #[cfg(test)]
+    pub(super) fn unlocked(date: IngestDate) -> Self {
+        let lease = Lease { version: version(None, None), written_at: Instant::now(), lost: None };
+        let (_, receiver) = watch::channel(lease);
+        Self { date, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
+    }
+
+    /// A fence that is down (another run took the lock over), for stages tested without a lock.
+    #[cfg(test)]
+    pub(super) fn lost(date: IngestDate) -> Self {
+        let lost = Some("run other took it over".to_owned());
+        let lease = Lease { version: version(None, None), written_at: Instant::now(), lost };
+        let (_, receiver) = watch::channel(lease);
+        Self { date, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
     }
 }
 
@@ -148,9 +398,15 @@ mod tests {
     use object_store::memory::InMemory;
 
     use super::*;
+    use crate::storage::blobs;
 
     fn date() -> IngestDate {
         IngestDate::parse("2023-11-23").unwrap()
+    }
+
+    async fn note(store: &Arc<dyn ObjectStore>) -> LockNote {
+        let bytes = blobs::get(store, &paths::lock(date()), "read").await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
     }
 
     #[tokio::test]
@@ -160,12 +416,16 @@ mod tests {
         let held = DateLock::acquire(&store, date(), "first", Duration::ZERO, ttl).await.unwrap();
         // Three time-to-lives later the holder has renewed: the lock is still not abandoned.
         tokio::time::sleep(ttl * 3).await;
+        held.fence().check().expect("the holder's fence holds");
         let second = DateLock::acquire(&store, date(), "second", Duration::from_millis(200), ttl).await;
         assert!(matches!(second, Err(PipelineError::Busy { ref holder, .. }) if holder == "first"));
         held.release().await;
+        let released = note(&store).await;
+        assert!(released.released && released.run_id == "first", "{released:?}");
         let third = DateLock::acquire(&store, date(), "third", Duration::ZERO, ttl).await.unwrap();
+        assert_eq!(note(&store).await.run_id, "third", "a released lock is taken at once");
         third.release().await;
-        assert!(blobs::get_optional(&store, &paths::lock(date())).await.unwrap().is_none());
+        assert!(note(&store).await.released);
     }
 
     #[tokio::test]
@@ -189,5 +449,94 @@ mod tests {
         let next = DateLock::acquire(&store, date(), "next", Duration::from_secs(5), ttl).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(3), "taken over in {:?}", started.elapsed());
         next.release().await;
+    }
+
+    #[tokio::test]
+    async fn of_runs_taking_over_one_expired_lock_at_once_exactly_one_holds_it() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ttl = Duration::from_secs(60);
+        let expired = LockNote { run_id: "dead".into(), expires_at: Utc::now(), released: false };
+        store.put(&paths::lock(date()), note_bytes(&expired)).await.unwrap();
+        let attempts = (0..6).map(|i| {
+            let store = Arc::clone(&store);
+            async move {
+                DateLock::acquire(&store, date(), &format!("run-{i}"), Duration::from_millis(300), ttl).await
+            }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let holders: Vec<&DateLock> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(holders.len(), 1, "one holder; the others were busy");
+        assert_eq!(note(&store).await.run_id, holders[0].run_id);
+        for result in &results {
+            if let Err(error) = result {
+                assert!(
+                    matches!(error, PipelineError::Busy { holder, .. } if *holder == holders[0].run_id),
+                    "{error}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_lock_was_taken_over_finds_its_fence_down_and_leaves_the_lock_alone() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ttl = Duration::from_millis(300);
+        let stale = DateLock::acquire(&store, date(), "stale", Duration::ZERO, ttl).await.unwrap();
+        let fence = stale.fence();
+        // Another run writes the note as if it had found it expired.
+        let taken = LockNote {
+            run_id: "new".into(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+            released: false,
+        };
+        store.put(&paths::lock(date()), note_bytes(&taken)).await.unwrap();
+        // The next renewal (a third of the time-to-live) finds another version.
+        tokio::time::sleep(ttl / 2).await;
+        let error = fence.check().expect_err("the fence is down");
+        assert!(
+            matches!(&error, PipelineError::LockLost { holder, reason, .. } if holder == "stale" && reason.contains("run new took it over")),
+            "{error}"
+        );
+        let written = fence.write(async { Ok::<_, PipelineError>(()) }).await;
+        assert!(matches!(written, Err(PipelineError::LockLost { .. })), "no write after the loss");
+        stale.release().await;
+        let current = note(&store).await;
+        assert!(
+            current.run_id == "new" && !current.released,
+            "the new holder's note is untouched: {current:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_still_in_flight_when_the_lease_runs_out_is_abandoned() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ttl = Duration::from_millis(400);
+        let lock = DateLock::acquire(&store, date(), "slow", Duration::ZERO, ttl).await.unwrap();
+        // The renewals stop (as when storage hangs): the lease runs out three quarters of the
+        // time-to-live after the last write of the note.
+        lock.stop_renewing.cancel();
+        let fence = lock.fence();
+        let started = Instant::now();
+        let hung = fence.write(async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, PipelineError>(())
+        });
+        let error = hung.await.expect_err("abandoned");
+        assert!(
+            matches!(&error, PipelineError::LockLost { reason, .. } if reason.contains("no renewal")),
+            "{error}"
+        );
+        assert!(started.elapsed() < ttl, "abandoned after {:?}", started.elapsed());
+        assert!(fence.check().is_err());
+        // The release writes nothing: the note is left to expire.
+        lock.release().await;
+        assert!(!note(&store).await.released);
+    }
+
+    #[tokio::test]
+    async fn a_note_of_an_older_version_without_released_is_read() {
+        let note: LockNote =
+            serde_json::from_str(r#"{"run_id":"old","expires_at":"2023-11-24T09:12:01Z"}"#).unwrap();
+        assert!(!note.released);
     }
 }

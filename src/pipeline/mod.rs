@@ -115,6 +115,32 @@ pub enum PipelineError {
         /// How long this run waited.
         waited_s: u64,
     },
+    /// The run lost the date's lock (it stalled past the lock's time-to-live, or another run
+    /// took the lock over) and stopped before its next write.
+    #[error(
+        "{date}: run {holder} lost the date's lock ({reason}); it stopped before writing anything more, and the run holding the lock now publishes the date"
+    )]
+    LockLost {
+        /// The date.
+        date: IngestDate,
+        /// This run, which held the lock.
+        holder: String,
+        /// How it was lost.
+        reason: String,
+    },
+    /// Another run published the date while this one was publishing: its report stands, and
+    /// this run's report was not written.
+    #[error(
+        "{date}: run {other} published the date while run {run_id} was publishing; {run_id} wrote no report (the date's report is {other}'s)"
+    )]
+    PublishedMeanwhile {
+        /// The date.
+        date: IngestDate,
+        /// This run.
+        run_id: String,
+        /// The run whose report is the date's now (`unknown` when its report cannot be read).
+        other: String,
+    },
     /// Encoding or decoding Parquet failed (a bug or a corrupt formatted copy).
     #[error("parquet error on {path}: {source}")]
     Parquet {
@@ -211,8 +237,8 @@ impl Pipeline {
     }
 
     /// Runs one date. `Ok` whatever the data looked like (see the report's status); `Err` only
-    /// when storage failed or another run of the date held it too long: nothing partial was
-    /// published and the caller should retry.
+    /// when storage failed, another run of the date held it too long, or this run lost the
+    /// date's lock: nothing partial was published and the caller should retry.
     #[tracing::instrument(skip_all, fields(date = %request.date, trigger = ?request.trigger))]
     pub async fn run_date(&self, request: RunRequest) -> Result<RunReport, PipelineError> {
         run::run_date(self, request).await

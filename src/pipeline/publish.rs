@@ -2,8 +2,12 @@
 //!
 //! A run that publishes first withdraws the date's `_report.json`, then puts the transactions,
 //! the rejects, `store_daily` and the data-quality page (each one atomic put, all at once),
-//! then its `runs/` report, then `_report.json`: a reader that finds `_report.json` finds
+//! then `_report.json`, then its `runs/` report: a reader that finds `_report.json` finds
 //! exactly the data it describes. A run that publishes nothing writes only its `runs/` report.
+//!
+//! Every write goes through the run's [`Fence`]: a run that lost the date's lock writes nothing
+//! more. `_report.json` is created only if absent, so a run does not replace the report of
+//! another run that published the date after this one withdrew the previous report.
 
 use std::sync::Arc;
 
@@ -13,8 +17,9 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use tracing::{Instrument as _, info_span};
 
+use super::lock::Fence;
 use super::settle::Settled;
-use super::{PipelineError, blocking};
+use super::{PipelineError, blocking, read_report};
 use crate::contract::report::{OutputReport, RunReport};
 use crate::contract::violation::RuleValue;
 use crate::contract::{IngestDate, ReferentialKind, paths, schema};
@@ -23,9 +28,10 @@ use crate::quality::{self, DateStats};
 use crate::storage::blobs;
 
 /// Publishes the date's output from its settled files: `report` gets the outputs, then is
-/// written last (`finish` sets its duration just before).
+/// written last (`finish` sets its duration just before). Every write asks `fence` first.
 pub async fn publish(
     store: &Arc<dyn ObjectStore>,
+    fence: &Fence,
     report: &mut RunReport,
     settled: Settled,
     finish: impl FnOnce(&mut RunReport),
@@ -37,7 +43,7 @@ pub async fn publish(
     // while the data is written. One `publish` span covers the data's encoding and writes.
     let span = info_span!("publish", %date);
     let (encoded, stats) = tokio::join!(
-        encode_data(store, date, &kept, &rejects).instrument(span.clone()),
+        encode_data(store, fence, date, &kept, &rejects).instrument(span.clone()),
         figures(store, date, kept.clone(), rejected_values),
     );
     let (encoded, stats) = (encoded?, stats?);
@@ -48,18 +54,25 @@ pub async fn publish(
         report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
     }
     let writes = futures::future::try_join_all(
-        encoded.into_iter().map(|(path, bytes)| async move { blobs::put(store, &path, bytes).await }),
+        encoded
+            .into_iter()
+            .map(|(path, bytes)| async move { fence.write(blobs::put(store, &path, bytes)).await }),
     );
-    let (written, quality) = tokio::join!(writes.instrument(span), quality_files(store, report, &stats));
+    let (written, quality) =
+        tokio::join!(writes.instrument(span), quality_files(store, fence, report, &stats));
     written?;
     quality?;
     finish(report);
-    write_reports(store, report, true).await
+    write_reports(store, fence, report, true).await
 }
 
 /// Ends a run that publishes nothing: only its `runs/` report is written.
-pub async fn record(store: &Arc<dyn ObjectStore>, report: &RunReport) -> Result<(), PipelineError> {
-    write_reports(store, report, false).await
+pub async fn record(
+    store: &Arc<dyn ObjectStore>,
+    fence: &Fence,
+    report: &RunReport,
+) -> Result<(), PipelineError> {
+    write_reports(store, fence, report, false).await
 }
 
 /// Withdraws the date's previous `_report.json`, so that a reader never finds a report beside
@@ -67,11 +80,12 @@ pub async fn record(store: &Arc<dyn ObjectStore>, report: &RunReport) -> Result<
 /// report.
 async fn encode_data(
     store: &Arc<dyn ObjectStore>,
+    fence: &Fence,
     date: IngestDate,
     kept: &[RecordBatch],
     rejects: &[RecordBatch],
 ) -> Result<[(Path, Bytes); 2], PipelineError> {
-    blobs::delete(store, &paths::published_report(date), "withdraw the previous report").await?;
+    fence.write(blobs::delete(store, &paths::published_report(date), "withdraw the previous report")).await?;
     let (kept_path, rejects_path) = (paths::transactions(date), paths::transaction_rejects(date));
     let (kept, rejects) = (kept.to_vec(), rejects.to_vec());
     let paths = (kept_path.clone(), rejects_path.clone());
@@ -114,6 +128,7 @@ pub async fn figures(
 /// outputs.
 async fn quality_files(
     store: &Arc<dyn ObjectStore>,
+    fence: &Fence,
     report: &mut RunReport,
     stats: &DateStats,
 ) -> Result<(), PipelineError> {
@@ -124,11 +139,11 @@ async fn quality_files(
         let bytes =
             quality::store_daily::encode(stats).map_err(|source| PipelineError::parquet(&path, source))?;
         report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
-        blobs::put(store, &path, bytes).await?;
+        fence.write(blobs::put(store, &path, bytes)).await?;
         let path = paths::quality_page(report.date);
         let html = Bytes::from(quality::page::render(report, stats));
         report.outputs.push(OutputReport { path: path.to_string(), rows: 0, bytes: html.len() as u64 });
-        blobs::put_typed(store, &path, html, HTML).await?;
+        fence.write(blobs::put_typed(store, &path, html, HTML)).await?;
         tracing::info!(stores = rows, "data-quality page and store_daily written");
         Ok(())
     }
@@ -139,17 +154,30 @@ async fn quality_files(
 /// The content type of the pages.
 pub const HTML: &str = "text/html; charset=utf-8";
 
+/// Writes `_report.json` (when `published`), then the `runs/` report: a `runs/` report that
+/// says a run published is only written once its `_report.json` stands.
 async fn write_reports(
     store: &Arc<dyn ObjectStore>,
+    fence: &Fence,
     report: &RunReport,
     published: bool,
 ) -> Result<(), PipelineError> {
     let body = Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
-    blobs::put(store, &paths::run_report(report.date, &report.run_id), body.clone()).await?;
     if published {
-        blobs::put(store, &paths::published_report(report.date), body).await?;
+        let path = paths::published_report(report.date);
+        if !fence.write(blobs::create(store, &path, body.clone())).await? {
+            // Ours after all when the client retried a create whose answer was lost.
+            let other = read_report(store, &path).await.ok().flatten().map(|other| other.run_id);
+            if other.as_deref() != Some(report.run_id.as_str()) {
+                return Err(PipelineError::PublishedMeanwhile {
+                    date: report.date,
+                    run_id: report.run_id.clone(),
+                    other: other.unwrap_or_else(|| "unknown".to_owned()),
+                });
+            }
+        }
     }
-    Ok(())
+    fence.write(blobs::put(store, &paths::run_report(report.date, &report.run_id), body)).await
 }
 
 #[cfg(test)]
@@ -180,7 +208,10 @@ mod tests {
         let date = IngestDate::parse("2023-11-23").expect("a date");
         store.put(&paths::published_report(date), PutPayload::from_static(b"{}")).await.expect("put");
         let mut report = report();
-        publish(&store, &mut report, nothing(), |report| report.duration_ms = 7).await.expect("publishes");
+        let fence = Fence::unlocked(date);
+        publish(&store, &fence, &mut report, nothing(), |report| report.duration_ms = 7)
+            .await
+            .expect("publishes");
         let outputs: Vec<&str> = report.outputs.iter().map(|output| output.path.as_str()).collect();
         assert_eq!(
             outputs,
@@ -206,7 +237,7 @@ mod tests {
     async fn a_run_that_publishes_nothing_writes_only_its_runs_report() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let report = report();
-        record(&store, &report).await.expect("records");
+        record(&store, &Fence::unlocked(report.date), &report).await.expect("records");
         let listed: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
             .await
             .expect("lists")
@@ -214,5 +245,33 @@ mod tests {
             .map(|meta| meta.location.to_string())
             .collect();
         assert_eq!(listed, ["runs/2023-11-23/20231124T091201.118Z-3d9572b1.json"]);
+    }
+
+    #[tokio::test]
+    async fn a_report_another_run_published_meanwhile_stands_and_this_run_writes_no_report() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let report = report();
+        let fence = Fence::unlocked(report.date);
+        let mut other = report.clone();
+        other.run_id = "20231124T091500.000Z-0ther000".to_owned();
+        let other_body = serde_json::to_vec(&other).expect("serializes");
+        store.put(&paths::published_report(report.date), other_body.clone().into()).await.expect("put");
+        let error = write_reports(&store, &fence, &report, true).await.expect_err("refused");
+        assert!(
+            matches!(&error, PipelineError::PublishedMeanwhile { other, .. } if other == "20231124T091500.000Z-0ther000"),
+            "{error}"
+        );
+        let standing =
+            blobs::get(&store, &paths::published_report(report.date), "read").await.expect("there");
+        assert_eq!(standing, other_body, "the other run's report stands");
+        assert!(
+            store.head(&paths::run_report(report.date, &report.run_id)).await.is_err(),
+            "no runs/ report"
+        );
+        // A report that is this run's own (a create the client retried) is no conflict.
+        let body = serde_json::to_vec_pretty(&report).expect("serializes");
+        store.put(&paths::published_report(report.date), body.into()).await.expect("put");
+        write_reports(&store, &fence, &report, true).await.expect("its own report");
+        assert!(store.head(&paths::run_report(report.date, &report.run_id)).await.is_ok());
     }
 }

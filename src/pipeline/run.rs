@@ -10,7 +10,7 @@ use tracing::{Instrument as _, info_span};
 
 use super::fingerprint::Fingerprint;
 use super::landing::Landing;
-use super::lock::DateLock;
+use super::lock::{DateLock, Fence};
 use super::marker::MarkerCheck;
 use super::referentials::{self, Prepared};
 use super::settle::{self, Settled};
@@ -57,15 +57,17 @@ pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result
     let lock =
         DateLock::acquire(&pipeline.store, request.date, &run.id, settings.lock_wait, settings.lock_ttl)
             .await?;
-    let result = run_locked(pipeline, &request, &run).await;
+    let result = run_locked(pipeline, &request, &run, &lock.fence()).await;
     lock.release().await;
     result
 }
 
+/// The stages; every write after the referentials asks `fence` first.
 async fn run_locked(
     pipeline: &Pipeline,
     request: &RunRequest,
     run: &Run,
+    fence: &Fence,
 ) -> Result<RunReport, PipelineError> {
     let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
     let landing =
@@ -73,15 +75,17 @@ async fn run_locked(
     let marker = request.marker.as_ref().map(|marker| MarkerCheck::of(marker, &landing));
     let outcome = match &marker {
         Some(check) if !check.missing.is_empty() => Outcome::Incomplete { marker: check.clone() },
-        _ => read_date(pipeline, request, run, &landing).await?,
+        _ => read_date(pipeline, request, run, &landing, fence).await?,
     };
     let mut report = assemble(request, run, &landing, marker.as_ref(), &outcome);
     let finish = |report: &mut RunReport| report.duration_ms = run.started.elapsed().as_millis() as u64;
     match outcome {
-        Outcome::Published { settled, .. } => publish::publish(store, &mut report, settled, finish).await?,
+        Outcome::Published { settled, .. } => {
+            publish::publish(store, fence, &mut report, settled, finish).await?;
+        }
         _ => {
             finish(&mut report);
-            publish::record(store, &report).await?;
+            publish::record(store, fence, &report).await?;
         }
     }
     Ok(report)
@@ -93,6 +97,7 @@ async fn read_date(
     request: &RunRequest,
     run: &Run,
     landing: &Landing,
+    fence: &Fence,
 ) -> Result<Outcome, PipelineError> {
     let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
     let versions = match referentials::prepare(store, landing, settings.max_reject_ratio, &run.id).await? {
@@ -118,7 +123,7 @@ async fn read_date(
     let (lookups, parsed) = (lookups?, parsed?);
     let missing_hours = settle::missing_hours(landing, lookups.stores.span);
     let enriched = read::enrich_files(parsed, &lookups, parallelism).await?;
-    let settled = settle::settle(store, landing, enriched, &run.id).await?;
+    let settled = settle::settle(store, fence, landing, enriched, &run.id).await?;
     Ok(Outcome::Published { settled, referentials, missing_hours })
 }
 

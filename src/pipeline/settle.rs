@@ -10,6 +10,7 @@ use object_store::ObjectStore;
 
 use super::PipelineError;
 use super::landing::Landing;
+use super::lock::Fence;
 use super::quarantine::{Subject, quarantine};
 use super::read::ReadFile;
 use super::transactions::{FileRead, KeptRows};
@@ -32,9 +33,11 @@ pub struct Settled {
     pub rejected_values: Vec<RuleValue>,
 }
 
-/// Quarantines the invalid files, then makes each file's entry and gathers the rows to publish.
+/// Quarantines the invalid files (each asking `fence` first: quarantining moves the date's
+/// landing files), then makes each file's entry and gathers the rows to publish.
 pub async fn settle(
     store: &Arc<dyn ObjectStore>,
+    fence: &Fence,
     landing: &Landing,
     files: Vec<ReadFile<KeptRows>>,
     run_id: &str,
@@ -60,7 +63,8 @@ pub async fn settle(
                 input.counts.rows = problem.rows;
                 let subject = Subject { name: &file.name, meta: &meta, date: Some(landing.date) };
                 let judged = judged.unwrap_or_default();
-                input.quarantined = Some(quarantine(store, &subject, &judged, &problem, run_id).await?);
+                input.quarantined =
+                    Some(fence.write(quarantine(store, &subject, &judged, &problem, run_id)).await?);
                 entries.push((input, None));
             }
         }
@@ -177,7 +181,15 @@ mod tests {
         let landing = Landing::list(&store, "", date).await.expect("lists");
         let parsed = parse_files(&store, &landing, 0.9, 2).await.expect("reads");
         let enriched = enrich_files(parsed, &no_lookups(), 2).await.expect("enriches");
-        let settled = settle(&store, &landing, enriched, "run-1").await.expect("settles");
+        // A run that lost the date's lock quarantines nothing: the file stays where it lands.
+        let lost = settle(&store, &Fence::lost(date), &landing, enriched, "run-0").await;
+        assert!(matches!(lost, Err(PipelineError::LockLost { .. })), "{:?}", lost.err());
+        assert!(store.head(&Path::from("transactions_2023-11-23_8.csv")).await.is_ok(), "still landing");
+        assert!(store.head(&Path::from("error/transactions_2023-11-23_8.csv")).await.is_err());
+        let parsed = parse_files(&store, &landing, 0.9, 2).await.expect("reads");
+        let enriched = enrich_files(parsed, &no_lookups(), 2).await.expect("enriches");
+        let settled =
+            settle(&store, &Fence::unlocked(date), &landing, enriched, "run-1").await.expect("settles");
 
         let names: Vec<&str> = settled.inputs.iter().map(|input| input.name.as_str()).collect();
         assert_eq!(names, ["transactions_2023-11-23_8.csv", "transactions_2023-11-23_9.csv"]);
@@ -212,7 +224,8 @@ mod tests {
         let landing = Landing::list(&store, "", date).await.expect("lists");
         let parsed = parse_files(&store, &landing, 0.9, 2).await.expect("reads");
         let enriched = enrich_files(parsed, &no_lookups(), 2).await.expect("enriches");
-        let again = settle(&store, &landing, enriched, "run-2").await.expect("settles");
+        let again =
+            settle(&store, &Fence::unlocked(date), &landing, enriched, "run-2").await.expect("settles");
         assert_eq!(again.inputs[0].quarantined.as_ref().map(|q| q.earlier_run), Some(true));
         assert_eq!(again.totals, settled.totals);
     }

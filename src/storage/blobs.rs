@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
+    Attribute, Attributes, GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload,
 };
 
 /// A storage call that failed: which blob, doing what.
@@ -69,6 +70,16 @@ pub async fn put(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) -> Res
         .await
         .map(|_| ())
         .map_err(|e| BlobError::new("write", path, e))
+}
+
+/// Writes a whole blob only if none exists at `path`: `Ok(false)` when one does.
+pub async fn create(store: &Arc<dyn ObjectStore>, path: &Path, bytes: Bytes) -> Result<bool, BlobError> {
+    let options = PutOptions::from(PutMode::Create);
+    match store.put_opts(path, PutPayload::from_bytes(bytes), options).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(BlobError::new("write", path, e)),
+    }
 }
 
 /// [`put`] with a content type where the store keeps one (Azure: a browser opening the blob

@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::local::LocalFileSystem;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::local::LocalStore;
 use super::sas_deletes::SasDeletes;
 use super::{AzureCredentials, NetworkPolicy, StorageError, StoreLocation, StoreSettings};
 
-/// Opens the store the settings name. Local: creates the directory if missing. Azure: builds
+/// Opens the store the settings name. Local: creates the directory if missing, and supports
+/// conditional updates ([`LocalStore`]). Azure: builds
 /// the client with the timeouts and retries documented in the module docs; no request is made
 /// (see [`check_reachable`] for that).
 pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageError> {
@@ -119,7 +120,7 @@ pub fn one_line(settings: &StoreSettings, error: &(dyn std::error::Error + 'stat
 fn open_local(root: &Path) -> Result<Arc<dyn ObjectStore>, StorageError> {
     let local_error = |source| StorageError::LocalDirectory { path: root.to_owned(), source };
     std::fs::create_dir_all(root).map_err(local_error)?;
-    let store = LocalFileSystem::new_with_prefix(root).map_err(|e| {
+    let store = LocalStore::new(root).map_err(|e| {
         local_error(std::io::Error::other(e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))
     })?;
     Ok(Arc::new(store))

@@ -25,7 +25,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::azurite;
-use crate::helpers::{TestStore, assert_accounting, date, read_parquet, reject_rows, transaction_rows};
+use crate::helpers::{
+    TestStore, assert_accounting, date, lock_released, read_parquet, reject_rows, transaction_rows,
+};
 
 const DAY: &str = "2023-11-23";
 const TX: &str = "formatted/transactions_2023-11-23/transactions.parquet";
@@ -45,6 +47,9 @@ pub enum Fault {
     Stall,
     /// Answer `503 Server Busy`, as Azure does when it throttles.
     Busy,
+    /// Hold the request until [`Proxy::recover`], then forward it: storage hangs, then comes
+    /// back. A request whose client hung up meanwhile is dropped, never forwarded.
+    Pause,
 }
 
 #[derive(Debug)]
@@ -62,6 +67,10 @@ struct ProxyState {
     down: Option<Fault>,
     /// Every request seen: `METHOD /path`.
     seen: Vec<String>,
+    /// Every request sent on to Azurite, in the order sent.
+    forwarded: Vec<String>,
+    /// How many were forwarded when storage first went down.
+    down_at: Option<usize>,
 }
 
 /// A loopback proxy in front of Azurite's blob port.
@@ -69,6 +78,8 @@ pub struct Proxy {
     pub port: u16,
     state: Arc<Mutex<ProxyState>>,
     injected: Arc<AtomicUsize>,
+    /// Bumped by every [`Proxy::recover`]: paused requests go on.
+    recoveries: Arc<tokio::sync::watch::Sender<u64>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -85,13 +96,14 @@ impl Proxy {
         let upstream = azurite::blob_port();
         let state = Arc::new(Mutex::new(ProxyState::default()));
         let injected = Arc::new(AtomicUsize::new(0));
-        let (s, i) = (Arc::clone(&state), Arc::clone(&injected));
+        let recoveries = Arc::new(tokio::sync::watch::Sender::new(0));
+        let (s, i, r) = (Arc::clone(&state), Arc::clone(&injected), Arc::clone(&recoveries));
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(connection(client, upstream, Arc::clone(&s), Arc::clone(&i)));
+                tokio::spawn(connection(client, upstream, Arc::clone(&s), Arc::clone(&i), r.subscribe()));
             }
         });
-        Self { port, state, injected, accept }
+        Self { port, state, injected, recoveries, accept }
     }
 
     /// `fault` on the next `times` requests `method` whose path contains `path_contains`.
@@ -107,11 +119,12 @@ impl Proxy {
         self.state.lock().expect("lock").rules.push(rule);
     }
 
-    /// Storage is back: every rule is cleared.
+    /// Storage is back: every rule is cleared, paused requests go on.
     pub fn recover(&self) {
         let mut state = self.state.lock().expect("lock");
         state.rules.clear();
         state.down = None;
+        self.recoveries.send_modify(|n| *n += 1);
     }
 
     /// Faults injected so far.
@@ -124,9 +137,20 @@ impl Proxy {
         self.state.lock().expect("lock").seen.clone()
     }
 
+    /// Requests that reached Azurite since storage first went down (paused requests forwarded
+    /// on recovery included), in the order sent.
+    pub fn forwarded_since_down(&self) -> Vec<String> {
+        let state = self.state.lock().expect("lock");
+        state.forwarded[state.down_at.unwrap_or(state.forwarded.len())..].to_vec()
+    }
+
+    fn sent(state: &Mutex<ProxyState>, request: String) {
+        state.lock().expect("lock").forwarded.push(request);
+    }
+
     /// Judges one request; `path_contains` of a rule is looked for in the target and in the
     /// body (a delete is a `POST ?comp=batch` whose sub-requests name the blobs).
-    fn decide(state: &Mutex<ProxyState>, method: &str, target: &str, body: &[u8]) -> Option<Fault> {
+    fn decide(state: &Mutex<ProxyState>, method: &str, target: &str, body: &[u8]) -> (Option<Fault>, String) {
         let mut state = state.lock().expect("lock");
         let text = String::from_utf8_lossy(body);
         let path = format!(
@@ -134,7 +158,12 @@ impl Proxy {
             target.split('?').next().unwrap_or(target),
             if target.contains("comp=batch") { text.as_ref() } else { "" }
         );
-        state.seen.push(format!("{method} {}", path.trim_end()));
+        let request = format!("{method} {}", path.trim_end());
+        state.seen.push(request.clone());
+        (Self::judge(&mut state, method, &path), request)
+    }
+
+    fn judge(state: &mut ProxyState, method: &str, path: &str) -> Option<Fault> {
         if let Some(fault) = state.down {
             return Some(fault);
         }
@@ -148,6 +177,9 @@ impl Proxy {
             None => {
                 let fault = rule.fault;
                 state.down = Some(fault);
+                if state.down_at.is_none() {
+                    state.down_at = Some(state.forwarded.len());
+                }
                 return Some(fault);
             }
         }
@@ -166,6 +198,7 @@ async fn connection(
     upstream: u16,
     state: Arc<Mutex<ProxyState>>,
     injected: Arc<AtomicUsize>,
+    mut recoveries: tokio::sync::watch::Receiver<u64>,
 ) {
     let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else { return };
     let (mut client_read, client_write) = client.into_split();
@@ -219,8 +252,12 @@ async fn connection(
             }
         }
         let request: Vec<u8> = pending.drain(..head_end + body_length).collect();
-        match Proxy::decide(&state, &method, &target, &request[head_end..]) {
+        // Read before judging: a pause waits for the next recovery after this one.
+        let recovered = *recoveries.borrow_and_update();
+        let (fault, label) = Proxy::decide(&state, &method, &target, &request[head_end..]);
+        match fault {
             None => {
+                Proxy::sent(&state, label);
                 if server_write.write_all(&request).await.is_err() {
                     back.abort();
                     return;
@@ -239,6 +276,23 @@ async fn connection(
                         back.abort();
                         return;
                     }
+                    Fault::Pause => {
+                        let client_gone = tokio::select! {
+                            resumed = recoveries.wait_for(|n| *n > recovered) => resumed.is_err(),
+                            // A client that gives up closes its side (hyper sends nothing more
+                            // before an answer).
+                            _ = client_read.read(&mut chunk) => true,
+                        };
+                        if client_gone {
+                            back.abort();
+                            return;
+                        }
+                        Proxy::sent(&state, label);
+                        if server_write.write_all(&request).await.is_err() {
+                            back.abort();
+                            return;
+                        }
+                    }
                     Fault::Busy => {
                         let answer = "HTTP/1.1 503 The server is busy.\r\nContent-Length: 0\r\n\
                                       x-ms-error-code: ServerBusy\r\n\r\n";
@@ -256,7 +310,7 @@ async fn connection(
 // --- stores -----------------------------------------------------------------------------------
 
 /// Short timeouts and few retries, so that a dead storage fails a run in seconds.
-fn short_network() -> NetworkPolicy {
+pub(crate) fn short_network() -> NetworkPolicy {
     NetworkPolicy {
         connect_timeout: Duration::from_secs(1),
         request_timeout: Duration::from_secs(2),
@@ -268,7 +322,7 @@ fn short_network() -> NetworkPolicy {
 }
 
 /// Settings for `container` in Azurite reached through `port` (the proxy or Azurite itself).
-fn settings_via(container: &str, port: u16) -> StoreSettings {
+pub(crate) fn settings_via(container: &str, port: u16) -> StoreSettings {
     let connection_string = format!(
         "DefaultEndpointsProtocol=http;AccountName={DEV_STORAGE_ACCOUNT};AccountKey={DEV_STORAGE_ACCOUNT_KEY};\
          BlobEndpoint=http://127.0.0.1:{port}/{DEV_STORAGE_ACCOUNT};"
@@ -277,7 +331,7 @@ fn settings_via(container: &str, port: u16) -> StoreSettings {
 }
 
 /// A fresh Azurite container with the fixture referentials; returns it and a direct store.
-async fn container(label: &str) -> (String, Arc<dyn ObjectStore>) {
+pub(crate) async fn container(label: &str) -> (String, Arc<dyn ObjectStore>) {
     let settings = azurite::azurite_settings(label);
     let name = match settings.location() {
         storage::StoreLocation::Azure(azure) => azure.container.clone(),
@@ -291,12 +345,12 @@ async fn container(label: &str) -> (String, Arc<dyn ObjectStore>) {
     (name, store)
 }
 
-async fn put(store: &Arc<dyn ObjectStore>, path: &str, bytes: impl Into<bytes::Bytes>) {
+pub(crate) async fn put(store: &Arc<dyn ObjectStore>, path: &str, bytes: impl Into<bytes::Bytes>) {
     use object_store::ObjectStoreExt as _;
     store.put(&object_store::path::Path::from(path), bytes.into().into()).await.expect("put");
 }
 
-async fn get(store: &Arc<dyn ObjectStore>, path: &str) -> Option<bytes::Bytes> {
+pub(crate) async fn get(store: &Arc<dyn ObjectStore>, path: &str) -> Option<bytes::Bytes> {
     use object_store::ObjectStoreExt as _;
     match store.get(&object_store::path::Path::from(path)).await {
         Ok(result) => Some(result.bytes().await.expect("read")),
@@ -305,7 +359,7 @@ async fn get(store: &Arc<dyn ObjectStore>, path: &str) -> Option<bytes::Bytes> {
     }
 }
 
-fn hour_file(hour: u8, rows: usize) -> String {
+pub(crate) fn hour_file(hour: u8, rows: usize) -> String {
     let mut text = String::from(HEADER);
     for i in 0..rows {
         text.push_str(&format!("{hour}{i:04};100;2023-11-23;{hour};{};500;{};10\n", i % 60, i % 7));
@@ -335,7 +389,9 @@ async fn run(pipeline: &Pipeline, trigger: Trigger, force: bool) -> Result<RunRe
 }
 
 /// What a correct run of these landing files publishes, computed on a local store.
-async fn reference(files: &[(String, String)]) -> (Vec<crate::helpers::Row>, Vec<crate::helpers::Reject>) {
+pub(crate) async fn reference(
+    files: &[(String, String)],
+) -> (Vec<crate::helpers::Row>, Vec<crate::helpers::Reject>) {
     let mut store = TestStore::with_referentials().await;
     store.settings.max_reject_ratio = 0.5;
     for (name, text) in files {
@@ -348,7 +404,7 @@ async fn reference(files: &[(String, String)]) -> (Vec<crate::helpers::Row>, Vec
 
 /// The published output of the date in `store`, checked whole: the report's outputs exist with
 /// the rows and bytes it says.
-async fn published(
+pub(crate) async fn published(
     store: &Arc<dyn ObjectStore>,
 ) -> (RunReport, Vec<crate::helpers::Row>, Vec<crate::helpers::Reject>) {
     let report: RunReport =
@@ -427,7 +483,7 @@ async fn storage_gone_between_reading_and_publishing_fails_the_run_and_keeps_the
     let (report, kept, rejects) = published(&direct).await;
     assert_eq!(report.run_id, retry.run_id);
     assert_eq!((kept, rejects), reference(&files).await);
-    assert!(get(&direct, LOCK).await.is_none(), "the lock is released");
+    assert!(lock_released(get(&direct, LOCK).await.as_deref()), "the lock is released");
 }
 
 #[tokio::test]
@@ -438,10 +494,11 @@ async fn storage_stalling_halfway_through_publishing_leaves_no_report_and_the_re
     let (files, before) = published_day_then_a_new_file(&direct, &via_proxy).await;
 
     // The old report is withdrawn, then storage hangs on the transactions put: every request
-    // from then on is held without an answer (each gives up at the 2 s request timeout).
+    // from then on is held without an answer (each gives up at the 2 s request timeout). The
+    // renewals of the lock hang too, so the lease may run out first (the write is abandoned).
     proxy.go_down_at("PUT", "/transactions.parquet", Fault::Stall);
     let error = run(&via_proxy, Trigger::Eot, false).await.expect_err("the run fails");
-    assert!(matches!(error, PipelineError::Storage { .. }), "{error}");
+    assert!(matches!(error, PipelineError::Storage { .. } | PipelineError::LockLost { .. }), "{error}");
     eprintln!("storage stalled while publishing: {} faults injected", proxy.injected());
     proxy.recover();
 
@@ -483,7 +540,7 @@ async fn transient_drops_and_throttling_are_retried_with_backoff_and_the_run_suc
     assert_eq!((kept, rejects), reference(&files).await);
 }
 
-async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
+pub(crate) async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Vec<String> {
     use futures::TryStreamExt as _;
     let prefix = object_store::path::Path::from(prefix);
     store.list(Some(&prefix)).map_ok(|m| m.location.to_string()).try_collect().await.expect("list")
@@ -525,7 +582,7 @@ async fn a_duplicate_eot_delivery_and_a_manual_reingest_at_once_on_azurite_leave
     let (report, kept, rejects) = published(&direct).await;
     assert!(report.run_id == forced.run_id || report.run_id == duplicate.run_id);
     assert_eq!((kept, rejects), reference(&files).await);
-    assert!(get(&direct, LOCK).await.is_none());
+    assert!(lock_released(get(&direct, LOCK).await.as_deref()), "the lock is released");
 }
 
 /// Peak resident memory of a process, from `/proc/{pid}/status` (`VmHWM`), in MiB.

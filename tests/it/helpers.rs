@@ -9,7 +9,6 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int8Type, Int32Type, Int64Type};
 use bytes::Bytes;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -50,8 +49,9 @@ pub struct TestStore {
 impl TestStore {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        // The store `storage::open` gives for a local directory (conditional updates included).
         let store: Arc<dyn ObjectStore> =
-            Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("local store"));
+            Arc::new(retail_ingest::storage::LocalStore::new(dir.path()).expect("local store"));
         Self { dir, store, settings: PipelineSettings::default(), container: None }
     }
 
@@ -119,6 +119,11 @@ impl TestStore {
         self.get(path).await.is_some()
     }
 
+    /// Whether the date's lock note says it is released (the protocol never deletes it).
+    pub async fn lock_released(&self, day: &str) -> bool {
+        lock_released(self.get(&format!("locks/{day}.json")).await.as_deref())
+    }
+
     pub async fn json(&self, path: &str) -> serde_json::Value {
         let bytes = self.get(path).await.unwrap_or_else(|| panic!("{path} exists"));
         serde_json::from_slice(&bytes).expect("valid JSON")
@@ -151,6 +156,13 @@ impl TestStore {
         let bytes = self.get(path).await.unwrap_or_else(|| panic!("{path} exists"));
         read_parquet(bytes)
     }
+}
+
+/// Whether a lock note (`locks/{date}.json`) says it is released. An absent note is not.
+pub fn lock_released(note: Option<&[u8]>) -> bool {
+    let Some(note) = note else { return false };
+    let note: serde_json::Value = serde_json::from_slice(note).expect("a lock note is JSON");
+    note["released"] == true
 }
 
 pub fn read_parquet(bytes: Bytes) -> Vec<RecordBatch> {

@@ -6,6 +6,7 @@
 mod azurite;
 mod cli;
 mod faults;
+mod fence;
 mod functions;
 mod functions_azurite;
 mod functions_config;

@@ -384,7 +384,8 @@ async fn the_pipeline_reports_exactly_the_manifests_figures() {
         if spec.rows_per_file == 40 {
             assert!(manifest.dates.values().any(|d| !d.quarantined_files.is_empty()), "no file quarantined");
         }
-        let store = std::sync::Arc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("store"));
+        // The store `storage::open` gives for a local directory: the date lock updates its note.
+        let store = std::sync::Arc::new(retail_ingest::storage::LocalStore::new(dir.path()).expect("store"));
         let settings = PipelineSettings { landing_prefix: "landing".into(), ..PipelineSettings::default() };
         let pipeline = Pipeline::new(store, settings);
         for (&date, day) in &manifest.dates {

@@ -69,17 +69,37 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port()
 }
 
-/// Starts `retail-ingest serve` with `args` on a local store; waits until it listens.
-fn serve(args: &[&str], port: u16, store: &std::path::Path) -> std::process::Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_retail-ingest"))
+/// `retail-ingest serve` with `args` and `envs` on a local store, not started.
+fn serve_command(args: &[&str], envs: &[(&str, &str)], port: u16, store: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_retail-ingest"));
+    command
         .arg("serve")
         .args(["--port", &port.to_string()])
         .args(args)
         .env("INGEST_STORE", store)
         .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
-        .stdin(Stdio::null())
+        .env_remove("INGEST_API_KEY")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Starts `retail-ingest serve` with `args` on a local store; waits until it listens.
+fn serve(args: &[&str], port: u16, store: &std::path::Path) -> std::process::Child {
+    serve_with(args, &[], port, store, Stdio::null())
+}
+
+/// [`serve`] with environment variables, its log going to `log`.
+fn serve_with(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    port: u16,
+    store: &std::path::Path,
+    log: Stdio,
+) -> std::process::Child {
+    let mut child = serve_command(args, envs, port, store)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("serve starts");
     let started = Instant::now();
@@ -103,8 +123,86 @@ fn standalone_serve_binds_loopback_unless_told_otherwise() {
     child.kill().expect("kill");
     child.wait().expect("wait");
     let port = free_port();
-    let mut child = serve(&["--bind", "0.0.0.0"], port, store.path());
-    assert_eq!(listening_address(port).as_deref(), Some("00000000"), "0.0.0.0 when told");
+    let mut child =
+        serve_with(&["--bind", "0.0.0.0"], &[("INGEST_API_KEY", "k3y")], port, store.path(), Stdio::null());
+    assert_eq!(listening_address(port).as_deref(), Some("00000000"), "0.0.0.0 when told (with a key)");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+}
+
+#[tokio::test]
+async fn a_serve_beyond_loopback_refuses_to_start_without_a_key_and_then_requires_it() {
+    let store = tempfile::tempdir().expect("dir");
+    let key = "FAKEAPIKEY-issue15-0123456789abcdef";
+    // Without a key (or with a blank one): one line on stderr, exit 2, nothing listening.
+    for envs in [&[][..], &[("INGEST_API_KEY", " ")][..]] {
+        let port = free_port();
+        let output =
+            serve_command(&["--bind", "0.0.0.0"], envs, port, store.path()).output().expect("serve runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains("INGEST_API_KEY") && stderr.contains("0.0.0.0"), "{stderr}");
+        assert!(listening_address(port).is_none());
+    }
+
+    // With one: every function needs it, the readiness probe does not.
+    let port = free_port();
+    let log_path = store.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child =
+        serve_with(&["--bind", "0.0.0.0"], &[("INGEST_API_KEY", key)], port, store.path(), Stdio::from(log));
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let status = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.expect("answered");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    };
+    assert_eq!(status(client.get(format!("{base}/"))).await.0, 200, "the readiness probe stays open");
+    let runs = format!("{base}/api/runs?from=2023-11-23&to=2023-11-24");
+    let reingest = crate::functions::reingest_invocation(Some(r#"{"dates":["2023-11-23"]}"#)).to_string();
+    let post = |key: Option<&str>| {
+        let request = client.post(format!("{base}/ReingestFunction")).body(reingest.clone());
+        let request = request.header("content-type", "application/json");
+        match key {
+            Some(key) => request.header("authorization", format!("Bearer {key}")),
+            None => request,
+        }
+    };
+    for (what, request) in [
+        ("no key", client.get(&runs)),
+        ("a wrong key", client.get(&runs).header("x-api-key", "FAKEAPIKEY-issue15-0123456789abcdeF")),
+        ("a prefix of the key", client.get(&runs).header("x-api-key", &key[..10])),
+        ("another scheme", client.get(&runs).header("authorization", format!("Basic {key}"))),
+        ("a report without key", client.get(format!("{base}/api/runs/2023-11-23"))),
+        ("a wrapped function without key", post(None)),
+        ("an unknown path", client.get(format!("{base}/nothing-here"))),
+    ] {
+        let (code, body) = status(request).await;
+        assert_eq!(code, 401, "{what}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("x-api-key")), "{what}: {body}");
+    }
+    let (code, body) = status(client.get(&runs).header("x-api-key", key)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["dates"].as_array().map(Vec::len), Some(2), "{body}");
+    let (code, _) = status(client.get(format!("{base}/api/runs/2023-11-23")).bearer_auth(key)).await;
+    assert_eq!(code, 404, "past the key: no report of the date yet");
+    let (code, body) = status(post(Some(key))).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["Outputs"]["res"]["statusCode"], "202", "{body}");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("custom handler listening"), "{log}");
+    assert!(!log.contains(key) && !log.contains("FAKEAPIKEY"), "the key is never logged: {log}");
+
+    // Loopback with a key set: unchanged, no key asked (the host checks function keys there).
+    let port = free_port();
+    let mut child = serve_with(&[], &[("INGEST_API_KEY", key)], port, store.path(), Stdio::null());
+    let (code, _) = status(client.get(format!("http://127.0.0.1:{port}/api/runs/2023-11-23"))).await;
+    assert_eq!(code, 404, "no 401 on loopback");
     child.kill().expect("kill");
     child.wait().expect("wait");
 }
@@ -293,8 +391,8 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
     let (captured, worked) = flow(&sas_container, &sas_string, &secrets, true).await;
     assert!(worked, "the SAS flow ran the date: {captured}");
     assert_no_leak("the SAS flow", &captured, &sas_needles);
-    // Every delete of the flow went through: the lock was released, the quarantined original
-    // removed (its copy kept).
+    // The lock's conditional writes and every delete of the flow went through under the SAS:
+    // the lock was released, the quarantined original removed (its copy kept).
     let sas_store =
         retail_ingest::storage::open(&azurite::settings_for(&sas_container, &azurite::connection_string()))
             .expect("store");
@@ -302,7 +400,9 @@ async fn fake_secrets_never_reach_logs_reports_answers_or_error_messages() {
         let store = Arc::clone(&sas_store);
         async move { store.head(&StorePath::from(name)).await.is_ok() }
     };
-    assert!(!exists("locks/2023-11-23.json").await, "the SAS run released its lock");
+    let note = sas_store.get(&StorePath::from("locks/2023-11-23.json")).await.expect("the lock note");
+    let note = note.bytes().await.expect("read");
+    assert!(crate::helpers::lock_released(Some(&note)), "the SAS run released its lock");
     assert!(!exists("transactions_2023-11-23_8.csv").await, "the SAS run removed the quarantined original");
     assert!(exists("error/transactions_2023-11-23_8.csv").await, "and kept its copy");
 
