@@ -20,6 +20,9 @@ Workloads:
   W6  W2's day read from and written to real Azurite through a loopback proxy that adds a delay
       to every request (bench/latency_proxy.rs), beside W2; also with 0 ms added and without
       the proxy, which shows what the proxy itself costs
+  SW  the sweep over 365 published dates of a generated container (20 rows a file): an idle
+      sweep (nothing changed, no run) and a sweep after one file landed late (one run), on the
+      local directory and on Azurite through the proxy with 0 ms added (requests and bytes)
   start  `retail-ingest serve` answers GET / (time from spawn to the first response)
 
 Several binaries (`--bin NAME=PATH` more than once) are measured in the same rounds, each round
@@ -66,6 +69,14 @@ SMOKE_FIRST = "2023-11-23"
 # steady state's preparation for W3 and W4 (and the anchor's --ref-cache).
 EMPTY_DATE = "2000-01-01"
 W6_CONTAINER = "bench-w6"
+# SW: small days, because a sweep's cost is per date and per file, not per row; 20 rows a file
+# keeps one rejected row under max_reject_ratio (10 %), so few files are quarantined.
+SW_FIRST = "2024-01-01"
+SW_DAYS, SW_SMOKE_DAYS = 365, 20
+SW_ROWS_PER_FILE = 20
+SW_CONTAINER = "bench-sw"
+SW_IDLE_LIMIT_S = 2.0
+SW_REQUESTS_PER_DATE_LIMIT = 3.0
 ANCHOR, OWN = "anchor", "own"
 
 
@@ -100,6 +111,35 @@ class Workload:
     checks: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class SweepCase:
+    """One kind of sweep on one store, several runs."""
+    store: str
+    kind: str
+    measures: list[Measure] = field(default_factory=list)
+    caused: list[int] = field(default_factory=list)
+
+    def add(self, measure: Measure, out: dict) -> None:
+        self.measures.append(measure)
+        self.caused.append(len(out["runs"]))
+
+
+@dataclass
+class SweepBench:
+    days: int
+    now: str
+    first: str
+    last: str
+    runs: int = 0
+    warmups: int = 0
+    prepare: dict[str, Measure] = field(default_factory=dict)
+    cases: list[SweepCase] = field(default_factory=list)
+
+    def case(self, store: str, kind: str) -> SweepCase:
+        self.cases.append(SweepCase(store, kind))
+        return self.cases[-1]
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -131,6 +171,64 @@ def timed(command: list[str], env: dict | None = None) -> Measure:
     rss_mb = int(fields["Maximum resident set size (kbytes)"]) / 1024
     faults = int(fields.get("Minor (reclaiming a frame) page faults", 0))
     return Measure(wall, cpu, rss_mb, load, faults)
+
+
+def timed_json(command: list[str], env: dict | None = None, codes=(0, 1)) -> tuple[Measure, object]:
+    """`timed` for a command that prints JSON on stdout: the measure and the parsed output.
+    Exit code 1 is accepted by default: a sweep exits 1 when some date needs a person (a file
+    quarantined in the generated data), which is no failure of the sweep."""
+    load = load_average()
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as report, \
+            tempfile.NamedTemporaryFile("r", suffix=".json") as output:
+        started = time.perf_counter()
+        with open(output.name, "w") as sink:
+            done = subprocess.run(["/usr/bin/time", "-v", "-o", report.name, *command], stdout=sink,
+                                  stderr=subprocess.PIPE, env=env, text=True)
+        wall = time.perf_counter() - started
+        if done.returncode not in codes:
+            raise SystemExit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-3000:]}")
+        fields = {}
+        for line in report.read().splitlines():
+            key, _, value = line.strip().rpartition(": ")
+            fields[key] = value
+        parsed = json.loads(output.read())
+    cpu = float(fields["User time (seconds)"]) + float(fields["System time (seconds)"])
+    rss_mb = int(fields["Maximum resident set size (kbytes)"]) / 1024
+    faults = int(fields.get("Minor (reclaiming a frame) page faults", 0))
+    return Measure(wall, cpu, rss_mb, load, faults), parsed
+
+
+def check_sweep(out: dict, days: int, expected: list[str]) -> None:
+    """What makes a sweep's figures the right ones: it ran exactly the `expected` dates (as
+    `inputs_changed`), and afterwards every date of the window is published."""
+    ran = [(report["date"], report.get("cause"), report["status"]) for report in out["runs"]]
+    if ran != [(date, "inputs_changed", "succeeded") for date in expected]:
+        raise SystemExit(f"SW: the sweep ran {ran}, expected {expected or 'nothing'} (inputs_changed, succeeded)")
+    states = {}
+    for entry in out["overview"]["dates"]:
+        states.setdefault(entry["state"], []).append(entry["date"])
+    if len(out["overview"]["dates"]) != days or set(states) != {"published"}:
+        found = {state: f"{len(d)} ({', '.join(d[:3])}{', ...' if len(d) > 3 else ''})" for state, d in states.items()}
+        raise SystemExit(f"SW: after the sweep the window's {days} dates should all be published: {found}")
+
+
+def late_file(folder: Path, date: str) -> tuple[str, bytes]:
+    """A file for an hour `date` has none of yet (within the stores' 8-20 when one is free): its
+    first file's lines, their hour moved to that one (repeated transaction ids are only flagged,
+    so the date is published like the others)."""
+    files = sorted(folder.glob(f"transactions_{date}_*.csv"), key=lambda p: int(p.stem.rpartition("_")[2]))
+    free = set(range(24)) - {int(p.stem.rpartition("_")[2]) for p in files}
+    hour = min(free & set(range(8, 21)) or free)
+    lines = files[0].read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if not line.startswith("#"))
+    names = lines[header].split(";")
+    column = names.index("hour")
+    for i in range(header + 1, len(lines)):
+        values = lines[i].split(";")
+        if len(values) == len(names):
+            values[column] = str(hour)
+            lines[i] = ";".join(values)
+    return f"transactions_{date}_{hour}.csv", ("\n".join(lines) + "\n").encode()
 
 
 def link_tree(source: Path, destination: Path, only=None) -> None:
@@ -459,13 +557,112 @@ class Bench:
         workload.rows = report["totals"]["rows"]
         workload.bytes = sum(f.stat().st_size for f in self.parsed_files(workload))
 
-    def azure_env(self, port: int) -> dict:
+    def azure_env(self, port: int, container: str = W6_CONTAINER) -> dict:
         return {
             **os.environ,
-            "INGEST_STORE": f"azure://{W6_CONTAINER}",
+            "INGEST_STORE": f"azure://{container}",
             "INGEST_STORAGE_CONNECTION_STRING": connection_string(port),
             "RUST_LOG": "error",
         }
+
+    # ---------------------------------------------------------------- SW: the sweep
+
+    def run_sweep_workload(self, days: int, with_azurite: bool) -> SweepBench:
+        """A container of `days` small published dates (generated, then every date run once):
+        idle sweeps (nothing changed) and sweeps after one file landed late, on the local
+        directory and, unless `with_azurite` is false, on Azurite through the proxy with 0 ms
+        added. Every sweep's --json output is checked: the idle ones caused no run, the late
+        ones exactly one, of the date that got the file, and every date ends published."""
+        folder = self.data / f"sweep-{days}"
+        self.generate(folder, SW_FIRST, days, "--rows-per-file", str(SW_ROWS_PER_FILE), "--markers")
+        dates = sorted({p.name[13:23] for p in folder.glob("transactions_*.csv")})
+        if len(dates) != days:
+            raise SystemExit(f"SW: the generator wrote files for {len(dates)} dates, not {days}")
+        # The window ends on the clock's date, so the clock is on the last date: every date of
+        # the window has its files and a run (a published date's state does not depend on it).
+        result = SweepBench(days=days, now=f"{dates[-1]}T23:00:00Z", first=dates[0], last=dates[-1])
+        runs = 1 if self.args.smoke else self.args.runs
+        warmups = 0 if self.args.smoke else self.args.warmup
+        result.runs, result.warmups = runs, warmups
+        # One date per late sweep, spread over the window, each getting a file for an hour it lacks.
+        late_dates = [dates[(i + 1) * days // (warmups + runs + 1)] for i in range(warmups + runs)]
+        sweep = ["sweep", "--days", str(days), "--now", result.now, "--json"]
+
+        store = self.runs_dir / f"SW-{days}-local"
+        shutil.rmtree(store, ignore_errors=True)
+        link_tree(folder, store)
+        log(f"SW: running the {days} dates of {folder} once (local directory)")
+        result.prepare["local"] = self.sweep_prepare([self.first, "run", "--store", str(store)], None, dates)
+        case_idle = result.case("local directory", "idle")
+        case_late = result.case("local directory", "one file landed late")
+        command = [self.first, *sweep, "--store", str(store)]
+        for index in range(warmups + runs):
+            measure, out = timed_json(command)
+            check_sweep(out, days, [])
+            if index >= warmups:
+                case_idle.add(measure, out)
+            log(f"  SW local idle   {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}")
+        for index, date in enumerate(late_dates):
+            name, data = late_file(folder, date)
+            (store / name).write_bytes(data)
+            measure, out = timed_json(command)
+            check_sweep(out, days, [date])
+            if index >= warmups:
+                case_late.add(measure, out)
+            log(f"  SW local late   {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}"
+                f"  ({name})")
+        shutil.rmtree(store, ignore_errors=True)
+        if not with_azurite:
+            return result
+
+        azurite_dir = self.work / "azurite-sw"
+        shutil.rmtree(azurite_dir, ignore_errors=True)
+        with Azurite(ROOT, azurite_dir) as azurite, LatencyProxy(self.args.proxy, azurite.blob_port) as proxy:
+            container = Container(azurite.blob_port, SW_CONTAINER)
+            container.create()
+            direct = self.azure_env(azurite.blob_port, SW_CONTAINER)
+            proxied = self.azure_env(proxy.port, SW_CONTAINER)
+            # The generator's default seed: the same files as `folder`, written by the binary.
+            subprocess.run([self.first, "generate", "--first-date", SW_FIRST, "--days", str(days),
+                            "--rows-per-file", str(SW_ROWS_PER_FILE), "--markers"],
+                           env=direct, check=True, stdout=subprocess.DEVNULL)
+            log(f"SW: running the {days} dates once on Azurite (port {azurite.blob_port}, not through the proxy)")
+            result.prepare["Azurite"] = self.sweep_prepare([self.first, "run"], direct, dates)
+            store_name = "Azurite, proxy +0 ms"
+            case_idle = result.case(store_name, "idle")
+            case_late = result.case(store_name, "one file landed late")
+            command = [self.first, *sweep]
+            for index in range(warmups + runs):
+                proxy.reset(0)
+                measure, out = timed_json(command, proxied)
+                measure.storage = proxy.stats()
+                check_sweep(out, days, [])
+                if index >= warmups:
+                    case_idle.add(measure, out)
+                log(f"  SW Azurite idle {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}"
+                    f"  {measure.storage['requests']} requests")
+            for index, date in enumerate(late_dates):
+                name, data = late_file(folder, date)
+                container.put(name, data)
+                proxy.reset(0)
+                measure, out = timed_json(command, proxied)
+                measure.storage = proxy.stats()
+                check_sweep(out, days, [date])
+                if index >= warmups:
+                    case_late.add(measure, out)
+                log(f"  SW Azurite late {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}"
+                    f"  {measure.storage['requests']} requests  ({name})")
+        shutil.rmtree(azurite_dir, ignore_errors=True)
+        return result
+
+    def sweep_prepare(self, command: list[str], env: dict | None, dates: list[str]) -> Measure:
+        """Every date run once, in one process; each must publish (`succeeded`)."""
+        measure, out = timed_json([*command, "--from", dates[0], "--to", dates[-1], "--json"], env, codes=(0,))
+        statuses = {report["status"] for report in out}
+        if len(out) != len(dates) or statuses != {"succeeded"}:
+            raise SystemExit(f"SW: running {len(dates)} dates gave {len(out)} report(s), statuses {sorted(statuses)}")
+        log(f"  {len(dates)} dates in {measure.wall:.1f} s (load {measure.load:.1f})")
+        return measure
 
     # ---------------------------------------------------------------- start
 
@@ -542,11 +739,12 @@ def storage_breakdown(stats: dict) -> list[str]:
         path, _, query = r["target"].partition("?")
         blob = "/".join(path.split("/")[3:])
         blob = re.sub(r"\d{4}-\d{2}-\d{2}", "D", blob)
-        blob = re.sub(r"_\d{1,2}\.csv$", "_H.csv", blob)
+        blob = re.sub(r"_\d{1,2}\.csv", "_H.csv", blob)
         blob = re.sub(r"^runs/D/.*\.json$", "runs/D/{run_id}.json", blob)
         if "comp=list" in query:
             prefix = re.search(r"prefix=([^&]*)", query)
-            kind = "list" + (f" {urllib.parse.unquote(prefix.group(1))}" if prefix else "")
+            listed = re.sub(r"\d{4}-\d{2}-\d{2}", "D", urllib.parse.unquote(prefix.group(1))) if prefix else ""
+            kind = "list" + (f" {listed}" if listed else "")
         elif "comp=batch" in query:
             kind = f"{r['method']} batch (deletes)"
         else:
@@ -591,6 +789,67 @@ def busy_time(records: list[dict]) -> tuple[float, int]:
     if current:
         busy += current[1] - current[0]
     return busy, stretches
+
+
+def sweep_lines(sw: SweepBench, smoke: bool, label: str = "SW") -> tuple[list[str], list[str]]:
+    """SW's table, the requests of its last Azurite sweeps by kind, and its verdicts."""
+    lines = [
+        f"{label}: sweeps over {sw.days} published dates ({sw.first} to {sw.last}, {SW_ROWS_PER_FILE} rows a file, "
+        f"--now {sw.now}):",
+        "",
+        "| workload | store | sweep | wall | CPU | peak RSS | runs caused | requests | requests per date | KB up "
+        "| KB down | KB down per date | runs+warm-up | load |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    verdicts = []
+    medians: dict[tuple[str, str], tuple[float, float | None]] = {}
+    for case in sw.cases:
+        ms = case.measures
+        wall, cpu, rss = median([m.wall for m in ms]), median([m.cpu for m in ms]), max(m.rss_mb for m in ms)
+        loads = [m.load for m in ms]
+        requests = median([m.storage["requests"] for m in ms]) if ms[0].storage else None
+        cells = [""] * 5
+        if requests is not None:
+            up = median([m.storage["up_bytes"] for m in ms]) / 1e3
+            down = median([m.storage["down_bytes"] for m in ms]) / 1e3
+            cells = [f"{requests:.0f}", f"{requests / sw.days:.2f}", f"{up:.1f}", f"{down:.1f}",
+                     f"{down / sw.days:.2f}"]
+        medians[(case.store, case.kind)] = (wall, requests)
+        lines.append(
+            f"| {label} | {case.store} | {case.kind} | {wall:.3f} s | {cpu:.2f} s | {rss:.0f} MB "
+            f"| {'/'.join(str(c) for c in sorted(set(case.caused)))} | {' | '.join(cells)} "
+            f"| {sw.runs}+{sw.warmups} | {min(loads):.1f}-{max(loads):.1f} |"
+        )
+    for case in sw.cases:
+        if case.measures[-1].storage:
+            lines += ["", f"{label} {case.store}, {case.kind}: requests of its last run:", ""]
+            lines += storage_breakdown(case.measures[-1].storage)
+    lines.append("")
+    prepare = ", ".join(f"{store} {m.wall:.1f} s (load {m.load:.1f})" for store, m in sw.prepare.items())
+    verdicts.append(f"{label}: the {sw.days} dates run once beforehand, in one process: {prepare}")
+    local_idle, local_late = medians.get(("local directory", "idle")), medians.get(("local directory", "one file landed late"))
+    azure_idle = medians.get(("Azurite, proxy +0 ms", "idle"))
+    azure_late = medians.get(("Azurite, proxy +0 ms", "one file landed late"))
+    if local_idle and local_late:
+        verdicts.append(f"{label}: a sweep after one late file (one date run, then every date surveyed again) "
+                        f"takes {local_late[0] - local_idle[0]:+.3f} s over an idle one on the local directory")
+    if azure_idle and azure_late:
+        verdicts.append(f"{label}: on Azurite it costs {azure_late[1] - azure_idle[1]:+.0f} requests and "
+                        f"{azure_late[0] - azure_idle[0]:+.3f} s over an idle one")
+    if smoke:
+        verdicts.append(f"{label}: smoke ({sw.days} dates): checked the idle sweep caused no run and the late one "
+                        f"exactly one; the targets are judged at {SW_DAYS} dates")
+        return lines, verdicts
+    if local_idle:
+        wall = local_idle[0]
+        verdicts.append(f"{label} idle sweep of {sw.days} dates, local directory: {wall:.3f} s < {SW_IDLE_LIMIT_S:g} s: "
+                        f"{'met' if wall < SW_IDLE_LIMIT_S else 'MISSED'}")
+    if azure_idle:
+        per_date = azure_idle[1] / sw.days
+        verdicts.append(f"{label} idle sweep of {sw.days} dates, Azurite: {azure_idle[1]:.0f} requests = {per_date:.2f} "
+                        f"per date < {SW_REQUESTS_PER_DATE_LIMIT:g}: "
+                        f"{'met' if per_date < SW_REQUESTS_PER_DATE_LIMIT else 'MISSED'} ({azure_idle[0]:.3f} s)")
+    return lines, verdicts
 
 
 # (wall limit in s, speed-up over the anchor) per workload.
@@ -741,7 +1000,8 @@ def main() -> None:
     parser.add_argument("--own-reference", choices=["none", "real", "all"], default="real",
                         help="where bench/reference_polars.py runs as a second column (default: W1, W2)")
     parser.add_argument("--w6-delay-ms", type=float, default=20.0, help="delay the proxy adds to each request in W6")
-    parser.add_argument("--no-w6", action="store_true", help="skip the Azurite workload (W6, smoke S6)")
+    parser.add_argument("--no-w6", action="store_true",
+                        help="skip the Azurite workloads (W6 and SW's Azurite half; smoke S6 and SW's)")
     parser.add_argument("--no-start", action="store_true", help="skip the handler start measurement")
     parser.add_argument("--smoke", action="store_true", help="tiny data, one run, checks outputs match")
     parser.add_argument("--regenerate", action="store_true")
@@ -755,12 +1015,19 @@ def main() -> None:
     workloads = bench.workloads()
     for workload in workloads:
         bench.run_workload(workload)
+    sweep = None
+    if args.smoke or not args.only or "SW" in args.only.split(","):
+        sweep = bench.run_sweep_workload(SW_SMOKE_DAYS if args.smoke else SW_DAYS, with_azurite=not args.no_w6)
     starts = {}
     if not args.no_start:
         for name, path in bench.bins.items():
             starts[name] = bench.handler_start(path, 1 if args.smoke else 10)
 
     rendered, storage, verdicts, all_equal = table(bench, workloads, starts, args.smoke)
+    if sweep is not None:
+        sweep_table, sweep_verdicts = sweep_lines(sweep, args.smoke)
+        storage += sweep_table
+        verdicts += sweep_verdicts
     machine = (f"{os.cpu_count()} cores; {os.uname().sysname} {os.uname().release}; "
                f"polars {__import__('polars').__version__}")
     text = "\n".join(
@@ -771,8 +1038,7 @@ def main() -> None:
             f"Binaries measured:",
             *binaries,
             "",
-            rendered,
-            "",
+            *([rendered, ""] if workloads else []),
             *storage,
             *[f"- {v}" for v in verdicts],
         ]
@@ -783,6 +1049,17 @@ def main() -> None:
         w.name: {tool: [m.__dict__ for m in ms] for tool, ms in w.measures.items()} | {"checks": w.checks}
         for w in workloads
     }
+    if sweep is not None:
+        raw["SW"] = {
+            "days": sweep.days, "now": sweep.now,
+            "prepare": {store: m.__dict__ for store, m in sweep.prepare.items()},
+            "cases": [{"store": c.store, "kind": c.kind, "caused": c.caused,
+                       "measures": [{k: v for k, v in m.__dict__.items() if k != "storage"}
+                                    | ({"requests": m.storage["requests"], "up_bytes": m.storage["up_bytes"],
+                                        "down_bytes": m.storage["down_bytes"]} if m.storage else {})
+                                    for m in c.measures]}
+                      for c in sweep.cases],
+        }
     (bench.work / ("smoke-results.json" if args.smoke else "results.json")).write_text(json.dumps(raw, indent=1))
     if not all_equal:
         sys.exit("outputs differ from the anchor's: no ratio reported for those workloads")

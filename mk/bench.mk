@@ -5,8 +5,11 @@
 #                       target/bench/shipped/), on generated data (once, in target/bench/data):
 #                       W1-W6 and the handler start, each alternated with the Polars anchor
 #                       (../shared/anchors/polars_pipeline.py; --ref-cache for the steady state);
-#                       checks the outputs are equal row for row before printing ratios. Long.
-#                       BENCH_ARGS="--only W1,W2 --runs 5" narrows or lengthens it.
+#                       checks the outputs are equal row for row before printing ratios; then SW,
+#                       the sweep over 365 published dates, idle and after one late file, on the
+#                       local directory and on Azurite (issue 14). Long.
+#                       BENCH_ARGS="--only W1,W2 --runs 5" narrows or lengthens it, --only SW is
+#                       the sweep alone (about 7 minutes: running 365 dates on Azurite first).
 #                       BENCH_BIN=PATH measures another binary (no package built), and
 #                       BENCH_BIN="musl=PATH glibc=PATH" several in the same alternated rounds.
 #   make bench-candidates  the builds the shipped one was chosen from (BENCHMARKS.md, "The shipped
@@ -17,8 +20,10 @@
 #                       (default the unstripped shipped build); run `make bench` first.
 #   make bench-smoke    the same machinery on tiny generated data, one run each, for CI: fails when
 #                       our outputs and the anchor's differ (the S6 run goes through Azurite and
-#                       the latency proxy). Seconds with a warm build; BENCH_PROFILE=debug uses
-#                       the debug build `make test` already made, and no package.
+#                       the latency proxy), or when SW's sweeps over 20 dates, locally and on
+#                       Azurite, run anything but what they should. Seconds with a warm build;
+#                       BENCH_PROFILE=debug uses the debug build `make test` already made, and no
+#                       package. Both find cargo's builds under CARGO_TARGET_DIR when it is set.
 #
 # Polars and pyarrow come from PyPI, pinned, into .venv-bench/ (git-ignored). /usr/bin/time (peak
 # RSS, CPU) comes from Debian's `time` package when missing.
@@ -33,10 +38,12 @@ BENCH_ANCHOR     ?= ../shared/anchors/polars_pipeline.py
 BENCH_ARGS       ?=
 # bench-smoke in CI: BENCH_PROFILE=debug reuses the debug build of `make test` (no release build).
 BENCH_PROFILE    ?= release
+# Where cargo puts its builds (a worktree that shares another checkout's target dir sets it).
+BENCH_TARGET     ?= $(or $(CARGO_TARGET_DIR),target)
 BENCH_SHIPPED    := $(BENCH_WORK)/shipped/retail-ingest
 BENCH_BIN        ?= shipped=$(BENCH_SHIPPED)
-BENCH_FLOOR      := target/$(BENCH_PROFILE)/examples/parse_floor
-BENCH_PROXY      := target/$(BENCH_PROFILE)/examples/latency_proxy
+BENCH_FLOOR      := $(BENCH_TARGET)/$(BENCH_PROFILE)/examples/parse_floor
+BENCH_PROXY      := $(BENCH_TARGET)/$(BENCH_PROFILE)/examples/latency_proxy
 BENCH_COMMON      = --floor $(BENCH_FLOOR) --proxy $(BENCH_PROXY) --anchor $(BENCH_ANCHOR) \
                     --work $(BENCH_WORK) --real $(BENCH_REAL)
 
@@ -71,7 +78,7 @@ bench: bench-tools bench-build npm-deps $(if $(findstring $(BENCH_SHIPPED),$(BEN
 
 bench-smoke: bench-tools npm-deps ## tiny bench run; fails when our outputs differ from the anchor's
 	cargo build $(if $(filter release,$(BENCH_PROFILE)),--release) --bin retail-ingest --example parse_floor --example latency_proxy
-	$(BENCH_VENV)/bin/python bench/bench.py --smoke --bin target/$(BENCH_PROFILE)/retail-ingest $(BENCH_COMMON) $(BENCH_ARGS)
+	$(BENCH_VENV)/bin/python bench/bench.py --smoke --bin $(BENCH_TARGET)/$(BENCH_PROFILE)/retail-ingest $(BENCH_COMMON) $(BENCH_ARGS)
 
 # One after another (each is minutes of every core); the musl ones share one target folder, so
 # each binary is copied out (without its debug information, as shipped) before the next feature
