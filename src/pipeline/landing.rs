@@ -37,9 +37,16 @@ impl Listing {
     /// meanwhile is seen in one place or both, never in neither.
     pub async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<Self, PipelineError> {
         let prefix = (!prefix.trim_matches('/').is_empty()).then(|| Path::from(prefix.trim_matches('/')));
-        let landing = store.list_with_delimiter(prefix.as_ref()).await.map_err(|e| {
+        let error_dir = Path::from("error");
+        // Both listings at once: on Azure each is a round trip.
+        let (landing, quarantine) = tokio::join!(
+            store.list_with_delimiter(prefix.as_ref()),
+            store.list_with_delimiter(Some(&error_dir))
+        );
+        let landing = landing.map_err(|e| {
             BlobError::new("list the landing container", &prefix.clone().unwrap_or_default(), e)
         })?;
+        let quarantine = quarantine.map_err(|e| BlobError::new("list quarantine", &error_dir, e))?;
         let mut listing = Self::default();
         for meta in landing.objects {
             let Some(name) = meta.location.filename().map(str::to_owned) else { continue };
@@ -61,11 +68,6 @@ impl Listing {
             files.sort_by(|(a, _), (b, _)| (a.hour, &a.name).cmp(&(b.hour, &b.name)));
         }
         listing.unrecognized.sort();
-        let error_dir = Path::from("error");
-        let quarantine = store
-            .list_with_delimiter(Some(&error_dir))
-            .await
-            .map_err(|e| BlobError::new("list quarantine", &error_dir, e))?;
         for meta in quarantine.objects {
             let name = meta.location.filename().and_then(|n| n.strip_suffix(".error.json"));
             if let Some(file) = name.and_then(TransactionFileName::parse) {

@@ -404,6 +404,13 @@ mod tests {
         IngestDate::parse("2023-11-23").unwrap()
     }
 
+    /// A fresh store whose date `run_id` holds, with `ttl` as the time-to-live.
+    async fn held(run_id: &str, ttl: Duration) -> (Arc<dyn ObjectStore>, DateLock) {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let lock = DateLock::acquire(&store, date(), run_id, Duration::ZERO, ttl).await.unwrap();
+        (store, lock)
+    }
+
     async fn note(store: &Arc<dyn ObjectStore>) -> LockNote {
         let bytes = blobs::get(store, &paths::lock(date()), "read").await.unwrap();
         serde_json::from_slice(&bytes).unwrap()
@@ -411,9 +418,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_live_holder_keeps_its_lock_beyond_the_time_to_live() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ttl = Duration::from_millis(300);
-        let held = DateLock::acquire(&store, date(), "first", Duration::ZERO, ttl).await.unwrap();
+        let (store, held) = held("first", ttl).await;
         // Three time-to-lives later the holder has renewed: the lock is still not abandoned.
         tokio::time::sleep(ttl * 3).await;
         held.fence().check().expect("the holder's fence holds");
@@ -441,10 +447,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_dead_holders_lock_is_taken_over_after_the_time_to_live() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ttl = Duration::from_millis(300);
+        let (store, dead) = held("dead", ttl).await;
         // Dropped without release: the holder died (or lost its storage) mid-run.
-        drop(DateLock::acquire(&store, date(), "dead", Duration::ZERO, ttl).await.unwrap());
+        drop(dead);
         let started = Instant::now();
         let next = DateLock::acquire(&store, date(), "next", Duration::from_secs(5), ttl).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(3), "taken over in {:?}", started.elapsed());
@@ -479,9 +485,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_holder_whose_lock_was_taken_over_finds_its_fence_down_and_leaves_the_lock_alone() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ttl = Duration::from_millis(300);
-        let stale = DateLock::acquire(&store, date(), "stale", Duration::ZERO, ttl).await.unwrap();
+        let (store, stale) = held("stale", ttl).await;
         let fence = stale.fence();
         // Another run writes the note as if it had found it expired.
         let taken = LockNote {
@@ -509,9 +514,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_still_in_flight_when_the_lease_runs_out_is_abandoned() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let ttl = Duration::from_millis(400);
-        let lock = DateLock::acquire(&store, date(), "slow", Duration::ZERO, ttl).await.unwrap();
+        let (store, lock) = held("slow", ttl).await;
         // The renewals stop (as when storage hangs): the lease runs out three quarters of the
         // time-to-live after the last write of the note.
         lock.stop_renewing.cancel();

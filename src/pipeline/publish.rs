@@ -124,8 +124,8 @@ pub async fn figures(
     .await
 }
 
-/// Writes `store_daily` then the page from the date's figures, and adds both to the report's
-/// outputs.
+/// Writes `store_daily` and the page (which lists `store_daily` among the outputs) from the
+/// date's figures, both at once, and adds both to the report's outputs.
 async fn quality_files(
     store: &Arc<dyn ObjectStore>,
     fence: &Fence,
@@ -135,15 +135,17 @@ async fn quality_files(
     let span = info_span!("quality", date = %report.date);
     async {
         let rows = stats.stores.len() as u64;
-        let path = paths::store_daily(report.date);
-        let bytes =
-            quality::store_daily::encode(stats).map_err(|source| PipelineError::parquet(&path, source))?;
-        report.outputs.push(OutputReport { path: path.to_string(), rows, bytes: bytes.len() as u64 });
-        fence.write(blobs::put(store, &path, bytes)).await?;
-        let path = paths::quality_page(report.date);
+        let daily_path = paths::store_daily(report.date);
+        let daily = quality::store_daily::encode(stats)
+            .map_err(|source| PipelineError::parquet(&daily_path, source))?;
+        report.outputs.push(OutputReport { path: daily_path.to_string(), rows, bytes: daily.len() as u64 });
+        let page_path = paths::quality_page(report.date);
         let html = Bytes::from(quality::page::render(report, stats));
-        report.outputs.push(OutputReport { path: path.to_string(), rows: 0, bytes: html.len() as u64 });
-        fence.write(blobs::put_typed(store, &path, html, HTML)).await?;
+        report.outputs.push(OutputReport { path: page_path.to_string(), rows: 0, bytes: html.len() as u64 });
+        tokio::try_join!(
+            fence.write(blobs::put(store, &daily_path, daily)),
+            fence.write(blobs::put_typed(store, &page_path, html, HTML)),
+        )?;
         tracing::info!(stores = rows, "data-quality page and store_daily written");
         Ok(())
     }

@@ -57,89 +57,94 @@ pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result
     let lock =
         DateLock::acquire(&pipeline.store, request.date, &run.id, settings.lock_wait, settings.lock_ttl)
             .await?;
-    let result = run_locked(pipeline, &request, &run, &lock.fence()).await;
+    let result = Locked { pipeline, request: &request, run: &run, fence: lock.fence() }.run().await;
     lock.release().await;
     result
 }
 
-/// The stages; every write after the referentials asks `fence` first.
-async fn run_locked(
-    pipeline: &Pipeline,
-    request: &RunRequest,
-    run: &Run,
-    fence: &Fence,
-) -> Result<RunReport, PipelineError> {
-    let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
-    let landing =
-        Landing::list(store, &settings.landing_prefix, date).instrument(info_span!("list", %date)).await?;
-    let marker = request.marker.as_ref().map(|marker| MarkerCheck::of(marker, &landing));
-    let outcome = match &marker {
-        Some(check) if !check.missing.is_empty() => Outcome::Incomplete { marker: check.clone() },
-        _ => read_date(pipeline, request, run, &landing, fence).await?,
-    };
-    let mut report = assemble(request, run, &landing, marker.as_ref(), &outcome);
-    let finish = |report: &mut RunReport| report.duration_ms = run.started.elapsed().as_millis() as u64;
-    match outcome {
-        Outcome::Published { settled, .. } => {
-            publish::publish(store, fence, &mut report, settled, finish).await?;
-        }
-        _ => {
-            finish(&mut report);
-            publish::record(store, fence, &report).await?;
-        }
-    }
-    Ok(report)
+/// What every stage under the date's lock works with.
+struct Locked<'a> {
+    pipeline: &'a Pipeline,
+    request: &'a RunRequest,
+    run: &'a Run,
+    /// Every write after the referentials asks it first.
+    fence: Fence,
 }
 
-/// The stages after the marker: referentials, the unchanged check, reading and settling files.
-async fn read_date(
-    pipeline: &Pipeline,
-    request: &RunRequest,
-    run: &Run,
-    landing: &Landing,
-    fence: &Fence,
-) -> Result<Outcome, PipelineError> {
-    let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
-    let versions = match referentials::prepare(store, landing, settings.max_reject_ratio, &run.id).await? {
-        Prepared::Usable(versions) => *versions,
-        Prepared::Blocked { reason, usable } => return Ok(Outcome::Blocked { reason, referentials: usable }),
-    };
-    let referentials = versions.reports();
-    // An empty day is published only when a marker declares it (contract section 6).
-    if request.marker.is_none() && landing.has_no_files() {
-        return Ok(Outcome::NoFiles { referentials });
+impl Locked<'_> {
+    /// The stages, then the report.
+    async fn run(&self) -> Result<RunReport, PipelineError> {
+        let (store, settings, date) = (&self.pipeline.store, &self.pipeline.settings, self.request.date);
+        let landing = Landing::list(store, &settings.landing_prefix, date)
+            .instrument(info_span!("list", %date))
+            .await?;
+        let marker = self.request.marker.as_ref().map(|marker| MarkerCheck::of(marker, &landing));
+        let outcome = match &marker {
+            Some(check) if !check.missing.is_empty() => Outcome::Incomplete { marker: check.clone() },
+            _ => self.read_date(&landing).await?,
+        };
+        let mut report = assemble(self.request, self.run, &landing, marker.as_ref(), &outcome);
+        let finish =
+            |report: &mut RunReport| report.duration_ms = self.run.started.elapsed().as_millis() as u64;
+        match outcome {
+            Outcome::Published { settled, .. } => {
+                publish::publish(store, &self.fence, &mut report, settled, finish).await?;
+            }
+            _ => {
+                finish(&mut report);
+                publish::record(store, &self.fence, &report).await?;
+            }
+        }
+        Ok(report)
     }
-    if let Some(published) = unchanged(pipeline, request, landing, &referentials).await? {
-        return Ok(Outcome::Unchanged { published: Box::new(published), referentials });
-    }
-    // The lookups (the clients one is the costly one to load) come while the files are read:
-    // only enrichment needs them.
-    let parallelism = settings.parallelism();
-    let (lookups, parsed) = tokio::join!(
-        pipeline.lookups.lookups_for(store, versions),
-        read::parse_files(store, landing, settings.max_reject_ratio, parallelism)
-            .instrument(info_span!("read", %date, files = landing.transactions.len())),
-    );
-    let (lookups, parsed) = (lookups?, parsed?);
-    let missing_hours = settle::missing_hours(landing, lookups.stores.span);
-    let enriched = read::enrich_files(parsed, &lookups, parallelism).await?;
-    let settled = settle::settle(store, fence, landing, enriched, &run.id).await?;
-    Ok(Outcome::Published { settled, referentials, missing_hours })
-}
 
-/// The published report when this run's inputs are its inputs (and the run is not forced).
-async fn unchanged(
-    pipeline: &Pipeline,
-    request: &RunRequest,
-    landing: &Landing,
-    referentials: &BTreeMap<String, ReferentialReport>,
-) -> Result<Option<RunReport>, PipelineError> {
-    if request.force {
-        return Ok(None);
+    /// The stages after the marker: referentials, the unchanged check, reading and settling files.
+    async fn read_date(&self, landing: &Landing) -> Result<Outcome, PipelineError> {
+        let (pipeline, request) = (self.pipeline, self.request);
+        let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
+        let versions =
+            match referentials::prepare(store, landing, settings.max_reject_ratio, &self.run.id).await? {
+                Prepared::Usable(versions) => *versions,
+                Prepared::Blocked { reason, usable } => {
+                    return Ok(Outcome::Blocked { reason, referentials: usable });
+                }
+            };
+        let referentials = versions.reports();
+        // An empty day is published only when a marker declares it (contract section 6).
+        if request.marker.is_none() && landing.has_no_files() {
+            return Ok(Outcome::NoFiles { referentials });
+        }
+        if let Some(published) = self.unchanged(landing, &referentials).await? {
+            return Ok(Outcome::Unchanged { published: Box::new(published), referentials });
+        }
+        // The lookups (the clients one is the costly one to load) come while the files are read:
+        // only enrichment needs them.
+        let parallelism = settings.parallelism();
+        let (lookups, parsed) = tokio::join!(
+            pipeline.lookups.lookups_for(store, versions),
+            read::parse_files(store, landing, settings.max_reject_ratio, parallelism)
+                .instrument(info_span!("read", %date, files = landing.transactions.len())),
+        );
+        let (lookups, parsed) = (lookups?, parsed?);
+        let missing_hours = settle::missing_hours(landing, lookups.stores.span);
+        let enriched = read::enrich_files(parsed, &lookups, parallelism).await?;
+        let settled = settle::settle(store, &self.fence, landing, enriched, &self.run.id).await?;
+        Ok(Outcome::Published { settled, referentials, missing_hours })
     }
-    let published = pipeline.published_report(request.date).await?;
-    let now = Fingerprint::of_landing(landing, referentials);
-    Ok(published.filter(|published| Fingerprint::of_report(published) == now))
+
+    /// The published report when this run's inputs are its inputs (and the run is not forced).
+    async fn unchanged(
+        &self,
+        landing: &Landing,
+        referentials: &BTreeMap<String, ReferentialReport>,
+    ) -> Result<Option<RunReport>, PipelineError> {
+        if self.request.force {
+            return Ok(None);
+        }
+        let published = self.pipeline.published_report(self.request.date).await?;
+        let now = Fingerprint::of_landing(landing, referentials);
+        Ok(published.filter(|published| Fingerprint::of_report(published) == now))
+    }
 }
 
 /// The run's report, from its outcome. A published outcome's outputs are added as they are

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
+use super::layer::Layered;
 use super::local::LocalStore;
 use super::sas_deletes::SasDeletes;
 use super::{AzureCredentials, NetworkPolicy, StorageError, StoreLocation, StoreSettings};
@@ -53,7 +54,7 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
                     let store =
                         SasDeletes::new(store, &azure.blob_endpoint, &azure.container, sas.clone(), network)
                             .map_err(|reason| StorageError::Open { store: settings.describe(), reason })?;
-                    Ok(Arc::new(store))
+                    Ok(Arc::new(Layered(store)))
                 }
                 _ => Ok(store),
             }
@@ -61,10 +62,12 @@ pub fn open(settings: &StoreSettings) -> Result<Arc<dyn ObjectStore>, StorageErr
     }
 }
 
-/// Lists the root of the store once, so that a wrong endpoint, wrong credentials or a missing
-/// container give one clear line at start-up rather than a failure halfway through a run.
+/// Lists a prefix that holds nothing, so that a wrong endpoint, wrong credentials or a missing
+/// container give one clear line at start-up rather than a failure halfway through a run. An
+/// empty prefix makes it one request however many blobs the container holds.
 pub async fn check_reachable(store: &dyn ObjectStore, settings: &StoreSettings) -> Result<(), StorageError> {
-    let Err(error) = store.list_with_delimiter(None).await else {
+    let probe = object_store::path::Path::from(REACHABILITY_PROBE);
+    let Err(error) = store.list_with_delimiter(Some(&probe)).await else {
         return Ok(());
     };
     let line = one_line(settings, &error);
@@ -89,6 +92,9 @@ pub async fn check_reachable(store: &dyn ObjectStore, settings: &StoreSettings) 
     };
     Err(StorageError::Unreachable { store: settings.describe(), reason })
 }
+
+/// The prefix [`check_reachable`] lists: no blob the pipeline reads or writes has it.
+const REACHABILITY_PROBE: &str = "retail-ingest-reachability-check";
 
 /// The `<Code>…</Code>` of an Azure error body, if the text holds one.
 fn azure_error_code(text: &str) -> Option<&str> {

@@ -15,32 +15,36 @@
 
 use std::fmt;
 use std::path::Path as FsPath;
-use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, ObjectStoreExt,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, UpdateVersion,
+    ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, PutResult, Result, UpdateVersion,
 };
+
+use super::layer::{Layer, Layered};
 
 /// The name object_store errors carry for this store.
 const STORE: &str = "LocalFileSystem";
 
 /// A local directory whose puts support `PutMode::Update`.
-#[derive(Debug)]
-pub struct LocalStore {
-    inner: Arc<LocalFileSystem>,
-}
+pub type LocalStore = Layered<ConditionalUpdates>;
 
 impl LocalStore {
     /// The store rooted at `root`, an existing directory.
-    pub fn new(root: &FsPath) -> object_store::Result<Self> {
-        Ok(Self { inner: Arc::new(LocalFileSystem::new_with_prefix(root)?) })
+    pub fn new(root: &FsPath) -> Result<Self> {
+        Ok(Layered(ConditionalUpdates { inner: LocalFileSystem::new_with_prefix(root)? }))
     }
+}
 
+/// The layer of [`LocalStore`]: `PutMode::Update` under a file lock.
+#[derive(Debug)]
+pub struct ConditionalUpdates {
+    inner: LocalFileSystem,
+}
+
+impl ConditionalUpdates {
     /// `PutMode::Update`: the put happens only while `location` is still `expected`.
     async fn update(
         &self,
@@ -48,7 +52,7 @@ impl LocalStore {
         payload: PutPayload,
         opts: PutOptions,
         expected: UpdateVersion,
-    ) -> object_store::Result<PutResult> {
+    ) -> Result<PutResult> {
         let Some(expected) = expected.e_tag else {
             return Err(object_store::Error::Generic {
                 store: STORE,
@@ -95,20 +99,19 @@ impl LocalStore {
     }
 }
 
-impl fmt::Display for LocalStore {
+impl fmt::Display for ConditionalUpdates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (conditional updates)", self.inner)
     }
 }
 
 #[async_trait]
-impl ObjectStore for LocalStore {
-    async fn put_opts(
-        &self,
-        location: &Path,
-        payload: PutPayload,
-        opts: PutOptions,
-    ) -> object_store::Result<PutResult> {
+impl Layer for ConditionalUpdates {
+    fn inner(&self) -> &dyn ObjectStore {
+        &self.inner
+    }
+
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
         match &opts.mode {
             PutMode::Update(expected) => {
                 let expected = expected.clone();
@@ -117,61 +120,12 @@ impl ObjectStore for LocalStore {
             PutMode::Overwrite | PutMode::Create => self.inner.put_opts(location, payload, opts).await,
         }
     }
-
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(
-        &self,
-        location: &Path,
-        ranges: &[std::ops::Range<u64>],
-    ) -> object_store::Result<Vec<bytes::Bytes>> {
-        self.inner.get_ranges(location, ranges).await
-    }
-
-    fn delete_stream(
-        &self,
-        locations: BoxStream<'static, object_store::Result<Path>>,
-    ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    fn list_with_offset(
-        &self,
-        prefix: Option<&Path>,
-        offset: &Path,
-    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list_with_offset(prefix, offset)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> object_store::Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn update(version: &PutResult) -> PutOptions {

@@ -59,6 +59,7 @@ pub mod blobs;
 mod client;
 mod connection_string;
 mod error;
+mod layer;
 mod local;
 mod sas_deletes;
 mod secret;
@@ -71,7 +72,8 @@ pub use connection_string::{
     DEV_STORAGE_BLOB_PORT,
 };
 pub use error::StorageError;
-pub use local::LocalStore;
+pub use layer::{Layer, Layered};
+pub use local::{ConditionalUpdates, LocalStore};
 pub use secret::Secret;
 pub use settings::{
     AZURE_WEBJOBS_STORAGE, AZURE_WEBJOBS_STORAGE_ACCOUNT, AZURE_WEBJOBS_STORAGE_CLIENT_ID, AzureCredentials,
