@@ -445,7 +445,9 @@ class Bench:
             f"{', '.join(names + references)}")
         for index in range(warmups + runs):
             shift = index % len(names)
-            for tool in names[shift:] + names[:shift] + references:
+            last = index == warmups + runs - 1
+            timed_references = references if last or not self.args.anchor_once else []
+            for tool in names[shift:] + names[:shift] + timed_references:
                 target = self.fresh(workload, tool)
                 measure = timed(self.command(workload, tool, target, workload.dates))
                 if index >= warmups:
@@ -996,6 +998,9 @@ def main() -> None:
         help="runs for W3-W5 without warm-up (their data was just read, so the page cache is warm); "
         "0: as --runs, with warm-up",
     )
+    parser.add_argument("--anchor-once", action="store_true",
+                        help="run the references in the last round only (their outputs are still checked): "
+                        "for pairing two binaries, whose ratio to each other is the figure wanted")
     parser.add_argument("--only", default="", help="comma-separated workloads, e.g. W1,W2 (default: all)")
     parser.add_argument("--own-reference", choices=["none", "real", "all"], default="real",
                         help="where bench/reference_polars.py runs as a second column (default: W1, W2)")

@@ -63,21 +63,23 @@ pub async fn publish(
     written?;
     quality?;
     finish(report);
-    write_reports(store, fence, report, true).await
+    write_published(store, fence, report).await
 }
 
-/// Ends a run that publishes nothing: only its `runs/` report is written.
+/// Writes the run's `runs/` report: after [`publish`], for a run that published, so that a
+/// `runs/` report that says a run published is only written once its `_report.json` stands.
 pub async fn record(
     store: &Arc<dyn ObjectStore>,
     fence: &Fence,
     report: &RunReport,
 ) -> Result<(), PipelineError> {
-    write_reports(store, fence, report, false).await
+    let body = Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
+    fence.write(blobs::put(store, &paths::run_report(report.date, &report.run_id), body)).await
 }
 
 /// Withdraws the date's previous `_report.json`, so that a reader never finds a report beside
-/// data it does not describe, then encodes the date's data: the files to write, before the
-/// report.
+/// data it does not describe, while the date's data is encoded: the files to write once the
+/// withdrawal stands, before the report.
 async fn encode_data(
     store: &Arc<dyn ObjectStore>,
     fence: &Fence,
@@ -85,12 +87,13 @@ async fn encode_data(
     kept: &[RecordBatch],
     rejects: &[RecordBatch],
 ) -> Result<[(Path, Bytes); 2], PipelineError> {
-    fence.write(blobs::delete(store, &paths::published_report(date), "withdraw the previous report")).await?;
+    let published = paths::published_report(date);
+    let withdraw = fence.write(blobs::delete(store, &published, "withdraw the previous report"));
     let (kept_path, rejects_path) = (paths::transactions(date), paths::transaction_rejects(date));
     let (kept, rejects) = (kept.to_vec(), rejects.to_vec());
     let paths = (kept_path.clone(), rejects_path.clone());
     // Columns on every core (parquet_io::encode), off the async workers.
-    let (kept, rejects) = blocking("encoding the outputs of", date, move || {
+    let encoded = blocking("encoding the outputs of", date, move || {
         let encode = |path: &Path, schema, batches: &[RecordBatch]| {
             parquet_io::encode(schema, batches).map_err(|source| PipelineError::parquet(path, source))
         };
@@ -98,8 +101,10 @@ async fn encode_data(
             encode(&paths.0, &schema::TRANSACTIONS, &kept)?,
             encode(&paths.1, &schema::REJECTS, &rejects)?,
         ))
-    })
-    .await??;
+    });
+    let (withdrawn, encoded) = tokio::join!(withdraw, encoded);
+    withdrawn?;
+    let (kept, rejects) = encoded??;
     Ok([(kept_path, kept), (rejects_path, rejects)])
 }
 
@@ -156,30 +161,26 @@ async fn quality_files(
 /// The content type of the pages.
 pub const HTML: &str = "text/html; charset=utf-8";
 
-/// Writes `_report.json` (when `published`), then the `runs/` report: a `runs/` report that
-/// says a run published is only written once its `_report.json` stands.
-async fn write_reports(
+/// Writes `_report.json`, only where no other run's stands: the last write of a publish.
+async fn write_published(
     store: &Arc<dyn ObjectStore>,
     fence: &Fence,
     report: &RunReport,
-    published: bool,
 ) -> Result<(), PipelineError> {
     let body = Bytes::from(serde_json::to_vec_pretty(report).expect("a report serializes"));
-    if published {
-        let path = paths::published_report(report.date);
-        if !fence.write(blobs::create(store, &path, body.clone())).await? {
-            // Ours after all when the client retried a create whose answer was lost.
-            let other = read_report(store, &path).await.ok().flatten().map(|other| other.run_id);
-            if other.as_deref() != Some(report.run_id.as_str()) {
-                return Err(PipelineError::PublishedMeanwhile {
-                    date: report.date,
-                    run_id: report.run_id.clone(),
-                    other: other.unwrap_or_else(|| "unknown".to_owned()),
-                });
-            }
+    let path = paths::published_report(report.date);
+    if !fence.write(blobs::create(store, &path, body)).await? {
+        // Ours after all when the client retried a create whose answer was lost.
+        let other = read_report(store, &path).await.ok().flatten().map(|other| other.run_id);
+        if other.as_deref() != Some(report.run_id.as_str()) {
+            return Err(PipelineError::PublishedMeanwhile {
+                date: report.date,
+                run_id: report.run_id.clone(),
+                other: other.unwrap_or_else(|| "unknown".to_owned()),
+            });
         }
     }
-    fence.write(blobs::put(store, &paths::run_report(report.date, &report.run_id), body)).await
+    Ok(())
 }
 
 #[cfg(test)]
@@ -232,6 +233,8 @@ mod tests {
         let published: RunReport = serde_json::from_slice(&published).expect("a report");
         assert_eq!(published, report, "the earlier report was replaced by this run's, duration included");
         assert_eq!(published.duration_ms, 7);
+        assert!(store.head(&paths::run_report(date, &report.run_id)).await.is_err(), "runs/ comes after");
+        record(&store, &fence, &report).await.expect("records");
         assert!(store.head(&paths::run_report(date, &report.run_id)).await.is_ok());
     }
 
@@ -250,7 +253,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_report_another_run_published_meanwhile_stands_and_this_run_writes_no_report() {
+    async fn a_report_another_run_published_meanwhile_stands_and_this_run_is_refused() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let report = report();
         let fence = Fence::unlocked(report.date);
@@ -258,7 +261,7 @@ mod tests {
         other.run_id = "20231124T091500.000Z-0ther000".to_owned();
         let other_body = serde_json::to_vec(&other).expect("serializes");
         store.put(&paths::published_report(report.date), other_body.clone().into()).await.expect("put");
-        let error = write_reports(&store, &fence, &report, true).await.expect_err("refused");
+        let error = write_published(&store, &fence, &report).await.expect_err("refused");
         assert!(
             matches!(&error, PipelineError::PublishedMeanwhile { other, .. } if other == "20231124T091500.000Z-0ther000"),
             "{error}"
@@ -266,14 +269,9 @@ mod tests {
         let standing =
             blobs::get(&store, &paths::published_report(report.date), "read").await.expect("there");
         assert_eq!(standing, other_body, "the other run's report stands");
-        assert!(
-            store.head(&paths::run_report(report.date, &report.run_id)).await.is_err(),
-            "no runs/ report"
-        );
         // A report that is this run's own (a create the client retried) is no conflict.
         let body = serde_json::to_vec_pretty(&report).expect("serializes");
         store.put(&paths::published_report(report.date), body.into()).await.expect("put");
-        write_reports(&store, &fence, &report, true).await.expect("its own report");
-        assert!(store.head(&paths::run_report(report.date, &report.run_id)).await.is_ok());
+        write_published(&store, &fence, &report).await.expect("its own report");
     }
 }

@@ -12,7 +12,7 @@ use super::fingerprint::Fingerprint;
 use super::landing::Landing;
 use super::lock::{DateLock, Fence};
 use super::marker::MarkerCheck;
-use super::referentials::{self, Prepared};
+use super::referentials::{self, Notes, Prepared};
 use super::settle::{self, Settled};
 use super::{Pipeline, PipelineError, RunRequest, publish, read};
 use crate::contract::CONTRACT_VERSION;
@@ -57,9 +57,19 @@ pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result
     let lock =
         DateLock::acquire(&pipeline.store, request.date, &run.id, settings.lock_wait, settings.lock_ttl)
             .await?;
-    let result = Locked { pipeline, request: &request, run: &run, fence: lock.fence() }.run().await;
-    lock.release().await;
-    result
+    let fence = lock.fence();
+    let report = Locked { pipeline, request: &request, run: &run, fence: fence.clone() }.run().await;
+    // The `runs/` report goes while the lock is released: it follows `_report.json`, and no
+    // other run writes this run's own file.
+    let record = async {
+        match &report {
+            Ok(report) => publish::record(&pipeline.store, &fence, report).await,
+            Err(_) => Ok(()),
+        }
+    };
+    let (recorded, ()) = tokio::join!(record, lock.release());
+    recorded?;
+    report
 }
 
 /// What every stage under the date's lock works with.
@@ -72,16 +82,18 @@ struct Locked<'a> {
 }
 
 impl Locked<'_> {
-    /// The stages, then the report.
+    /// The stages, then the report (its `runs/` copy is the caller's to write).
     async fn run(&self) -> Result<RunReport, PipelineError> {
         let (store, settings, date) = (&self.pipeline.store, &self.pipeline.settings, self.request.date);
-        let landing = Landing::list(store, &settings.landing_prefix, date)
-            .instrument(info_span!("list", %date))
-            .await?;
+        let (landing, notes) = tokio::join!(
+            Landing::list(store, &settings.landing_prefix, date).instrument(info_span!("list", %date)),
+            Notes::read(store),
+        );
+        let landing = landing?;
         let marker = self.request.marker.as_ref().map(|marker| MarkerCheck::of(marker, &landing));
         let outcome = match &marker {
             Some(check) if !check.missing.is_empty() => Outcome::Incomplete { marker: check.clone() },
-            _ => self.read_date(&landing).await?,
+            _ => self.read_date(&landing, notes?).await?,
         };
         let mut report = assemble(self.request, self.run, &landing, marker.as_ref(), &outcome);
         let finish =
@@ -90,20 +102,19 @@ impl Locked<'_> {
             Outcome::Published { settled, .. } => {
                 publish::publish(store, &self.fence, &mut report, settled, finish).await?;
             }
-            _ => {
-                finish(&mut report);
-                publish::record(store, &self.fence, &report).await?;
-            }
+            _ => finish(&mut report),
         }
         Ok(report)
     }
 
     /// The stages after the marker: referentials, the unchanged check, reading and settling files.
-    async fn read_date(&self, landing: &Landing) -> Result<Outcome, PipelineError> {
+    async fn read_date(&self, landing: &Landing, notes: Notes) -> Result<Outcome, PipelineError> {
         let (pipeline, request) = (self.pipeline, self.request);
         let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
         let versions =
-            match referentials::prepare(store, landing, settings.max_reject_ratio, &self.run.id).await? {
+            match referentials::prepare(store, landing, notes, settings.max_reject_ratio, &self.run.id)
+                .await?
+            {
                 Prepared::Usable(versions) => *versions,
                 Prepared::Blocked { reason, usable } => {
                     return Ok(Outcome::Blocked { reason, referentials: usable });

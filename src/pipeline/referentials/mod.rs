@@ -159,19 +159,43 @@ enum Readiness<R: Referential> {
     Unusable(String),
 }
 
+/// The formatted copies' notes: with the listing, they decide which copies are current.
+#[derive(Debug)]
+pub struct Notes {
+    clients: Option<SourceNote>,
+    stores: Option<SourceNote>,
+    products: Option<SourceNote>,
+}
+
+impl Notes {
+    /// The three notes, read at once; they do not depend on the listing, so a run reads them
+    /// while it lists.
+    pub async fn read(store: &Arc<dyn ObjectStore>) -> Result<Self, PipelineError> {
+        let read =
+            |kind| read_note(store, kind).instrument(info_span!("referentials", referential = kind.stem()));
+        let (clients, stores, products) = tokio::try_join!(
+            read(ReferentialKind::Clients),
+            read(ReferentialKind::Stores),
+            read(ReferentialKind::Products)
+        )?;
+        Ok(Self { clients, stores, products })
+    }
+}
+
 /// Stage: each referential's version for the run. A changed source is formatted (or
 /// quarantined, and the last good copy used) before the date's files are read: formatting the
 /// real clients holds its 45 MB source, and reading a day as much again.
 pub async fn prepare(
     store: &Arc<dyn ObjectStore>,
     landing: &Landing,
+    notes: Notes,
     max_reject_ratio: f64,
     run_id: &str,
 ) -> Result<Prepared, PipelineError> {
     let (clients, stores, products) = tokio::try_join!(
-        prepare_one::<Clients>(store, landing, max_reject_ratio, run_id),
-        prepare_one::<Stores>(store, landing, max_reject_ratio, run_id),
-        prepare_one::<Products>(store, landing, max_reject_ratio, run_id),
+        prepare_one::<Clients>(store, landing, notes.clients, max_reject_ratio, run_id),
+        prepare_one::<Stores>(store, landing, notes.stores, max_reject_ratio, run_id),
+        prepare_one::<Products>(store, landing, notes.products, max_reject_ratio, run_id),
     )?;
     Ok(match (clients, stores, products) {
         (Readiness::Usable(clients), Readiness::Usable(stores), Readiness::Usable(products)) => {
@@ -211,17 +235,17 @@ impl<R: Referential> Readiness<R> {
 async fn prepare_one<R: Referential>(
     store: &Arc<dyn ObjectStore>,
     landing: &Landing,
+    note: Option<SourceNote>,
     max_reject_ratio: f64,
     run_id: &str,
 ) -> Result<Readiness<R>, PipelineError> {
     let (date, kind) = (landing.date, R::KIND);
-    let span = || info_span!("referentials", %date, referential = kind.stem());
     let source = landing.referentials.get(&kind);
-    let note = read_note(store, kind).instrument(span()).await?;
     match plan(kind, source, note) {
         Plan::Ready(readiness) => Ok(readiness),
         Plan::Format { meta, note } => {
-            format_source::<R>(store, &meta, note, max_reject_ratio, run_id).instrument(span()).await
+            let span = info_span!("referentials", %date, referential = kind.stem());
+            format_source::<R>(store, &meta, note, max_reject_ratio, run_id).instrument(span).await
         }
     }
 }
@@ -476,7 +500,8 @@ mod tests {
     async fn prepared(store: &Arc<dyn ObjectStore>, run_id: &str) -> Prepared {
         let date = IngestDate::parse("2023-11-23").expect("a date");
         let landing = Landing::list(store, "", date).await.expect("lists");
-        prepare(store, &landing, 0.5, run_id).await.expect("prepares")
+        let notes = Notes::read(store).await.expect("reads the notes");
+        prepare(store, &landing, notes, 0.5, run_id).await.expect("prepares")
     }
 
     fn sources(prepared: &Prepared) -> Vec<(String, ReferentialSource)> {
