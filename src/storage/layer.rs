@@ -37,7 +37,7 @@ pub trait Layer: fmt::Debug + fmt::Display + Send + Sync + 'static {
 
 /// A [`Layer`] as an `ObjectStore`.
 #[derive(Debug)]
-pub struct Layered<L>(pub(super) L);
+pub struct Layered<L>(pub L);
 
 impl<L: Layer> fmt::Display for Layered<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -366,3 +366,65 @@ async fn on_local_directory(stall: Stall) -> PipelineError {
     a_stale_holder_leaves_the_date_to_the_run_that_took_it_over(stale, &fresh, &store.store, &*hanging, stall)
         .await
 }
+
+/// A local directory on which another run's `_report.json` lands right before this run
+/// creates its own: the window between the withdrawal of the previous report and the new one.
+#[derive(Debug)]
+struct PublishedFirst {
+    inner: LocalStore,
+    other_report: bytes::Bytes,
+}
+
+impl std::fmt::Display for PublishedFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (another run publishes first)", self.inner)
+    }
+}
+
+#[async_trait]
+impl storage::Layer for PublishedFirst {
+    fn inner(&self) -> &dyn ObjectStore {
+        &self.inner
+    }
+
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        if location.filename() == Some("_report.json") && matches!(opts.mode, object_store::PutMode::Create) {
+            self.inner.put_opts(location, self.other_report.clone().into(), PutOptions::default()).await?;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_finds_another_runs_report_published_meanwhile_says_so_and_writes_no_report() {
+    let store = TestStore::with_referentials().await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    let other = store.run(DAY).await;
+    assert_eq!(other.status, RunStatus::Succeeded);
+    let report_path = format!("formatted/transactions_{DAY}/_report.json");
+    let other_report = store.get(&report_path).await.expect("the other run's report");
+
+    let layered = storage::Layered(PublishedFirst {
+        inner: LocalStore::new(store.dir.path()).expect("store"),
+        other_report: other_report.clone(),
+    });
+    let pipeline = Pipeline::new(Arc::new(layered), settings());
+    let error = run(&pipeline).await.expect_err("this run is refused");
+    assert!(
+        matches!(&error, PipelineError::PublishedMeanwhile { other: published, .. } if *published == other.run_id),
+        "{error}"
+    );
+    assert_eq!(
+        store.get(&report_path).await.expect("a report"),
+        other_report,
+        "the other run's report stands"
+    );
+    let runs: Vec<String> = store.paths().await.into_iter().filter(|p| p.starts_with("runs/")).collect();
+    assert_eq!(runs, [format!("runs/{DAY}/{}.json", other.run_id)], "this run wrote no runs/ report");
+    assert!(store.lock_released(DAY).await, "the lock is released all the same");
+}
