@@ -243,9 +243,9 @@ async fn prepare_one<R: Referential>(
     let source = landing.referentials.get(&kind);
     match plan(kind, source, note) {
         Plan::Ready(readiness) => Ok(readiness),
-        Plan::Format { meta, note } => {
+        Plan::Format(changed) => {
             let span = info_span!("referentials", %date, referential = kind.stem());
-            format_source::<R>(store, &meta, note, max_reject_ratio, run_id).instrument(span).await
+            format_source::<R>(store, changed, max_reject_ratio, run_id).instrument(span).await
         }
     }
 }
@@ -256,12 +256,15 @@ enum Plan<R: Referential> {
     /// Decided: the formatted copy is current, or the source is absent (fall back or block).
     Ready(Readiness<R>),
     /// The source changed: it is formatted (or quarantined, and the last good copy used).
-    Format {
-        /// The source to format.
-        meta: ObjectMeta,
-        /// The current formatted copy's note, if any (the fallback).
-        note: Option<SourceNote>,
-    },
+    Format(Changed),
+}
+
+/// A referential whose source changed since its formatted copy was made.
+struct Changed {
+    /// The source to format.
+    meta: ObjectMeta,
+    /// The current formatted copy's note, if any (the fallback).
+    note: Option<SourceNote>,
 }
 
 fn plan<R: Referential>(
@@ -277,7 +280,7 @@ fn plan<R: Referential>(
             report: report_of(&note, ReferentialSource::Cached, None),
             fresh: None,
         })),
-        note => Plan::Format { meta: meta.clone(), note },
+        note => Plan::Format(Changed { meta: meta.clone(), note }),
     }
 }
 
@@ -307,12 +310,12 @@ pub async fn version_now(
 /// falls back to the last good copy.
 async fn format_source<R: Referential>(
     store: &Arc<dyn ObjectStore>,
-    meta: &ObjectMeta,
-    note: Option<SourceNote>,
+    changed: Changed,
     max_reject_ratio: f64,
     run_id: &str,
 ) -> Result<Readiness<R>, PipelineError> {
-    let kind = R::KIND;
+    let (kind, Changed { meta, note }) = (R::KIND, changed);
+    let meta = &meta;
     let bytes = blobs::get_listed(store, meta).await?;
     let formatted = blocking("formatting", kind.file_name(), move || {
         format::format_and_encode::<R>(bytes, max_reject_ratio)
