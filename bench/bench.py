@@ -595,24 +595,8 @@ class Bench:
         link_tree(folder, store)
         log(f"SW: running the {days} dates of {folder} once (local directory)")
         result.prepare["local"] = self.sweep_prepare([self.first, "run", "--store", str(store)], None, dates)
-        case_idle = result.case("local directory", "idle")
-        case_late = result.case("local directory", "one file landed late")
-        command = [self.first, *sweep, "--store", str(store)]
-        for index in range(warmups + runs):
-            measure, out = timed_json(command)
-            check_sweep(out, days, [])
-            if index >= warmups:
-                case_idle.add(measure, out)
-            log(f"  SW local idle   {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}")
-        for index, date in enumerate(late_dates):
-            name, data = late_file(folder, date)
-            (store / name).write_bytes(data)
-            measure, out = timed_json(command)
-            check_sweep(out, days, [date])
-            if index >= warmups:
-                case_late.add(measure, out)
-            log(f"  SW local late   {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}"
-                f"  ({name})")
+        self.sweep_rounds(result, "local directory", "SW local", [self.first, *sweep, "--store", str(store)],
+                          None, None, lambda name, data: (store / name).write_bytes(data), folder, late_dates)
         shutil.rmtree(store, ignore_errors=True)
         if not with_azurite:
             return result
@@ -630,32 +614,37 @@ class Bench:
                            env=direct, check=True, stdout=subprocess.DEVNULL)
             log(f"SW: running the {days} dates once on Azurite (port {azurite.blob_port}, not through the proxy)")
             result.prepare["Azurite"] = self.sweep_prepare([self.first, "run"], direct, dates)
-            store_name = "Azurite, proxy +0 ms"
-            case_idle = result.case(store_name, "idle")
-            case_late = result.case(store_name, "one file landed late")
-            command = [self.first, *sweep]
-            for index in range(warmups + runs):
-                proxy.reset(0)
-                measure, out = timed_json(command, proxied)
-                measure.storage = proxy.stats()
-                check_sweep(out, days, [])
-                if index >= warmups:
-                    case_idle.add(measure, out)
-                log(f"  SW Azurite idle {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}"
-                    f"  {measure.storage['requests']} requests")
-            for index, date in enumerate(late_dates):
-                name, data = late_file(folder, date)
-                container.put(name, data)
-                proxy.reset(0)
-                measure, out = timed_json(command, proxied)
-                measure.storage = proxy.stats()
-                check_sweep(out, days, [date])
-                if index >= warmups:
-                    case_late.add(measure, out)
-                log(f"  SW Azurite late {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU  load {measure.load:.1f}"
-                    f"  {measure.storage['requests']} requests  ({name})")
+            self.sweep_rounds(result, "Azurite, proxy +0 ms", "SW Azurite", [self.first, *sweep], proxied, proxy,
+                              container.put, folder, late_dates)
         shutil.rmtree(azurite_dir, ignore_errors=True)
         return result
+
+    def sweep_rounds(self, result: "SweepBench", store_name: str, label: str, command: list[str],
+                     env: dict | None, proxy: "LatencyProxy | None", land, folder: Path,
+                     late_dates: list[str]) -> None:
+        """The idle sweeps, then one sweep after each late file (`land(name, data)` puts it in
+        the store), each checked and, past the warm-ups, added to its case; through `proxy`,
+        when given, with the requests it counted."""
+        days, warmups = result.days, result.warmups
+        case_idle = result.case(store_name, "idle")
+        case_late = result.case(store_name, "one file landed late")
+        rounds = [(index, None) for index in range(warmups + result.runs)] + list(enumerate(late_dates))
+        for index, date in rounds:
+            name = ""
+            if date is not None:
+                name, data = late_file(folder, date)
+                land(name, data)
+            if proxy is not None:
+                proxy.reset(0)
+            measure, out = timed_json(command, env)
+            if proxy is not None:
+                measure.storage = proxy.stats()
+            check_sweep(out, days, [] if date is None else [date])
+            if index >= warmups:
+                (case_idle if date is None else case_late).add(measure, out)
+            requests = f"  {measure.storage['requests']} requests" if proxy is not None else ""
+            log(f"  {label} {'idle' if date is None else 'late'} {measure.wall:7.3f} s wall  {measure.cpu:7.3f} s CPU"
+                f"  load {measure.load:.1f}{requests}{f'  ({name})' if name else ''}")
 
     def sweep_prepare(self, command: list[str], env: dict | None, dates: list[str]) -> Measure:
         """Every date run once, in one process; each must publish (`succeeded`)."""

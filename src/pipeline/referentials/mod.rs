@@ -315,8 +315,7 @@ async fn format_source<R: Referential>(
     run_id: &str,
 ) -> Result<Readiness<R>, PipelineError> {
     let (kind, Changed { meta, note }) = (R::KIND, changed);
-    let meta = &meta;
-    let bytes = blobs::get_listed(store, meta).await?;
+    let bytes = blobs::get_listed(store, &meta).await?;
     let formatted = blocking("formatting", kind.file_name(), move || {
         format::format_and_encode::<R>(bytes, max_reject_ratio)
     })
@@ -343,7 +342,7 @@ async fn format_source<R: Referential>(
         Err(invalid) => {
             let quarantine = super::quarantine::quarantine(
                 store,
-                &super::quarantine::Subject { name: kind.file_name(), meta, date: None },
+                &super::quarantine::Subject { name: kind.file_name(), meta: &meta, date: None },
                 &invalid.bytes,
                 &invalid.problem,
                 run_id,
