@@ -373,6 +373,23 @@ async fn outputs_have_the_contract_schema_in_order() {
     for column in ["store_id", "datetime", "source_file"] {
         assert!(encodings(column).contains(&Encoding::RLE_DICTIONARY), "{column}: {:?}", encodings(column));
     }
+    // The clients copy: no dictionary where values hardly repeat (`name` too), one for `job`.
+    let clients = store.get("formatted/clients/clients.parquet").await.unwrap();
+    let clients = parquet::file::serialized_reader::SerializedFileReader::new(clients).unwrap();
+    let client_encodings = |name: &str| {
+        let columns = clients.metadata().row_group(0).columns();
+        let column = columns.iter().find(|c| c.column_path().string() == name).unwrap();
+        column.encodings().collect::<Vec<_>>()
+    };
+    for column in ["id", "name", "email", "account_id"] {
+        let used = client_encodings(column);
+        assert!(!used.contains(&Encoding::RLE_DICTIONARY), "{column}: {used:?}");
+    }
+    for column in ["id", "name", "email"] {
+        let used = client_encodings(column);
+        assert!(used.contains(&Encoding::DELTA_LENGTH_BYTE_ARRAY), "{column}: {used:?}");
+    }
+    assert!(client_encodings("job").contains(&Encoding::RLE_DICTIONARY), "{:?}", client_encodings("job"));
     for column in reader.metadata().row_group(0).columns() {
         assert!(
             matches!(column.compression(), parquet::basic::Compression::ZSTD(_)),
