@@ -37,6 +37,10 @@ fn encoding_of(field: &arrow::datatypes::Field) -> Option<Encoding> {
     }
 }
 
+/// Bytes kept free after a row group's chunks for what follows them (the page indexes and the
+/// footer: a few KB for our schemas), so the file's buffer is not grown once more at the end.
+const FOOTER_ROOM: usize = 64 << 10;
+
 /// At most this many rows per row group (the same split as `ArrowWriter`'s).
 const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
 
@@ -176,6 +180,11 @@ impl StreamEncoder {
     fn close_group(&mut self) -> Result<(), ParquetError> {
         let Some(group) = self.open.take() else { return Ok(()) };
         let chunks = each_column(group.writers, self.threads, |_, writer| writer.close())?;
+        // The chunks are copied into the file: room for them all (and the footer) at once, not a
+        // buffer copied and faulted in afresh at each doubling.
+        let bytes: i64 = chunks.iter().map(|chunk| chunk.close().metadata.compressed_size()).sum();
+        let bytes = usize::try_from(bytes).unwrap_or(0);
+        self.file.inner_mut().reserve(bytes + bytes / 64 + FOOTER_ROOM);
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::{ObjectMeta, ObjectStore};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::landing::Landing;
 use super::parallel::join_ordered;
@@ -52,14 +53,22 @@ pub async fn parse_files(
     // parsers, so that a core never waits for a download (one file's latency per file on
     // Azure, a page-cache copy locally), within a memory budget.
     let ahead = fetch_ahead(landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0));
+    // Each fetch is a task of its own, so that it runs to its end while the parsers are busy: a
+    // future inside the stream runs only when the stream is polled, when a parser is free.
     let fetched = futures::stream::iter(landing.transactions.iter().cloned())
         .map(|(file, meta)| {
             let store = Arc::clone(store);
-            async move { blobs::get_listed(&store, &meta).await.map(|bytes| (file, meta, bytes)) }
+            let subject = meta.location.clone();
+            let fetch = AbortOnDropHandle::new(tokio::spawn(async move {
+                blobs::get_listed(&store, &meta).await.map(|bytes| (file, meta, bytes))
+            }));
+            async move {
+                fetch.await.map_err(|error| PipelineError::panicked("fetching", subject.to_string(), &error))
+            }
         })
         .buffered(parallelism + ahead);
     let parsing = fetched.map(|fetched| async move {
-        let (file, meta, bytes) = fetched?;
+        let (file, meta, bytes) = fetched??;
         let subject = meta.location.clone();
         blocking("validating", subject, move || {
             let read = transactions::parse_file(&file, &bytes, max_reject_ratio);
