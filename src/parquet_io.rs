@@ -180,11 +180,11 @@ impl StreamEncoder {
     fn close_group(&mut self) -> Result<(), ParquetError> {
         let Some(group) = self.open.take() else { return Ok(()) };
         let chunks = each_column(group.writers, self.threads, |_, writer| writer.close())?;
-        // The chunks are copied into the file: room for them all (and the footer) at once, not a
-        // buffer copied and faulted in afresh at each doubling.
+        // The chunks are copied into the file (their sizes include the page headers): room for
+        // them all and the footer at once, not a buffer copied and faulted in at each doubling.
         let bytes: i64 = chunks.iter().map(|chunk| chunk.close().metadata.compressed_size()).sum();
         let bytes = usize::try_from(bytes).unwrap_or(0);
-        self.file.inner_mut().reserve(bytes + bytes / 64 + FOOTER_ROOM);
+        self.file.inner_mut().reserve(bytes + FOOTER_ROOM);
         let mut row_group = self.file.next_row_group()?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut row_group)?;
