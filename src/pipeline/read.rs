@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use object_store::{ObjectMeta, ObjectStore};
 use tokio_util::task::AbortOnDropHandle;
 
@@ -53,22 +53,9 @@ pub async fn parse_files(
     // parsers, so that a core never waits for a download (one file's latency per file on
     // Azure, a page-cache copy locally), within a memory budget.
     let ahead = fetch_ahead(landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0));
-    // Each fetch is a task of its own, so that it runs to its end while the parsers are busy: a
-    // future inside the stream runs only when the stream is polled, when a parser is free.
-    let fetched = futures::stream::iter(landing.transactions.iter().cloned())
-        .map(|(file, meta)| {
-            let store = Arc::clone(store);
-            let subject = meta.location.clone();
-            let fetch = AbortOnDropHandle::new(tokio::spawn(async move {
-                blobs::get_listed(&store, &meta).await.map(|bytes| (file, meta, bytes))
-            }));
-            async move {
-                fetch.await.map_err(|error| PipelineError::panicked("fetching", subject.to_string(), &error))
-            }
-        })
-        .buffered(parallelism + ahead);
+    let fetched = fetch_in_order(store, landing.transactions.iter().cloned(), parallelism + ahead);
     let parsing = fetched.map(|fetched| async move {
-        let (file, meta, bytes) = fetched??;
+        let (file, meta, bytes) = fetched?;
         let subject = meta.location.clone();
         blocking("validating", subject, move || {
             let read = transactions::parse_file(&file, &bytes, max_reject_ratio);
@@ -90,6 +77,31 @@ pub async fn parse_files(
     .await
 }
 
+/// The files' bytes, in their order, with up to `window` fetches in flight. Each fetch is a
+/// task of its own, so that it runs to its end while the parsers are busy: a future inside the
+/// stream would run only when the stream is polled, when a parser is free.
+fn fetch_in_order(
+    store: &Arc<dyn ObjectStore>,
+    files: impl Iterator<Item = (TransactionFileName, ObjectMeta)>,
+    window: usize,
+) -> impl Stream<Item = Result<(TransactionFileName, ObjectMeta, Bytes), PipelineError>> {
+    futures::stream::iter(files)
+        .map(|(file, meta)| {
+            let store = Arc::clone(store);
+            let subject = meta.location.clone();
+            let fetch = AbortOnDropHandle::new(tokio::spawn(async move {
+                blobs::get_listed(&store, &meta).await.map(|bytes| (file, meta, bytes))
+            }));
+            async move {
+                let fetched = fetch
+                    .await
+                    .map_err(|error| PipelineError::panicked("fetching", subject.to_string(), &error))?;
+                Ok(fetched?)
+            }
+        })
+        .buffered(window)
+}
+
 /// Enriches each file's kept rows from the lookups, several files at once, in order.
 pub async fn enrich_files(
     parsed: Vec<ReadFile<transactions::ParsedRows>>,
@@ -109,7 +121,130 @@ pub async fn enrich_files(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use futures::stream::BoxStream;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectStoreExt,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+    use tokio::sync::watch;
+
     use super::*;
+
+    /// A store whose bodies, but the one of `open`, are held back until `release` is called,
+    /// and which counts the held bodies read to their end.
+    #[derive(Debug)]
+    struct HeldBodies {
+        inner: InMemory,
+        open: Path,
+        released: watch::Sender<bool>,
+        read_to_end: Arc<AtomicUsize>,
+    }
+
+    impl std::fmt::Display for HeldBodies {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "HeldBodies({})", self.inner)
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for HeldBodies {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.inner.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.inner.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+            let mut result = self.inner.get_opts(location, options).await?;
+            if *location == self.open {
+                return Ok(result);
+            }
+            let GetResultPayload::Stream(body) = result.payload else {
+                unreachable!("memory bodies are streams")
+            };
+            let (mut released, read_to_end) = (self.released.subscribe(), Arc::clone(&self.read_to_end));
+            let held = futures::stream::once(async move {
+                let _closed = released.wait_for(|released| *released).await;
+                body
+            })
+            .flatten()
+            .chain(
+                futures::stream::once(async move { read_to_end.fetch_add(1, Ordering::SeqCst) })
+                    .filter_map(|_| async { None }),
+            );
+            result.payload = GetResultPayload::Stream(held.boxed());
+            Ok(result)
+        }
+        fn delete_stream(
+            &self,
+            locations: BoxStream<'static, object_store::Result<Path>>,
+        ) -> BoxStream<'static, object_store::Result<Path>> {
+            self.inner.delete_stream(locations)
+        }
+        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.inner.list(prefix)
+        }
+        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+            self.inner.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+            self.inner.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn files_ahead_are_read_to_their_end_while_nobody_asks_for_them() {
+        let names: Vec<String> = (9..13).map(|hour| format!("transactions_2023-11-26_{hour}.csv")).collect();
+        let inner = InMemory::new();
+        for name in &names {
+            inner.put(&Path::from(name.as_str()), PutPayload::from_static(b"a;b\n")).await.expect("put");
+        }
+        let store = Arc::new(HeldBodies {
+            inner,
+            open: Path::from(names[0].as_str()),
+            released: watch::Sender::new(false),
+            read_to_end: Arc::default(),
+        });
+        let mut files = Vec::new();
+        for name in &names {
+            let meta = store.head(&Path::from(name.as_str())).await.expect("head");
+            files.push((TransactionFileName::parse(name).expect("a transaction file name"), meta));
+        }
+        let dynamic: Arc<dyn ObjectStore> = Arc::clone(&store) as _;
+        let mut fetched = Box::pin(fetch_in_order(&dynamic, files.into_iter(), names.len()));
+        let (first, _, _) = fetched.next().await.expect("a first file").expect("fetched");
+        assert_eq!(first.name, names[0]);
+        // The later bodies may come only now, and the stream is not polled again: like a parser
+        // busy with the first file, which asks for nothing meanwhile.
+        store.released.send_replace(true);
+        let all_read = async {
+            while store.read_to_end.load(Ordering::SeqCst) < names.len() - 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), all_read)
+            .await
+            .expect("every file ahead read to its end without the stream being polled");
+        for name in &names[1..] {
+            let (file, _, bytes) = fetched.next().await.expect("a file").expect("fetched");
+            assert_eq!((file.name.as_str(), &bytes[..]), (name.as_str(), &b"a;b\n"[..]));
+        }
+    }
 
     #[test]
     fn files_are_fetched_ahead_within_the_memory_budget() {
