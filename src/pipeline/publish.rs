@@ -18,22 +18,26 @@ use object_store::path::Path;
 use tracing::{Instrument as _, info_span};
 
 use super::lock::Fence;
+use super::referentials::StoreLookup;
 use super::settle::Settled;
 use super::{PipelineError, blocking, read_report};
 use crate::contract::report::{OutputReport, RunReport};
 use crate::contract::violation::RuleValue;
-use crate::contract::{IngestDate, ReferentialKind, paths, schema};
+use crate::contract::{IngestDate, paths, schema};
 use crate::parquet_io;
 use crate::quality::{self, DateStats};
 use crate::storage::blobs;
 
 /// Publishes the date's output from its settled files: `report` gets the outputs, then is
 /// written last (`finish` sets its duration just before). Every write asks `fence` first.
+/// `stores` is the lookup the rows were enriched with: the page and `store_daily` take the
+/// stores' sites from it.
 pub async fn publish(
     store: &Arc<dyn ObjectStore>,
     fence: &Fence,
     report: &mut RunReport,
     settled: Settled,
+    stores: Arc<StoreLookup>,
     finish: impl FnOnce(&mut RunReport),
 ) -> Result<(), PipelineError> {
     let date = report.date;
@@ -44,7 +48,7 @@ pub async fn publish(
     let span = info_span!("publish", %date);
     let (encoded, stats) = tokio::join!(
         encode_data(store, fence, date, &kept, &rejects).instrument(span.clone()),
-        figures(store, date, kept.clone(), rejected_values),
+        figures(date, kept.clone(), rejected_values, stores),
     );
     let (encoded, stats) = (encoded?, stats?);
     for (path, batches, bytes) in
@@ -108,23 +112,17 @@ async fn encode_data(
     Ok([(kept_path, kept), (rejects_path, rejects)])
 }
 
-/// The date's quality figures, off the async workers, with the formatted stores table (every
-/// column: the map needs coordinates and type). An absent stores copy gives no coordinates.
+/// The date's quality figures, off the async workers, with the stores' sites of `stores` (the
+/// lookup the rows were enriched with: no second read of the stores copy, which could by then
+/// be another version).
 pub async fn figures(
-    store: &Arc<dyn ObjectStore>,
     date: IngestDate,
     kept: Vec<RecordBatch>,
     rejected: Vec<RuleValue>,
+    stores: Arc<StoreLookup>,
 ) -> Result<DateStats, PipelineError> {
-    let path = paths::referential(ReferentialKind::Stores);
-    let stores = match blobs::get_optional(store, &path).await? {
-        Some(bytes) => {
-            parquet_io::decode(bytes, &[]).map_err(|source| PipelineError::parquet(&path, source))?
-        }
-        None => Vec::new(),
-    };
     blocking("computing the quality figures of", date, move || {
-        quality::figures(date, &kept, &rejected, &stores)
+        quality::figures(date, &kept, &rejected, stores.sites())
     })
     .await
 }
@@ -185,6 +183,8 @@ async fn write_published(
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::AsArray as _;
+    use arrow::datatypes::{Float64Type, Int32Type};
     use object_store::memory::InMemory;
     use object_store::{ObjectStoreExt, PutPayload};
 
@@ -212,7 +212,7 @@ mod tests {
         store.put(&paths::published_report(date), PutPayload::from_static(b"{}")).await.expect("put");
         let mut report = report();
         let fence = Fence::unlocked(date);
-        publish(&store, &fence, &mut report, nothing(), |report| report.duration_ms = 7)
+        publish(&store, &fence, &mut report, nothing(), Arc::default(), |report| report.duration_ms = 7)
             .await
             .expect("publishes");
         let outputs: Vec<&str> = report.outputs.iter().map(|output| output.path.as_str()).collect();
@@ -236,6 +236,57 @@ mod tests {
         assert!(store.head(&paths::run_report(date, &report.run_id)).await.is_err(), "runs/ comes after");
         record(&store, &fence, &report).await.expect("records");
         assert!(store.head(&paths::run_report(date, &report.run_id)).await.is_ok());
+    }
+
+    /// A stores lookup of one store, `0042` at (48.5, 2.25), type 3.
+    fn one_store() -> Arc<StoreLookup> {
+        use super::super::referentials::LookupBuilder as _;
+        use arrow::array::{Float64Array, Int8Array, Int32Array, StringArray};
+        let batch = RecordBatch::try_new(
+            schema::STORES.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["0042"])),
+                Arc::new(Float64Array::from(vec![48.5])),
+                Arc::new(Float64Array::from(vec![2.25])),
+                Arc::new(Int8Array::from(vec![8])),
+                Arc::new(Int8Array::from(vec![20])),
+                Arc::new(Int32Array::from(vec![3])),
+            ],
+        )
+        .expect("a stores batch");
+        let mut lookup = StoreLookup::with_capacity(1);
+        lookup.add(&batch);
+        Arc::new(lookup.finish())
+    }
+
+    #[tokio::test]
+    async fn the_quality_files_take_the_stores_of_the_lookup_the_rows_were_enriched_with() {
+        // The store holds no stores copy at all (a copy replaced since the lookup was loaded
+        // would be another version): the sites come from the run's lookup, not from a read.
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut report = report();
+        let fence = Fence::unlocked(report.date);
+        publish(&store, &fence, &mut report, nothing(), one_store(), |_| ()).await.expect("publishes");
+        let daily = blobs::get(&store, &paths::store_daily(report.date), "read").await.expect("written");
+        let batches = parquet_io::decode(daily, &[]).expect("store_daily decodes");
+        let batch = &batches[0];
+        assert_eq!(batch.num_rows(), 1, "the lookup's one store, with no sales");
+        let text =
+            |name: &str| batch.column_by_name(name).expect(name).as_string::<i32>().value(0).to_owned();
+        let float =
+            |name: &str| batch.column_by_name(name).expect(name).as_primitive::<Float64Type>().value(0);
+        assert_eq!(text("store_id"), "0042");
+        assert_eq!((float("latitude"), float("longitude")), (48.5, 2.25));
+        assert_eq!(batch.column_by_name("type").expect("type").as_primitive::<Int32Type>().value(0), 3);
+        let page = blobs::get(&store, &paths::quality_page(report.date), "read").await.expect("written");
+        assert!(String::from_utf8_lossy(&page).contains("0042"), "the page's map lists the store");
+        let listed: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .expect("lists")
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect();
+        assert!(!listed.iter().any(|path| path.starts_with("formatted/stores")), "{listed:?}");
     }
 
     #[tokio::test]

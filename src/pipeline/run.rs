@@ -3,6 +3,7 @@
 //! ends in an [`Outcome`], and the report is assembled once from it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use super::fingerprint::Fingerprint;
 use super::landing::Landing;
 use super::lock::{DateLock, Fence};
 use super::marker::MarkerCheck;
-use super::referentials::{self, Notes, Prepared};
+use super::referentials::{self, Notes, Prepared, StoreLookup};
 use super::settle::{self, Settled};
 use super::{Pipeline, PipelineError, RunRequest, publish, read};
 use crate::contract::CONTRACT_VERSION;
@@ -48,7 +49,13 @@ enum Outcome {
     /// The inputs are those of the published report: nothing is redone.
     Unchanged { published: Box<RunReport>, referentials: BTreeMap<String, ReferentialReport> },
     /// Every file read: the date's output is to be published.
-    Published { settled: Settled, referentials: BTreeMap<String, ReferentialReport>, missing_hours: Vec<u8> },
+    Published {
+        settled: Box<Settled>,
+        referentials: BTreeMap<String, ReferentialReport>,
+        missing_hours: Vec<u8>,
+        /// The stores lookup the rows were enriched with: the quality figures' sites.
+        stores: Arc<StoreLookup>,
+    },
 }
 
 pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result<RunReport, PipelineError> {
@@ -99,8 +106,8 @@ impl Locked<'_> {
         let finish =
             |report: &mut RunReport| report.duration_ms = self.run.started.elapsed().as_millis() as u64;
         match outcome {
-            Outcome::Published { settled, .. } => {
-                publish::publish(store, &self.fence, &mut report, settled, finish).await?;
+            Outcome::Published { settled, stores, .. } => {
+                publish::publish(store, &self.fence, &mut report, *settled, stores, finish).await?;
             }
             _ => finish(&mut report),
         }
@@ -140,7 +147,12 @@ impl Locked<'_> {
         let missing_hours = settle::missing_hours(landing, lookups.stores.span);
         let enriched = read::enrich_files(parsed, &lookups, parallelism).await?;
         let settled = settle::settle(store, &self.fence, landing, enriched, &self.run.id).await?;
-        Ok(Outcome::Published { settled, referentials, missing_hours })
+        Ok(Outcome::Published {
+            settled: Box::new(settled),
+            referentials,
+            missing_hours,
+            stores: lookups.stores,
+        })
     }
 
     /// The published report when this run's inputs are its inputs (and the run is not forced).
@@ -222,7 +234,7 @@ fn assemble(
             report.outputs.clone_from(&published.outputs);
             report.referentials.clone_from(referentials);
         }
-        Outcome::Published { settled, referentials, missing_hours } => {
+        Outcome::Published { settled, referentials, missing_hours, .. } => {
             report.inputs.clone_from(&settled.inputs);
             report.totals = settled.totals.clone();
             report.missing_hours.clone_from(missing_hours);

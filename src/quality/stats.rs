@@ -1,6 +1,7 @@
 //! The figures of one date that the data-quality page and `store_daily` show, computed from the
-//! published rows (the kept rows' batches), the rejected rows' rule values and the formatted
-//! stores table. Pure and deterministic: no hash-map order reaches the output.
+//! published rows (the kept rows' batches), the rejected rows' rule values and the stores of the
+//! referential version the run enriched with. Pure and deterministic: no hash-map order reaches
+//! the output.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -63,22 +64,57 @@ pub struct StoreDay {
     pub flagged_rows: u64,
 }
 
-/// One store of the formatted referential.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct StoreAttributes {
-    latitude: f64,
-    longitude: f64,
-    store_type: i32,
+/// One row of the stores referential, as the page's map and `store_daily` show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreSite {
+    /// The store's id.
+    pub id: String,
+    /// Latitude.
+    pub latitude: f64,
+    /// Longitude.
+    pub longitude: f64,
+    /// The store's type.
+    pub store_type: i32,
+}
+
+/// The stores of formatted stores batches (the stores schema), in row order; rows without an
+/// id are left out.
+pub fn store_sites(stores: &[RecordBatch]) -> Vec<StoreSite> {
+    let mut sites = Vec::new();
+    for batch in stores {
+        add_store_sites(batch, &mut sites);
+    }
+    sites
+}
+
+/// Appends the stores of one formatted stores batch to `sites`.
+pub fn add_store_sites(batch: &RecordBatch, sites: &mut Vec<StoreSite>) {
+    let ids = batch.column_by_name("id").and_then(|c| c.as_string_opt::<i32>());
+    let lat = batch.column_by_name("latitude").and_then(|c| c.as_primitive_opt::<Float64Type>());
+    let lng = batch.column_by_name("longitude").and_then(|c| c.as_primitive_opt::<Float64Type>());
+    let kind = batch.column_by_name("type").and_then(|c| c.as_primitive_opt::<Int32Type>());
+    let (Some(ids), Some(lat), Some(lng), Some(kind)) = (ids, lat, lng, kind) else { return };
+    for row in 0..batch.num_rows() {
+        if ids.is_null(row) {
+            continue;
+        }
+        sites.push(StoreSite {
+            id: ids.value(row).to_owned(),
+            latitude: lat.value(row),
+            longitude: lng.value(row),
+            store_type: kind.value(row),
+        });
+    }
 }
 
 /// Computes the date's figures. `kept` has the transactions schema, `rejected` holds every rule
-/// value of the rejected rows, `stores` has the formatted stores schema (empty when no copy
-/// could be read: stores then have no coordinates).
+/// value of the rejected rows, `stores` are the referential's rows (empty when there are none:
+/// stores then have no coordinates).
 pub fn compute(
     date: IngestDate,
     kept: &[RecordBatch],
     rejected: &[RuleValue],
-    stores: &[RecordBatch],
+    stores: &[StoreSite],
 ) -> DateStats {
     let mut kept_per_hour = [0u64; 24];
     let mut counters: BTreeMap<String, Counter<'_>> = BTreeMap::new();
@@ -231,11 +267,11 @@ impl<'a> Clients<'a> {
 
 /// Every store of the referential (with zeros when it sold nothing), plus any store seen in
 /// the rows, plus the unknown-store group when it has rows.
-fn store_days(groups: HashMap<Option<&str>, Group<'_>, Fast>, stores: &[RecordBatch]) -> Vec<StoreDay> {
+fn store_days(groups: HashMap<Option<&str>, Group<'_>, Fast>, stores: &[StoreSite]) -> Vec<StoreDay> {
     let mut groups: HashMap<Option<String>, Group<'_>, Fast> =
         groups.into_iter().map(|(id, group)| (id.map(str::to_owned), group)).collect();
     let referential = store_attributes(stores);
-    let mut ids: Vec<Option<String>> = referential.keys().map(|id| Some(id.clone())).collect();
+    let mut ids: Vec<Option<String>> = referential.keys().map(|id| Some((*id).to_owned())).collect();
     ids.extend(
         groups.keys().filter(|id| id.as_deref().is_none_or(|id| !referential.contains_key(id))).cloned(),
     );
@@ -270,24 +306,11 @@ fn store_days(groups: HashMap<Option<&str>, Group<'_>, Fast>, stores: &[RecordBa
         .collect()
 }
 
-fn store_attributes(stores: &[RecordBatch]) -> BTreeMap<String, Vec<StoreAttributes>> {
-    let mut map: BTreeMap<String, Vec<StoreAttributes>> = BTreeMap::new();
-    for batch in stores {
-        let ids = batch.column_by_name("id").and_then(|c| c.as_string_opt::<i32>());
-        let lat = batch.column_by_name("latitude").and_then(|c| c.as_primitive_opt::<Float64Type>());
-        let lng = batch.column_by_name("longitude").and_then(|c| c.as_primitive_opt::<Float64Type>());
-        let kind = batch.column_by_name("type").and_then(|c| c.as_primitive_opt::<Int32Type>());
-        let (Some(ids), Some(lat), Some(lng), Some(kind)) = (ids, lat, lng, kind) else { continue };
-        for row in 0..batch.num_rows() {
-            if ids.is_null(row) {
-                continue;
-            }
-            map.entry(ids.value(row).to_owned()).or_default().push(StoreAttributes {
-                latitude: lat.value(row),
-                longitude: lng.value(row),
-                store_type: kind.value(row),
-            });
-        }
+/// Store id → its rows (more than one when the id is ambiguous).
+fn store_attributes(stores: &[StoreSite]) -> BTreeMap<&str, Vec<&StoreSite>> {
+    let mut map: BTreeMap<&str, Vec<&StoreSite>> = BTreeMap::new();
+    for site in stores {
+        map.entry(site.id.as_str()).or_default().push(site);
     }
     map
 }

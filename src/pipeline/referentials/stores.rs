@@ -1,6 +1,7 @@
 //! `stores.csv`: `id`, `latlng`, `opening`, `closing`, `type`. Enrichment checks a
 //! transaction's hour against its store's opening hours (`closing` is the last hour with
-//! sales); the span of all stores' hours gives a date's missing hours.
+//! sales); the span of all stores' hours gives a date's missing hours; the stores' sites go to
+//! the date's quality figures, so that the page shows the version the rows were enriched with.
 
 use arrow::array::{
     ArrayBuilder, AsArray, Float64Builder, Int8Builder, Int32Builder, RecordBatch, StringBuilder,
@@ -13,6 +14,7 @@ use crate::contract::ReferentialKind;
 use crate::contract::schema::{self, STORE_COLUMNS};
 use crate::contract::types::{self, expected};
 use crate::pipeline::csv_file::{CsvRead, FileProblem, read_csv};
+use crate::quality::stats::{StoreSite, add_store_sites};
 
 /// The stores referential.
 pub struct Stores;
@@ -87,12 +89,13 @@ pub struct StoreHours {
     pub closing: i8,
 }
 
-/// Store id → opening hours, with the day's span of opening hours.
+/// Store id → opening hours, with the day's span of opening hours and every store's site.
 #[derive(Debug, Default)]
 pub struct StoreLookup {
     ids: IdTable<StoreHours>,
     /// Earliest opening and latest closing over every valid store row.
     pub span: Option<(i8, i8)>,
+    sites: Vec<StoreSite>,
 }
 
 impl LookupBuilder for StoreLookup {
@@ -107,6 +110,7 @@ impl LookupBuilder for StoreLookup {
         let opening = batch.column_by_name("opening").map(|c| c.as_primitive::<Int8Type>().clone());
         let closing = batch.column_by_name("closing").map(|c| c.as_primitive::<Int8Type>().clone());
         let (Some(opening), Some(closing)) = (opening, closing) else { return };
+        add_store_sites(batch, &mut self.sites);
         for row in 0..batch.num_rows() {
             let hours = StoreHours { opening: opening.value(row), closing: closing.value(row) };
             if let Some(key) = types::identifier_key(ids.value(row)) {
@@ -125,7 +129,7 @@ impl LookupBuilder for StoreLookup {
 }
 
 impl Lookup for StoreLookup {
-    const COLUMNS: &'static [&'static str] = &["id", "opening", "closing"];
+    const COLUMNS: &'static [&'static str] = &["id", "latitude", "longitude", "opening", "closing", "type"];
     type Builder = Self;
 
     fn ambiguous_ids(&self) -> Vec<String> {
@@ -137,5 +141,10 @@ impl StoreLookup {
     /// Store ids (packed, [`types::identifier_key`]) → opening hours, in order.
     pub fn resolve_all(&self, keys: &[u64], out: &mut Vec<Resolved<StoreHours>>) {
         self.ids.resolve_all(keys, out);
+    }
+
+    /// Every store row of the version, in order (the quality figures' coordinates and types).
+    pub fn sites(&self) -> &[StoreSite] {
+        &self.sites
     }
 }
