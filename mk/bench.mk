@@ -71,6 +71,7 @@ bench-build:
 # The executable exactly as the zip holds it.
 bench-shipped: package
 	rm -rf $(dir $(BENCH_SHIPPED))
+	mkdir -p $(dir $(BENCH_SHIPPED))
 	unzip -q -o -j -d $(dir $(BENCH_SHIPPED)) $(PACKAGE_ZIP) retail-ingest
 
 bench: bench-tools bench-build npm-deps $(if $(findstring $(BENCH_SHIPPED),$(BENCH_BIN)),bench-shipped) ## W1-W6 + handler start of the zip's binary beside the Polars anchor (BENCHMARKS.md)

@@ -96,7 +96,7 @@ pub(super) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     let pipeline = Pipeline::new(Arc::clone(&store), PipelineSettings::default());
-    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, false, Show::Summary).await;
+    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, false, Show::Summary, async { Ok(()) }).await?;
     println!(
         "\nLook in {0}/formatted (Parquet and _report.json), {0}/rejected, {0}/error (quarantine) and {0}/runs (every run's report).\n\
          Open {0}/formatted/transactions_{2}/_report.html in a browser for the date's data-quality page.\n\

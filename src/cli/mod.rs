@@ -158,10 +158,42 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 
 /// Opens the store and checks it answers, so that a wrong setting is one line at start-up.
 pub(super) async fn open_store(flag: Option<&str>) -> anyhow::Result<(Arc<dyn ObjectStore>, StoreSettings)> {
-    let settings = StoreSettings::from_lookup(flag, |name| std::env::var(name).ok())?;
-    let store = storage::open(&settings)?;
+    let (store, settings) = open_store_unchecked(flag)?;
     storage::check_reachable(store.as_ref(), &settings).await?;
     Ok((store, settings))
+}
+
+/// Opens the store without asking it anything: the caller runs [`reachable`] itself.
+pub(super) fn open_store_unchecked(
+    flag: Option<&str>,
+) -> anyhow::Result<(Arc<dyn ObjectStore>, StoreSettings)> {
+    let settings = StoreSettings::from_lookup(flag, |name| std::env::var(name).ok())?;
+    let store = storage::open(&settings)?;
+    Ok((store, settings))
+}
+
+/// [`storage::check_reachable`] of an opened store, as a future the caller can overlap.
+pub(super) async fn reachable(store: Arc<dyn ObjectStore>, settings: StoreSettings) -> anyhow::Result<()> {
+    Ok(storage::check_reachable(store.as_ref(), &settings).await?)
+}
+
+/// `work`, overlapped with the start-up check `check`: a failed check ends `work` at once (it
+/// may be waiting on the same unreachable store, with longer retries) and is the error shown.
+pub(super) async fn checked<T>(
+    check: impl Future<Output = anyhow::Result<()>>,
+    work: impl Future<Output = T>,
+) -> anyhow::Result<T> {
+    tokio::pin!(check, work);
+    tokio::select! {
+        checked = &mut check => {
+            checked?;
+            Ok(work.await)
+        }
+        done = &mut work => {
+            check.await?;
+            Ok(done)
+        }
+    }
 }
 
 pub(super) fn exit_code(all_fine: bool) -> ExitCode {

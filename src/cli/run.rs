@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::summary::summary;
-use super::{StoreArgs, exit_code, open_store, print};
+use super::{StoreArgs, checked, exit_code, open_store, open_store_unchecked, print, reachable};
 use crate::contract::IngestDate;
 use crate::pipeline::{Cause, Pipeline, RunRequest, Trigger};
 
@@ -50,10 +50,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ if !args.dates.is_empty() => args.dates.clone(),
         _ => vec![IngestDate::today()],
     };
-    let (store, _) = open_store(args.store.store.as_deref()).await?;
+    let (store, settings) = open_store_unchecked(args.store.store.as_deref())?;
+    let check = reachable(std::sync::Arc::clone(&store), settings);
     let pipeline = Pipeline::new(store, args.store.pipeline_settings());
     let show = if args.json { Show::Json } else { Show::Summary };
-    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, args.force, show).await;
+    // The start-up check goes beside the first date's lock rather than before it (one round
+    // trip less); its error, when it fails, is the one shown.
+    let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, args.force, show, check).await?;
     Ok(exit_code(all_fine))
 }
 
@@ -94,7 +97,9 @@ pub(super) enum Show {
 }
 
 /// Runs dates one after the other (each date already uses every core), printing each date's
-/// outcome as soon as it ends, and returns whether every date succeeded.
+/// outcome as soon as it ends, and returns whether every date succeeded. `check` (the store's
+/// start-up check) runs beside the first date; when it fails, nothing is printed and it is
+/// the error.
 ///
 /// A report is dropped once printed. Besides showing a long run's progress, this keeps memory
 /// flat across dates: a report is allocated while its date's buffers are live, and reports
@@ -107,7 +112,8 @@ pub(super) async fn run_dates(
     trigger: Trigger,
     force: bool,
     show: Show,
-) -> bool {
+    check: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<bool> {
     let progress = (show == Show::Summary && dates.len() > 1 && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(dates.len() as u64);
         bar.set_style(
@@ -120,12 +126,18 @@ pub(super) async fn run_dates(
         bar
     });
     let mut all_fine = true;
+    let mut check = Some(check);
     for (index, &date) in dates.iter().enumerate() {
         if let Some(bar) = &progress {
             bar.set_message(date.to_string());
         }
         let request = RunRequest { date, trigger, cause: Cause::Requested, force, marker: None };
-        let outcome = pipeline.run_date(request).await.map_err(|e| format!("{e:#}"));
+        let run = pipeline.run_date(request);
+        let outcome = match check.take() {
+            Some(check) => checked(check, run).await?,
+            None => run.await,
+        };
+        let outcome = outcome.map_err(|e| format!("{e:#}"));
         all_fine &= outcome.as_ref().is_ok_and(|report| report.status.is_fine());
         let text = match show {
             Show::Summary => summary(date, &outcome),
@@ -148,7 +160,10 @@ pub(super) async fn run_dates(
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    all_fine
+    if let Some(check) = check {
+        check.await?;
+    }
+    Ok(all_fine)
 }
 
 /// One item of a pretty-printed JSON array printed item by item: together the items are the

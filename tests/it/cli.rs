@@ -47,6 +47,27 @@ fn an_unreachable_store_is_a_one_line_error_without_secrets() {
 }
 
 #[test]
+fn a_missing_container_is_the_start_up_checks_one_line_even_with_the_first_date_beside_it() {
+    // The check runs beside the first date's lock: its error, not the lock's, is shown.
+    let container = crate::azurite::unique_container("cli-never-created");
+    let output = binary()
+        .args(["run", "--store", &format!("azure://{container}"), "--dates", "2023-11-23"])
+        .env("INGEST_STORAGE_CONNECTION_STRING", crate::azurite::connection_string())
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("the container does not exist"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no date's outcome is printed: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
 fn a_successful_run_exits_0_and_prints_the_summary() {
     let dir = store_with_fixtures();
     binary()
