@@ -195,6 +195,16 @@ mod tests {
         RunReport::example()
     }
 
+    /// Every path in `store`.
+    async fn listed(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+        futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .expect("lists")
+            .into_iter()
+            .map(|meta| meta.location.to_string())
+            .collect()
+    }
+
     fn nothing() -> Settled {
         Settled {
             inputs: Vec::new(),
@@ -280,12 +290,7 @@ mod tests {
         assert_eq!(batch.column_by_name("type").expect("type").as_primitive::<Int32Type>().value(0), 3);
         let page = blobs::get(&store, &paths::quality_page(report.date), "read").await.expect("written");
         assert!(String::from_utf8_lossy(&page).contains("0042"), "the page's map lists the store");
-        let listed: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
-            .await
-            .expect("lists")
-            .into_iter()
-            .map(|meta| meta.location.to_string())
-            .collect();
+        let listed = listed(&store).await;
         assert!(!listed.iter().any(|path| path.starts_with("formatted/stores")), "{listed:?}");
     }
 
@@ -294,12 +299,7 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let report = report();
         record(&store, &Fence::unlocked(report.date), &report).await.expect("records");
-        let listed: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
-            .await
-            .expect("lists")
-            .into_iter()
-            .map(|meta| meta.location.to_string())
-            .collect();
+        let listed = listed(&store).await;
         assert_eq!(listed, ["runs/2023-11-23/20231124T091201.118Z-3d9572b1.json"]);
     }
 

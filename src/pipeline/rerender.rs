@@ -10,11 +10,11 @@ use bytes::Bytes;
 use object_store::ObjectStore;
 
 use super::publish::{HTML, figures};
-use super::referentials::{LookupBuilder as _, StoreLookup};
+use super::referentials::{self, Stores};
 use super::{PipelineError, blocking, read_report};
 use crate::contract::schema::TRANSACTION_COLUMNS;
 use crate::contract::violation::RuleValue;
-use crate::contract::{IngestDate, ReferentialKind, paths};
+use crate::contract::{IngestDate, paths};
 use crate::parquet_io;
 use crate::quality;
 use crate::storage::blobs;
@@ -38,7 +38,10 @@ pub async fn rerender(
     let Some(report) = read_report(store, &report_path).await? else { return Ok(None) };
     let kept = decode_output(store, &paths::transactions(date), &report_path).await?;
     let rejects = decode_output(store, &paths::transaction_rejects(date), &report_path).await?;
-    let stats = figures(date, kept, rule_values(&rejects), stores_lookup(store).await?).await?;
+    // The report does not keep the stores the run used: the current copy's, and no copy gives
+    // stores without coordinates.
+    let stores = referentials::current_lookup::<Stores>(store).await?.unwrap_or_default();
+    let stats = figures(date, kept, rule_values(&rejects), Arc::new(stores)).await?;
     let daily_path = paths::store_daily(date);
     let store_daily = match blobs::get_optional(store, &daily_path).await? {
         Some(_) => None,
@@ -52,20 +55,6 @@ pub async fn rerender(
     let page_path = paths::quality_page(date);
     blobs::put_typed(store, &page_path, Bytes::from(quality::page::render(&report, &stats)), HTML).await?;
     Ok(Some(Rerendered { page: page_path.to_string(), store_daily }))
-}
-
-/// The stores lookup of the current stores copy (the report does not keep the sites the run
-/// used); no copy gives stores without coordinates.
-async fn stores_lookup(store: &Arc<dyn ObjectStore>) -> Result<Arc<StoreLookup>, PipelineError> {
-    let path = paths::referential(ReferentialKind::Stores);
-    let Some(bytes) = blobs::get_optional(store, &path).await? else { return Ok(Arc::default()) };
-    let subject = path.clone();
-    blocking("building a lookup from", subject, move || {
-        parquet_io::decode_each(bytes, &[], StoreLookup::with_capacity, |lookup, batch| lookup.add(&batch))
-            .map(|lookup| Arc::new(lookup.finish()))
-            .map_err(|source| PipelineError::parquet(&path, source))
-    })
-    .await?
 }
 
 async fn decode_output(

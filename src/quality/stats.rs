@@ -77,17 +77,8 @@ pub struct StoreSite {
     pub store_type: i32,
 }
 
-/// The stores of formatted stores batches (the stores schema), in row order; rows without an
-/// id are left out.
-pub fn store_sites(stores: &[RecordBatch]) -> Vec<StoreSite> {
-    let mut sites = Vec::new();
-    for batch in stores {
-        add_store_sites(batch, &mut sites);
-    }
-    sites
-}
-
-/// Appends the stores of one formatted stores batch to `sites`.
+/// Appends the stores of one formatted stores batch (the stores schema) to `sites`, in row
+/// order; rows without an id are left out.
 pub fn add_store_sites(batch: &RecordBatch, sites: &mut Vec<StoreSite>) {
     let ids = batch.column_by_name("id").and_then(|c| c.as_string_opt::<i32>());
     let lat = batch.column_by_name("latitude").and_then(|c| c.as_primitive_opt::<Float64Type>());

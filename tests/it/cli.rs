@@ -11,6 +11,15 @@ fn binary() -> Command {
     command
 }
 
+/// The stderr of a run that failed at start-up: exit code 2, one `error: ` line.
+fn one_line_error(output: &std::process::Output) -> String {
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
 fn store_with_fixtures() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for name in ["clients.csv", "stores.csv", "products.csv", "transactions_2023-11-23_9.csv"] {
@@ -39,10 +48,7 @@ fn an_unreachable_store_is_a_one_line_error_without_secrets() {
         .timeout(std::time::Duration::from_secs(120))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: "), "{stderr}");
+    let stderr = one_line_error(&output);
     assert!(!stderr.contains("U0VDUkVUS0VZU0VDUkVUS0VZ"), "{stderr}");
 }
 
@@ -56,9 +62,7 @@ fn a_missing_container_is_the_start_up_checks_one_line_even_with_the_first_date_
         .timeout(std::time::Duration::from_secs(120))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let stderr = one_line_error(&output);
     assert!(stderr.contains("the container does not exist"), "{stderr}");
     assert!(
         output.stdout.is_empty(),

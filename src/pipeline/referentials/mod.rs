@@ -433,11 +433,30 @@ fn lookup_stamp(etag: &str, rows: u64) -> String {
     format!("contract {CONTRACT_VERSION}; source etag {etag}; {rows} records")
 }
 
-/// Builds a lookup from the formatted copy, reading only the columns enrichment needs, batch by
-/// batch (the decoded text of 500,000 clients is never held at once).
+/// Builds a lookup from the formatted copy (which must be there).
 async fn decode_copy<R: Referential>(store: &Arc<dyn ObjectStore>) -> Result<R::Lookup, PipelineError> {
     let path = paths::referential(R::KIND);
     let bytes = blobs::get(store, &path, "read the formatted referential").await?;
+    lookup_from_copy::<R>(path, bytes).await
+}
+
+/// The lookup of the formatted copy as it stands now; `None` when there is no copy.
+pub async fn current_lookup<R: Referential>(
+    store: &Arc<dyn ObjectStore>,
+) -> Result<Option<R::Lookup>, PipelineError> {
+    let path = paths::referential(R::KIND);
+    match blobs::get_optional(store, &path).await? {
+        Some(bytes) => Ok(Some(lookup_from_copy::<R>(path, bytes).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Builds a lookup from a formatted copy's bytes, reading only the columns the lookup needs,
+/// batch by batch (the decoded text of 500,000 clients is never held at once).
+async fn lookup_from_copy<R: Referential>(
+    path: object_store::path::Path,
+    bytes: Bytes,
+) -> Result<R::Lookup, PipelineError> {
     let subject = path.clone();
     blocking("building a lookup from", subject, move || {
         let columns = <R::Lookup as Lookup>::COLUMNS;
