@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use super::html::{CSS, FLAGGED, KEPT, QUARANTINED, REJECTED, card, esc, grid, group, nice_ceiling};
 use super::stats::DateStats;
+use crate::contract::paths;
 use crate::contract::report::{ReferentialSource, RowCounts, RunReport};
 use crate::contract::rules::Warning;
 
@@ -84,9 +85,13 @@ pub fn render(report: &RunReport, stats: &DateStats) -> String {
     referentials(&mut html, report);
     html.push_str("</section>\n");
 
-    if !report.outputs.is_empty() {
+    // The page is not among its own published files: a run renders it before listing it, and
+    // a page made again from the stored report (which lists it) must read the same.
+    let page_path = paths::quality_page(date).to_string();
+    let outputs: Vec<_> = report.outputs.iter().filter(|output| output.path != page_path).collect();
+    if !outputs.is_empty() {
         html.push_str("<h2>Published files</h2>\n<section>\n<table id=\"outputs\">\n<tr><th>path</th><th class=\"n\">rows</th><th class=\"n\">bytes</th></tr>\n");
-        for output in &report.outputs {
+        for output in outputs {
             let _ = writeln!(
                 html,
                 "<tr><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",

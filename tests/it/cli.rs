@@ -1,6 +1,8 @@
 //! The `retail-ingest` command line as a user meets it: exit codes, one-line errors, summaries.
 
 use assert_cmd::Command;
+use futures::TryStreamExt as _;
+use object_store::ObjectStoreExt as _;
 use predicates::prelude::*;
 
 use crate::helpers::fixture;
@@ -69,6 +71,44 @@ fn a_missing_container_is_the_start_up_checks_one_line_even_with_the_first_date_
         "no date's outcome is printed: {}",
         String::from_utf8_lossy(&output.stdout)
     );
+}
+
+#[tokio::test]
+async fn a_store_that_takes_writes_but_refuses_listings_fails_the_check_and_publishes_nothing() {
+    // The check's listing is refused while the lock's PUT, beside it, is allowed: the check's
+    // line is the error, and at worst the date keeps a lock note that expires (no release).
+    let container = crate::azurite::unique_container("cli-no-list");
+    crate::azurite::create_container(&container);
+    let sas = crate::azurite::account_sas("sco", "rwdac");
+    let started = chrono::Utc::now();
+    let output = binary()
+        .args(["run", "--store", &format!("azure://{container}"), "--dates", "2023-11-23"])
+        .env(
+            "INGEST_STORAGE_CONNECTION_STRING",
+            format!("BlobEndpoint={};SharedAccessSignature={sas}", crate::azurite::blob_endpoint()),
+        )
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let stderr = one_line_error(&output);
+    assert!(stderr.contains("the credentials were refused"), "{stderr}");
+    assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
+    let owner = retail_ingest::storage::open(&crate::azurite::settings_for(
+        &container,
+        &crate::azurite::connection_string(),
+    ))
+    .unwrap();
+    let written: Vec<String> =
+        owner.list(None).map_ok(|meta| meta.location.to_string()).try_collect().await.unwrap();
+    assert!(written.iter().all(|name| name == "locks/2023-11-23.json"), "{written:?}");
+    if !written.is_empty() {
+        let lock = object_store::path::Path::from("locks/2023-11-23.json");
+        let note: serde_json::Value =
+            serde_json::from_slice(&owner.get(&lock).await.unwrap().bytes().await.unwrap()).unwrap();
+        let expires: chrono::DateTime<chrono::Utc> = note["expires_at"].as_str().unwrap().parse().unwrap();
+        assert!(expires <= started + chrono::Duration::seconds(121), "{note}");
+        assert_ne!(note["released"], true, "{note}");
+    }
 }
 
 #[test]
