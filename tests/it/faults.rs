@@ -517,6 +517,37 @@ async fn storage_stalling_halfway_through_publishing_leaves_no_report_and_the_re
 }
 
 #[tokio::test]
+async fn a_refused_runs_record_fails_the_run_but_the_date_stays_published_and_its_lock_is_released() {
+    let (name, direct) = container("faults-runs-record").await;
+    let proxy = Proxy::start().await;
+    let via_proxy = pipeline(&settings_via(&name, proxy.port));
+    let files = vec![(format!("transactions_{DAY}_9.csv"), hour_file(9, 50))];
+    for (file, text) in &files {
+        put(&direct, file, text.clone()).await;
+    }
+
+    // The `runs/` record goes beside the lock's release, after `_report.json`: storage refuses
+    // it (every retry too), and the release must still happen.
+    proxy.fail("PUT", "/runs/2023-11-23/", Fault::Busy, 1_000);
+    let error = run(&via_proxy, Trigger::Eot, false).await.expect_err("the run fails");
+    assert!(matches!(error, PipelineError::Storage { .. }), "{error}");
+    assert!(error.to_string().contains("runs/2023-11-23/"), "{error}");
+    proxy.recover();
+
+    // The date is published whole, and free at once (no wait for the lock's time-to-live).
+    let (published_report, kept, rejects) = published(&direct).await;
+    assert_eq!((kept, rejects), reference(&files).await);
+    assert!(lock_released(get(&direct, LOCK).await.as_deref()), "the lock is released");
+    assert!(list(&direct, "runs/2023-11-23/").await.is_empty(), "no record was written");
+
+    // The host's retry of the failed invocation finds the date unchanged, and records itself.
+    let retry = run(&via_proxy, Trigger::Eot, false).await.expect("the retry succeeds");
+    assert_eq!(retry.status, RunStatus::Unchanged);
+    assert_eq!(retry.published_run_id.as_deref(), Some(published_report.run_id.as_str()));
+    assert_eq!(list(&direct, "runs/2023-11-23/").await.len(), 1);
+}
+
+#[tokio::test]
 async fn transient_drops_and_throttling_are_retried_with_backoff_and_the_run_succeeds() {
     let (name, direct) = container("faults-transient").await;
     let files: Vec<(String, String)> =
