@@ -1,6 +1,6 @@
 //! Formatting a referential's source: its rows validated and cut into batches, each batch added
-//! to the lookup (on this thread) and encoded (on another), so that the formatted table is never
-//! held whole — only a batch or two and the encoded pages.
+//! to the lookup (on this thread) and encoded (on the others), so that the formatted table is
+//! never held whole — only a batch or two and the encoded pages.
 
 use arrow::array::{ArrayBuilder, RecordBatch};
 use arrow::datatypes::SchemaRef;
@@ -98,7 +98,7 @@ pub struct Invalid {
 }
 
 /// Formats a source ([`format`]) while its batches are added to the lookup and encoded on
-/// another thread. The lookup gives the report's ambiguous ids and serves the run's enrichment.
+/// other threads. The lookup gives the report's ambiguous ids and serves the run's enrichment.
 /// Blocks: call it from a blocking thread.
 pub fn format_and_encode<R: Referential>(
     bytes: bytes::Bytes,
