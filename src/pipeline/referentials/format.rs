@@ -110,8 +110,8 @@ pub fn format_and_encode<R: Referential>(
     let (sender, receiver) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
     let (read, table) = std::thread::scope(|scope| {
         let encoder = scope.spawn(move || {
-            // The columns of a batch on every core, beside this thread's parsing: the encoder is
-            // the longer of the two, and the parser blocks while the encoder is a batch behind.
+            // The columns of a batch on every core, beside this thread's parsing: on one thread
+            // the encoder was the slower of the two, and the parser waited on it a batch ahead.
             let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             let mut encoder = parquet_io::StreamEncoder::new(&R::Columns::schema(), threads)?;
             for batch in receiver {
