@@ -48,8 +48,8 @@ pub fn identifier_key(id: &str) -> Option<u64> {
         }
         value = value * 10 + u64::from(byte - b'0');
     }
-    for group in groups.chunks_exact(8) {
-        value = value * 100_000_000 + eight_digits(group.try_into().unwrap_or_default())?;
+    for &group in groups.as_chunks::<8>().0 {
+        value = value * 100_000_000 + eight_digits(group)?;
     }
     Some(key_of_digits(bytes.len(), value))
 }

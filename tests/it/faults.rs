@@ -516,15 +516,24 @@ async fn storage_stalling_halfway_through_publishing_leaves_no_report_and_the_re
     assert_eq!(list(&direct, "runs/2023-11-23/").await.len(), runs_before + 1);
 }
 
-#[tokio::test]
-async fn a_refused_runs_record_fails_the_run_but_the_date_stays_published_and_its_lock_is_released() {
-    let (name, direct) = container("faults-runs-record").await;
+/// A fresh container with the fixture referentials and one hour landed (read directly), and a
+/// pipeline that reaches it through a new fault proxy.
+async fn one_hour_through_a_proxy(
+    label: &str,
+) -> (Arc<dyn ObjectStore>, Proxy, Pipeline, Vec<(String, String)>) {
+    let (name, direct) = container(label).await;
     let proxy = Proxy::start().await;
     let via_proxy = pipeline(&settings_via(&name, proxy.port));
     let files = vec![(format!("transactions_{DAY}_9.csv"), hour_file(9, 50))];
     for (file, text) in &files {
         put(&direct, file, text.clone()).await;
     }
+    (direct, proxy, via_proxy, files)
+}
+
+#[tokio::test]
+async fn a_refused_runs_record_fails_the_run_but_the_date_stays_published_and_its_lock_is_released() {
+    let (direct, proxy, via_proxy, files) = one_hour_through_a_proxy("faults-runs-record").await;
 
     // The `runs/` record goes beside the lock's release, after `_report.json`: storage refuses
     // it (every retry too), and the release must still happen.
@@ -545,6 +554,30 @@ async fn a_refused_runs_record_fails_the_run_but_the_date_stays_published_and_it
     assert_eq!(retry.status, RunStatus::Unchanged);
     assert_eq!(retry.published_run_id.as_deref(), Some(published_report.run_id.as_str()));
     assert_eq!(list(&direct, "runs/2023-11-23/").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_referential_copy_refused_halfway_leaves_no_note_and_the_next_run_formats_it_again() {
+    let (direct, proxy, via_proxy, files) = one_hour_through_a_proxy("faults-copy").await;
+
+    // The clients lookup file goes beside the copy and its rejects; refused, the note that
+    // vouches for all three must stay unwritten, so no later run trusts a partial copy.
+    proxy.fail("PUT", "/formatted/clients/_lookup.bin", Fault::Busy, 1_000);
+    let error = run(&via_proxy, Trigger::Eot, false).await.expect_err("the run fails");
+    assert!(error.to_string().contains("formatted/clients/_lookup.bin"), "{error}");
+    proxy.recover();
+    assert!(get(&direct, "formatted/clients/_source.json").await.is_none(), "a note beside a partial copy");
+    assert!(get(&direct, REPORT).await.is_none(), "nothing was published");
+
+    let retry = run(&via_proxy, Trigger::Eot, false).await.expect("the retry succeeds");
+    assert_eq!(retry.status, RunStatus::Succeeded);
+    assert_eq!(
+        retry.referentials["clients"].source,
+        retail_ingest::contract::report::ReferentialSource::Fresh
+    );
+    assert!(get(&direct, "formatted/clients/_source.json").await.is_some());
+    let (_, kept, rejects) = published(&direct).await;
+    assert_eq!((kept, rejects), reference(&files).await);
 }
 
 #[tokio::test]
