@@ -125,16 +125,13 @@ mod tests {
     use std::time::Duration;
 
     use async_trait::async_trait;
-    use futures::stream::BoxStream;
     use object_store::memory::InMemory;
     use object_store::path::Path;
-    use object_store::{
-        CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectStoreExt,
-        PutMultipartOptions, PutOptions, PutPayload, PutResult,
-    };
+    use object_store::{GetOptions, GetResult, GetResultPayload, ObjectStoreExt, PutPayload};
     use tokio::sync::watch;
 
     use super::*;
+    use crate::storage::{Layer, Layered};
 
     /// A store whose bodies, but the one of `open`, are held back until `release` is called,
     /// and which counts the held bodies read to their end.
@@ -153,22 +150,11 @@ mod tests {
     }
 
     #[async_trait]
-    impl ObjectStore for HeldBodies {
-        async fn put_opts(
-            &self,
-            location: &Path,
-            payload: PutPayload,
-            opts: PutOptions,
-        ) -> object_store::Result<PutResult> {
-            self.inner.put_opts(location, payload, opts).await
+    impl Layer for HeldBodies {
+        fn inner(&self) -> &dyn ObjectStore {
+            &self.inner
         }
-        async fn put_multipart_opts(
-            &self,
-            location: &Path,
-            opts: PutMultipartOptions,
-        ) -> object_store::Result<Box<dyn MultipartUpload>> {
-            self.inner.put_multipart_opts(location, opts).await
-        }
+
         async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
             let mut result = self.inner.get_opts(location, options).await?;
             if *location == self.open {
@@ -190,21 +176,6 @@ mod tests {
             result.payload = GetResultPayload::Stream(held.boxed());
             Ok(result)
         }
-        fn delete_stream(
-            &self,
-            locations: BoxStream<'static, object_store::Result<Path>>,
-        ) -> BoxStream<'static, object_store::Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-            self.inner.list(prefix)
-        }
-        async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-            self.inner.list_with_delimiter(prefix).await
-        }
-        async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
-            self.inner.copy_opts(from, to, options).await
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,12 +185,12 @@ mod tests {
         for name in &names {
             inner.put(&Path::from(name.as_str()), PutPayload::from_static(b"a;b\n")).await.expect("put");
         }
-        let store = Arc::new(HeldBodies {
+        let store = Arc::new(Layered(HeldBodies {
             inner,
             open: Path::from(names[0].as_str()),
             released: watch::Sender::new(false),
             read_to_end: Arc::default(),
-        });
+        }));
         let mut files = Vec::new();
         for name in &names {
             let meta = store.head(&Path::from(name.as_str())).await.expect("head");
@@ -231,9 +202,9 @@ mod tests {
         assert_eq!(first.name, names[0]);
         // The later bodies may come only now, and the stream is not polled again: like a parser
         // busy with the first file, which asks for nothing meanwhile.
-        store.released.send_replace(true);
+        store.0.released.send_replace(true);
         let all_read = async {
-            while store.read_to_end.load(Ordering::SeqCst) < names.len() - 1 {
+            while store.0.read_to_end.load(Ordering::SeqCst) < names.len() - 1 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
         };

@@ -1,5 +1,5 @@
-//! A store that changes one or two calls of the store it wraps and passes every other call
-//! through, so that each wrapper states only what it changes.
+//! A store that changes a few calls of the store it wraps and passes every other call through,
+//! so that each wrapper states only what it changes.
 //!
 //! `ObjectStore` is a foreign trait, so the forwarding impl lives on a local newtype,
 //! [`Layered`], and a wrapper implements [`Layer`]: the store inside, and the calls it changes.
@@ -29,9 +29,38 @@ pub trait Layer: fmt::Debug + fmt::Display + Send + Sync + 'static {
         self.inner().put_opts(location, payload, opts).await
     }
 
+    /// A multipart upload.
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner().put_multipart_opts(location, opts).await
+    }
+
+    /// A read.
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.inner().get_opts(location, options).await
+    }
+
+    /// Reads of byte ranges: the wrapped store's own, not [`Layer::get_opts`] once a range.
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.inner().get_ranges(location, ranges).await
+    }
+
     /// Deletes (a SAS credential's single-blob deletes change them).
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         self.inner().delete_stream(locations)
+    }
+
+    /// A listing of one level.
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner().list_with_delimiter(prefix).await
+    }
+
+    /// A copy inside the store.
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner().copy_opts(from, to, options).await
     }
 }
 
@@ -56,15 +85,15 @@ impl<L: Layer> ObjectStore for Layered<L> {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> Result<Box<dyn MultipartUpload>> {
-        self.0.inner().put_multipart_opts(location, opts).await
+        self.0.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.0.inner().get_opts(location, options).await
+        self.0.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.0.inner().get_ranges(location, ranges).await
+        self.0.get_ranges(location, ranges).await
     }
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
@@ -84,10 +113,10 @@ impl<L: Layer> ObjectStore for Layered<L> {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.0.inner().list_with_delimiter(prefix).await
+        self.0.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.0.inner().copy_opts(from, to, options).await
+        self.0.copy_opts(from, to, options).await
     }
 }

@@ -19,8 +19,8 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult,
 };
 use retail_ingest::pipeline::{
     Cause, Pipeline, PipelineError, PipelineSettings, RunReport, RunRequest, RunStatus, Trigger,
@@ -289,7 +289,11 @@ impl std::fmt::Display for Hanging {
 }
 
 #[async_trait]
-impl ObjectStore for Hanging {
+impl storage::Layer for Hanging {
+    fn inner(&self) -> &dyn ObjectStore {
+        &*self.inner
+    }
+
     async fn put_opts(
         &self,
         location: &Path,
@@ -330,9 +334,6 @@ impl ObjectStore for Hanging {
             })
             .boxed()
     }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.gate.pass("GET", prefix.unwrap_or(&Path::from(""))).await;
         self.inner.list_with_delimiter(prefix).await
@@ -360,11 +361,18 @@ async fn a_write_hung_past_the_time_to_live_is_abandoned_on_a_local_directory() 
 async fn on_local_directory(stall: Stall) -> PipelineError {
     let store = TestStore::with_referentials().await;
     // Two stores on one directory, as two processes would have; the stale one hangs.
-    let hanging = Arc::new(Hanging::new(Arc::new(LocalStore::new(store.dir.path()).expect("store"))));
+    let hanging =
+        Arc::new(storage::Layered(Hanging::new(Arc::new(LocalStore::new(store.dir.path()).expect("store")))));
     let stale = Pipeline::new(Arc::clone(&hanging) as Arc<dyn ObjectStore>, settings());
     let fresh = Pipeline::new(Arc::clone(&store.store), settings());
-    a_stale_holder_leaves_the_date_to_the_run_that_took_it_over(stale, &fresh, &store.store, &*hanging, stall)
-        .await
+    a_stale_holder_leaves_the_date_to_the_run_that_took_it_over(
+        stale,
+        &fresh,
+        &store.store,
+        &hanging.0,
+        stall,
+    )
+    .await
 }
 
 /// A local directory on which another run's `_report.json` lands right before this run

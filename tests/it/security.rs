@@ -13,16 +13,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use futures::StreamExt as _;
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload, PutResult,
-};
+use object_store::{CopyOptions, ObjectMeta, ObjectStore, ObjectStoreExt as _};
 use retail_ingest::pipeline::{
     Cause, Pipeline, PipelineError, PipelineSettings, RunRequest, RunStatus, Trigger,
 };
+use retail_ingest::storage;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -507,31 +504,9 @@ impl fmt::Display for FaultyCopy {
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for FaultyCopy {
-    async fn put_opts(&self, p: &StorePath, b: PutPayload, o: PutOptions) -> object_store::Result<PutResult> {
-        self.inner.put_opts(p, b, o).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        p: &StorePath,
-        o: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(p, o).await
-    }
-    async fn get_opts(&self, p: &StorePath, o: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(p, o).await
-    }
-    fn delete_stream(
-        &self,
-        paths: BoxStream<'static, object_store::Result<StorePath>>,
-    ) -> BoxStream<'static, object_store::Result<StorePath>> {
-        self.inner.delete_stream(paths)
-    }
-    fn list(&self, p: Option<&StorePath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(p)
-    }
-    async fn list_with_delimiter(&self, p: Option<&StorePath>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(p).await
+impl storage::Layer for FaultyCopy {
+    fn inner(&self) -> &dyn ObjectStore {
+        &self.inner
     }
     async fn copy_opts(&self, from: &StorePath, to: &StorePath, o: CopyOptions) -> object_store::Result<()> {
         let fault = *self.fault.lock().expect("lock");
@@ -558,7 +533,8 @@ async fn quarantine_never_deletes_a_source_it_could_not_copy() {
     let name = "transactions_2023-11-23_8.csv";
     let invalid = b"transaction_id,client_id\n1,2\n".to_vec();
     for fault in [CopyFault::Fails, CopyFault::Corrupts, CopyFault::SourceChanges] {
-        let store = Arc::new(FaultyCopy { inner: InMemory::new(), fault: Mutex::new(Some(fault)) });
+        let store =
+            Arc::new(storage::Layered(FaultyCopy { inner: InMemory::new(), fault: Mutex::new(Some(fault)) }));
         for referential in ["clients.csv", "stores.csv", "products.csv"] {
             let bytes = std::fs::read(fixture("contract").join(referential)).expect("fixture");
             store.put(&StorePath::from(referential), bytes.into()).await.expect("put");
@@ -589,7 +565,7 @@ async fn quarantine_never_deletes_a_source_it_could_not_copy() {
         assert!(report.is_err(), "{fault:?}: nothing published");
 
         // Once copies work again, the retry judges the file (the new version, if it changed).
-        *store.fault.lock().expect("lock") = None;
+        *store.0.fault.lock().expect("lock") = None;
         let report = pipeline.run_date(request()).await.expect("the retry finishes");
         assert_eq!(report.status, RunStatus::Succeeded);
         let input = &report.inputs[0];
