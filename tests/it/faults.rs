@@ -1,6 +1,7 @@
-//! Storage faults on real Azurite, and concurrency. A loopback TCP proxy in front of Azurite
-//! reads each HTTP request line and, by rule, forwards it, drops the connection, stalls it, or
-//! answers 503 ServerBusy; the pipeline's Azure store points at the proxy with short timeouts.
+//! Storage faults on real Azurite (and one on a local directory), and concurrency. A loopback
+//! TCP proxy in front of Azurite reads each HTTP request line and, by rule, forwards it, drops
+//! the connection, stalls it, or answers 503 ServerBusy; the pipeline's Azure store points at
+//! the proxy with short timeouts.
 //!
 //! Proven here: a run cut between reading and publishing fails, shows nothing partial and
 //! leaves the previous output intact; a run cut halfway through publishing leaves the date
@@ -577,6 +578,82 @@ async fn a_referential_copy_refused_halfway_leaves_no_note_and_the_next_run_form
     );
     assert!(get(&direct, "formatted/clients/_source.json").await.is_some());
     let (_, kept, rejects) = published(&direct).await;
+    assert_eq!((kept, rejects), reference(&files).await);
+}
+
+/// A local directory that refuses every put of one path until [`RefusedPuts::recover`].
+#[derive(Debug)]
+struct RefusedPuts {
+    inner: storage::LocalStore,
+    path: &'static str,
+    refusing: std::sync::atomic::AtomicBool,
+}
+
+impl RefusedPuts {
+    fn recover(&self) {
+        self.refusing.store(false, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Display for RefusedPuts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (refusing {})", self.inner, self.path)
+    }
+}
+
+#[async_trait::async_trait]
+impl storage::Layer for RefusedPuts {
+    fn inner(&self) -> &dyn ObjectStore {
+        &self.inner
+    }
+
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        if self.refusing.load(Ordering::SeqCst) && location.as_ref() == self.path {
+            return Err(object_store::Error::Generic { store: "RefusedPuts", source: "refused".into() });
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+}
+
+#[tokio::test]
+async fn a_referential_copy_refused_halfway_on_a_local_directory_leaves_no_note_and_the_next_run_formats_it_again()
+ {
+    // Locally the copy, its rejects and the lookup file are each a temporary file renamed into
+    // place: with the lookup refused, its siblings may land, but the note must not.
+    let local = TestStore::with_referentials().await;
+    let files = vec![(format!("transactions_{DAY}_9.csv"), hour_file(9, 50))];
+    for (file, text) in &files {
+        local.put(file, text.clone()).await;
+    }
+    let refusing = Arc::new(storage::Layered(RefusedPuts {
+        inner: storage::LocalStore::new(local.dir.path()).expect("store"),
+        path: "formatted/clients/_lookup.bin",
+        refusing: true.into(),
+    }));
+    let settings = PipelineSettings { max_reject_ratio: 0.5, ..PipelineSettings::default() };
+    let pipeline = Pipeline::new(Arc::clone(&refusing) as Arc<dyn ObjectStore>, settings);
+
+    let error = run(&pipeline, Trigger::Eot, false).await.expect_err("the run fails");
+    assert!(error.to_string().contains("formatted/clients/_lookup.bin"), "{error}");
+    assert!(!local.exists("formatted/clients/_source.json").await, "a note beside a partial copy");
+    assert!(!local.exists(REPORT).await, "nothing was published");
+    assert!(local.lock_released(DAY).await, "the failed run let the date go");
+
+    refusing.0.recover();
+    let retry = run(&pipeline, Trigger::Eot, false).await.expect("the retry succeeds");
+    assert_eq!(retry.status, RunStatus::Succeeded);
+    assert_eq!(
+        retry.referentials["clients"].source,
+        retail_ingest::contract::report::ReferentialSource::Fresh
+    );
+    assert!(local.exists("formatted/clients/_source.json").await);
+    assert!(local.exists("formatted/clients/_lookup.bin").await);
+    let (_, kept, rejects) = published(&local.store).await;
     assert_eq!((kept, rejects), reference(&files).await);
 }
 
