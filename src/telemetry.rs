@@ -47,7 +47,10 @@ pub fn init(format: LogFormat, default_level: &str) {
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(!under_host && std::io::stderr().is_terminal())
-        .with_span_events(FmtSpan::CLOSE);
+        .with_span_events(FmtSpan::CLOSE)
+        // A line that cannot be written (a log pipe closed by `| head`) is dropped: reporting it
+        // on stderr, the default, panics when stderr is that pipe, ending a run that holds a lock.
+        .log_internal_errors(false);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

@@ -111,8 +111,13 @@ pub(super) fn parse_reject_ratio(value: &str) -> Result<f64, String> {
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> ExitCode {
-    // The CLI's summary already says what the warnings would; the handler logs for the host.
-    let level = if matches!(cli.command, Command::Serve(_)) { "info" } else { "error" };
+    // The CLI's summary already says what the warnings would, but for the date's lock (a run
+    // waiting for another, or taking over an abandoned lock); the handler logs for the host.
+    let level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "error,retail_ingest::pipeline::lock=warn"
+    };
     telemetry::init(LogFormat::from_env(), level);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

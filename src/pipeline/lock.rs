@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
@@ -183,6 +183,7 @@ impl DateLock {
         let path = paths::lock(date);
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
+        let mut said_waiting = false;
         loop {
             let attempt = Instant::now();
             let create = PutOptions::from(PutMode::Create);
@@ -213,6 +214,13 @@ impl DateLock {
                     }
                     Err(e) => return Err(BlobError::new("take over the date's lock", &path, e).into()),
                 }
+            }
+            if !said_waiting && !wait.is_zero() {
+                said_waiting = true;
+                let holder = note.as_ref().map(|note| note.run_id.as_str());
+                let until =
+                    note.as_ref().map(|note| note.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true));
+                tracing::warn!(%date, holder, until, "waiting for the date's lock: another run holds it");
             }
             if started.elapsed() >= wait {
                 return Err(PipelineError::Busy {

@@ -94,7 +94,7 @@ impl Locked<'_> {
         let (store, settings, date) = (&self.pipeline.store, &self.pipeline.settings, self.request.date);
         let (landing, notes) = tokio::join!(
             Landing::list(store, &settings.landing_prefix, date).instrument(info_span!("list", %date)),
-            Notes::read(store),
+            Notes::read(store, date),
         );
         let landing = landing?;
         let marker = self.request.marker.as_ref().map(|marker| MarkerCheck::of(marker, &landing));

@@ -134,6 +134,93 @@ fn a_successful_run_exits_0_and_prints_the_summary() {
         .stdout(predicate::str::contains("2023-11-23  unchanged"));
 }
 
+/// True when `locks/{day}.json` in `dir` says released.
+fn lock_released(dir: &std::path::Path, day: &str) -> bool {
+    let note = std::fs::read(dir.join(format!("locks/{day}.json"))).expect("a lock note");
+    crate::helpers::lock_released(Some(&note))
+}
+
+#[test]
+fn a_log_pipe_closed_mid_run_does_not_end_the_run_and_the_lock_is_released() {
+    // `RUST_LOG=info retail-ingest run ... 2>&1 >/dev/null | head -1`: the log's reader goes away
+    // after one line, and every later line meets a closed pipe.
+    let dir = store_with_fixtures();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("retail-ingest"))
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23"])
+        .env("RUST_LOG", "info")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    drop(child.stderr.take());
+    let status = child.wait().expect("waits");
+    assert_eq!(status.code(), Some(0), "the run ends as if its log were read");
+    assert!(lock_released(dir.path(), "2023-11-23"), "the date is free for the next run");
+    assert!(dir.path().join("formatted/transactions_2023-11-23/_report.json").is_file());
+}
+
+#[test]
+fn a_run_that_waits_for_another_runs_lock_says_so_and_takes_it_over_once_it_expires() {
+    let dir = store_with_fixtures();
+    // The note a run left when it died holding the lock, expiring shortly.
+    let expires_at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let note = serde_json::json!({
+        "run_id": "20231123T080000.000Z-deadbeef",
+        "expires_at": expires_at.to_rfc3339(),
+        "released": false,
+    });
+    std::fs::create_dir_all(dir.path().join("locks")).unwrap();
+    std::fs::write(dir.path().join("locks/2023-11-23.json"), note.to_string()).unwrap();
+
+    let output =
+        binary().args(["run", "--store"]).arg(dir.path()).args(["--dates", "2023-11-23"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let waiting =
+        stderr.lines().find(|line| line.contains("waiting for the date's lock")).unwrap_or_else(|| {
+            panic!("a run waiting on a lock says so on a terminal's default log level: {stderr}")
+        });
+    assert!(waiting.contains("20231123T080000.000Z-deadbeef"), "names the holder: {waiting}");
+    assert!(
+        waiting.contains(&expires_at.format("%Y-%m-%dT%H:%M:%S").to_string()),
+        "and until when: {waiting}"
+    );
+    assert!(stderr.contains("taking over an abandoned lock"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 2, "nothing else is logged: {stderr}");
+    assert!(String::from_utf8(output.stdout).unwrap().contains("2023-11-23  succeeded"));
+    assert!(lock_released(dir.path(), "2023-11-23"));
+}
+
+#[test]
+fn every_stage_span_of_a_run_carries_its_date_in_json_logs() {
+    // docs/observability.md's queries group the stages' close lines by `span.date`.
+    let dir = store_with_fixtures();
+    let output = binary()
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23"])
+        .env("RUST_LOG", "info")
+        .env("INGEST_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let closes: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("a JSON line"))
+        .filter(|line| line["message"] == "close")
+        .collect();
+    let stages: std::collections::BTreeSet<&str> =
+        closes.iter().filter_map(|line| line["span"]["name"].as_str()).collect();
+    assert_eq!(stages, ["list", "publish", "quality", "read", "referentials", "run_date"].into());
+    for line in &closes {
+        assert_eq!(line["span"]["date"], "2023-11-23", "{line}");
+    }
+}
+
 #[test]
 fn a_blocked_date_exits_1_and_json_reports_parse() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,7 +31,7 @@ use super::csv_file::{CsvRead, FileProblem};
 use super::landing::Landing;
 use super::{PipelineError, blocking};
 use crate::contract::report::{ReferentialReport, ReferentialSource, RuleCounts};
-use crate::contract::{CONTRACT_VERSION, ReferentialKind, paths};
+use crate::contract::{CONTRACT_VERSION, IngestDate, ReferentialKind, paths};
 use crate::parquet_io;
 use crate::storage::blobs;
 
@@ -168,11 +168,12 @@ pub struct Notes {
 }
 
 impl Notes {
-    /// The three notes, read at once; they do not depend on the listing, so a run reads them
-    /// while it lists.
-    pub async fn read(store: &Arc<dyn ObjectStore>) -> Result<Self, PipelineError> {
-        let read =
-            |kind| read_note(store, kind).instrument(info_span!("referentials", referential = kind.stem()));
+    /// The three notes, read at once; they do not depend on the listing, so a run of `date`
+    /// reads them while it lists.
+    pub async fn read(store: &Arc<dyn ObjectStore>, date: IngestDate) -> Result<Self, PipelineError> {
+        let read = |kind: ReferentialKind| {
+            read_note(store, kind).instrument(info_span!("referentials", %date, referential = kind.stem()))
+        };
         let (clients, stores, products) = tokio::try_join!(
             read(ReferentialKind::Clients),
             read(ReferentialKind::Stores),
@@ -530,7 +531,7 @@ mod tests {
     async fn prepared(store: &Arc<dyn ObjectStore>, run_id: &str) -> Prepared {
         let date = IngestDate::parse("2023-11-23").expect("a date");
         let landing = Landing::list(store, "", date).await.expect("lists");
-        let notes = Notes::read(store).await.expect("reads the notes");
+        let notes = Notes::read(store, date).await.expect("reads the notes");
         prepare(store, &landing, notes, 0.5, run_id).await.expect("prepares")
     }
 
