@@ -19,6 +19,7 @@ section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:12px 
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
 th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #eee;vertical-align:top}
 td.n,th.n{text-align:right}tr.total td{font-weight:600;border-top:2px solid #ccc}
+#files td:first-child{white-space:nowrap}#files td:last-child{overflow-wrap:anywhere}
 .status{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px}
 .ok{background:#2e7d32}.warn{background:#c62828}
 .offending{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:10px}

@@ -33,10 +33,12 @@ pub fn render(report: &RunReport, stats: &DateStats) -> String {
     );
 
     html.push_str("<div class=\"cards\" id=\"totals\">\n");
-    let missing = if report.missing_hours.is_empty() {
-        "none".to_owned()
-    } else {
-        report.missing_hours.iter().map(u8::to_string).collect::<Vec<_>>().join(", ")
+    // The card's figure is a count, like every other card's; the hours go in its label.
+    let missing_hours = report.missing_hours.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+    let missing_label = match report.missing_hours.len() {
+        0 => "missing hours".to_owned(),
+        1 => format!("missing hour: {missing_hours}"),
+        _ => format!("missing hours: {missing_hours}"),
     };
     for (key, label, value) in [
         ("rows", "rows read".to_owned(), group(totals.counts.rows)),
@@ -49,7 +51,7 @@ pub fn render(report: &RunReport, stats: &DateStats) -> String {
             group(totals.quarantined_rows),
         ),
         ("files", "files".to_owned(), group(totals.files)),
-        ("missing-hours", "missing hours".to_owned(), missing),
+        ("missing-hours", missing_label, group(report.missing_hours.len() as u64)),
     ] {
         card(&mut html, key, &label, &value);
     }

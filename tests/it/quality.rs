@@ -78,6 +78,13 @@ async fn the_pages_numbers_match_the_report_and_the_rows() {
     }
     assert_eq!(sum, totals.counts.kept);
     assert!(!report.missing_hours.is_empty(), "the fixtures lack hours 8, 11-20");
+    // The card counts the missing hours and names them; it does not show an hour as its figure.
+    let hours_text = report.missing_hours.iter().map(u8::to_string).collect::<Vec<_>>().join(", ");
+    let card = format!(
+        "data-total=\"missing-hours\"><b>{}</b><span>missing hours: {hours_text}</span>",
+        report.missing_hours.len()
+    );
+    assert!(html.contains(&card), "{card}");
 
     // Every rule of the report, with its count and kind; nothing else.
     let rules = attributes(&html, "class=\"rule\"");
@@ -354,4 +361,33 @@ async fn the_page_renders_in_headless_chromium_with_the_right_numbers() {
     let png = screenshot(profile.path(), window, &file, &shot);
     // A blank page compresses to a few kilobytes; charts, tables and text do not.
     assert!(png.len() > 60_000, "the screenshot is only {} bytes", png.len());
+}
+
+#[tokio::test]
+async fn a_long_quarantine_note_wraps_inside_the_files_table_and_file_names_stay_on_one_line() {
+    let Some(_) = chromium() else { return };
+    let store = TestStore::with_referentials().await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    // A header with commas: its reason names every column, and the note is one long line.
+    store
+        .put(
+            "transactions_2023-11-23_10.csv",
+            "transaction_id,client_id,date,hour,minute,product_id,quantity,store_id\n1,2,2023-11-23,10,0,5,1,10\n",
+        )
+        .await;
+    let report = store.run(DAY).await;
+    assert!(report.inputs.iter().any(|input| input.quarantined.is_some()), "{:?}", report.inputs);
+
+    let script = "const section = document.getElementById('files').closest('section').getBoundingClientRect();\
+        const table = document.getElementById('files').getBoundingClientRect();\
+        const lines = [...document.querySelectorAll('#files tr[data-file] td:first-child')].map(td => {\
+          const range = document.createRange(); range.selectNodeContents(td); return range.getClientRects().length;\
+        });\
+        return {overflow: table.right - section.right, lines};";
+    let profile = tempfile::tempdir().expect("profile dir");
+    let measured = measure(profile.path(), (900, 1600), &page(&store).await, script);
+    assert!(measured["overflow"].as_f64().expect("px") <= 0.0, "the table runs past its card: {measured}");
+    let lines = measured["lines"].as_array().expect("lines");
+    assert_eq!(lines.len(), 2);
+    assert!(lines.iter().all(|n| n == 1), "a file name wrapped: {measured}");
 }
