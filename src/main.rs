@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // Allocator candidates for the musl build (Cargo features; BENCHMARKS.md, "The shipped build").
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -15,8 +13,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     malloc_tunables::apply();
-    let cli = retail_ingest::cli::Cli::parse();
-    retail_ingest::cli::main(cli)
+    match retail_ingest::cli::Cli::from_args() {
+        Ok(cli) => retail_ingest::cli::main(cli),
+        Err(code) => code,
+    }
 }
 
 /// glibc's allocator set so that memory stays flat across the dates of one run: one arena,

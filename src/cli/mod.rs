@@ -31,6 +31,58 @@ pub struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// The command line of this process, or the exit code of a usage error, said on one line
+    /// of stderr (`--help` and `--version` print as clap prints them).
+    pub fn from_args() -> Result<Self, ExitCode> {
+        match Self::try_parse() {
+            Ok(cli) => Ok(cli),
+            Err(error) if !error.use_stderr() => {
+                let _ = error.print();
+                Err(ExitCode::SUCCESS)
+            }
+            Err(error)
+                if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+            {
+                let _ = error.print();
+                Err(ExitCode::from(2))
+            }
+            Err(error) => {
+                let args: Vec<String> = std::env::args().collect();
+                eprintln!("{}", usage_line(&error, &args));
+                Err(ExitCode::from(2))
+            }
+        }
+    }
+}
+
+/// clap's message as one line: its first paragraph (without the usage and the pointer to
+/// `--help`), naming the environment variable when the value it refuses came from there, not
+/// from the flag the message would otherwise name.
+fn usage_line(error: &clap::Error, args: &[String]) -> String {
+    use clap::CommandFactory as _;
+    use clap::error::{ContextKind, ContextValue};
+    let rendered = error.render().to_string();
+    let first = rendered.split("\n\n").next().unwrap_or_default();
+    let mut line = first.lines().map(str::trim).filter(|part| !part.is_empty()).collect::<Vec<_>>().join(" ");
+    if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) {
+        let long = arg.split_whitespace().next().unwrap_or_default().trim_start_matches("--");
+        let given = args.iter().any(|a| a.strip_prefix("--").and_then(|a| a.split('=').next()) == Some(long));
+        let command = Cli::command();
+        let variable = std::iter::once(&command)
+            .chain(command.get_subcommands())
+            .flat_map(clap::Command::get_arguments)
+            .filter(|candidate| candidate.get_long() == Some(long))
+            .filter_map(clap::Arg::get_env)
+            .find(|variable| !given && std::env::var_os(variable).is_some());
+        if let Some(variable) = variable {
+            let setting = format!("{} (the setting of --{long})", variable.to_string_lossy());
+            line = line.replacen(&format!("'{arg}'"), &setting, 1);
+        }
+    }
+    line
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Ingest dates from the landing container (default: today, UTC).

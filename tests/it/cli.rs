@@ -276,5 +276,37 @@ fn a_blank_reject_ratio_setting_means_the_default_and_a_bad_one_is_refused() {
             .assert()
     };
     run_with_ratio("").code(0).stdout(predicate::str::contains("2023-11-23  succeeded"));
-    run_with_ratio("1.5").code(2).stderr(predicate::str::contains("expected a share between 0 and 1"));
+    // An app setting the operator wrote, not a flag they passed: the line names the setting.
+    let refused = run_with_ratio("1.5").get_output().clone();
+    let stderr = one_line_error(&refused);
+    assert!(stderr.contains("expected a share between 0 and 1"), "{stderr}");
+    assert!(stderr.contains("INGEST_MAX_REJECT_RATIO (the setting of --max-reject-ratio)"), "{stderr}");
+    // The same value given as the flag is the flag's error.
+    let output = binary()
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23", "--max-reject-ratio", "1.5"])
+        .env("INGEST_MAX_REJECT_RATIO", "0.2")
+        .output()
+        .unwrap();
+    let stderr = one_line_error(&output);
+    assert!(
+        stderr.contains("'--max-reject-ratio <MAX_REJECT_RATIO>'") && !stderr.contains("INGEST_"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn usage_errors_are_one_line_and_help_is_whole() {
+    for args in [&["run", "--dates", "2023-13-01"][..], &["frob"], &["run", "--bogus"], &["run", "--store"]] {
+        let output = binary().args(args).output().unwrap();
+        let stderr = one_line_error(&output);
+        assert!(!stderr.contains("Usage:") && !stderr.contains("--help"), "{args:?}: {stderr}");
+    }
+    // No subcommand: the whole help, as clap prints it, and exit code 2.
+    let output = binary().output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("Usage: retail-ingest <COMMAND>") && stderr.contains("sweep"), "{stderr}");
+    binary().arg("--help").assert().code(0).stdout(predicate::str::contains("Commands:"));
 }
