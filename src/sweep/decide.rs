@@ -36,6 +36,10 @@ pub struct Facts<'a> {
     pub now: &'a Fingerprint,
     /// True when the date's end-of-transmission marker is present.
     pub marker: bool,
+    /// The files the marker present now lists, when the sweep read it (for a date whose latest
+    /// run is `incomplete`: a marker sent again may list other files); `None`: not read, or
+    /// unreadable, and the files the latest run found missing stand.
+    pub marker_lists: Option<&'a [String]>,
     /// Names of the date's files present or quarantined earlier.
     pub files: &'a [String],
 }
@@ -72,7 +76,8 @@ pub fn decide(facts: &Facts<'_>, deadline: &Deadline, now: DateTime<Utc>) -> Dec
             }
         }
         RunStatus::Incomplete => {
-            let missing = latest.missing_files.as_deref().unwrap_or_default();
+            let missing =
+                facts.marker_lists.unwrap_or_else(|| latest.missing_files.as_deref().unwrap_or_default());
             let still_missing: Vec<&str> =
                 missing.iter().filter(|name| !facts.files.contains(name)).map(String::as_str).collect();
             if still_missing.is_empty() {
@@ -152,6 +157,7 @@ mod tests {
     const DAY: &str = "2023-11-24";
     const H8: &str = "transactions_2023-11-24_8.csv";
     const H20: &str = "transactions_2023-11-24_20.csv";
+    const H9: &str = "transactions_2023-11-24_9.csv";
 
     fn deadline(ingest_without_marker: bool) -> Deadline {
         Deadline { time: NaiveTime::from_hms_opt(10, 0, 0).expect("a time"), ingest_without_marker }
@@ -202,6 +208,7 @@ mod tests {
         files: &'a [(&'a str, &'a str)],
         referentials: &'a [(&'a str, &'a str)],
         marker: bool,
+        marker_lists: Option<&'a [String]>,
         at: DateTime<Utc>,
         ingest_without_marker: bool,
     }
@@ -215,6 +222,7 @@ mod tests {
                 latest: self.latest.as_ref(),
                 now: &now,
                 marker: self.marker,
+                marker_lists: self.marker_lists,
                 files: &names,
             };
             decide(&facts, &deadline(self.ingest_without_marker), self.at)
@@ -227,6 +235,7 @@ mod tests {
             files,
             referentials: &[("clients", "c1")],
             marker: false,
+            marker_lists: None,
             at: after(),
             ingest_without_marker: false,
         }
@@ -284,6 +293,28 @@ mod tests {
         let mut marker_gone = case(Some(latest), &[(H8, "a"), (H20, "b")]);
         marker_gone.marker = false;
         assert_eq!(marker_gone.decide().cause, None, "no marker to retry");
+    }
+
+    #[test]
+    fn a_marker_sent_again_decides_by_what_it_lists_now() {
+        let mut latest = run(RunStatus::Incomplete, &[], &[]);
+        latest.missing_files = Some(vec![H20.to_owned()]);
+        // The retailer corrects the marker: the hour-20 file will never come.
+        let corrected = [H8.to_owned()];
+        let mut retried = case(Some(latest.clone()), &[(H8, "a")]);
+        retried.marker = true;
+        retried.marker_lists = Some(&corrected);
+        let decision = retried.decide();
+        assert_eq!((decision.state, decision.cause), (DateState::Incomplete, Some(Cause::MarkerRetry)));
+        // An empty marker lists every file present.
+        retried.marker_lists = Some(&[]);
+        assert_eq!(retried.decide().cause, Some(Cause::MarkerRetry));
+        // A marker sent again that lists a file still missing keeps the date late, naming it.
+        let other = [H8.to_owned(), H9.to_owned()];
+        retried.marker_lists = Some(&other);
+        let late = retried.decide();
+        assert_eq!((late.state, late.cause), (DateState::Late, None));
+        assert!(late.why.as_deref().is_some_and(|why| why.contains(H9) && !why.contains(H20)), "{late:?}");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! What the sweep knows of a window of dates: one listing of the landing container and of
 //! `error/`, the referential versions a run would use now (three notes, read once), the dates
 //! that have a published output (one listing of `formatted/`), and each date's latest run (one
-//! listing and one read per date). Each date is decided ([`super::decide`]) and given its
-//! overview entry.
+//! listing and one read per date), and the marker of a date whose latest run is `incomplete`
+//! (it may have been sent again, listing other files). Each date is decided
+//! ([`super::decide`]) and given its overview entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,11 +15,11 @@ use object_store::path::Path;
 
 use super::decide::{Deadline, Decision, Facts, decide};
 use crate::contract::overview::DateEntry;
-use crate::contract::report::RunReport;
-use crate::contract::{IngestDate, ReferentialKind, paths};
+use crate::contract::report::{RunReport, RunStatus};
+use crate::contract::{EotMarker, IngestDate, ReferentialKind, paths};
 use crate::pipeline::fingerprint::Fingerprint;
 use crate::pipeline::landing::Listing;
-use crate::pipeline::{PipelineError, latest_report, referentials};
+use crate::pipeline::{PipelineError, latest_report, read_marker, referentials};
 use crate::storage::BlobError;
 
 /// Dates whose latest run is read at once (one request each way on Azure).
@@ -71,6 +72,16 @@ pub async fn survey(
         .map(|date| async move {
             let landing = listing.landing(store, date).await?;
             let latest = latest_report(store, date).await?;
+            let marker_lists = match &latest {
+                Some(report) if report.status == RunStatus::Incomplete && landing.marker.is_some() => {
+                    match read_marker(store, prefix, date).await? {
+                        Some(Ok(EotMarker::Listed(names))) => Some(names),
+                        Some(Ok(EotMarker::Everything)) => Some(Vec::new()),
+                        Some(Err(_)) | None => None,
+                    }
+                }
+                _ => None,
+            };
             let now_seen = Fingerprint::of_versions(&landing, versions.clone());
             let files: Vec<String> = landing.files().map(|file| file.name.to_owned()).collect();
             let facts = Facts {
@@ -78,6 +89,7 @@ pub async fn survey(
                 latest: latest.as_ref(),
                 now: &now_seen,
                 marker: landing.marker.is_some(),
+                marker_lists: marker_lists.as_deref(),
                 files: &files,
             };
             let decision = decide(&facts, &deadline, now);

@@ -249,6 +249,33 @@ async fn a_listed_file_landing_late_is_retried_as_a_marker_run(backend: Backend)
 }
 on_both!(a_listed_file_landing_late_is_retried_as_a_marker_run: marker_retry_local, marker_retry_azurite);
 
+async fn a_marker_sent_again_without_a_file_that_never_comes_runs_the_date(backend: Backend) {
+    let store = store(&backend).await;
+    store.put(H8, file(8, 10, 15)).await;
+    store.put(&format!("eot_{DAY}.txt"), format!("{H8}\n{H20}\n")).await;
+    let incomplete = store.run_with(DAY, false, Some(marker(&[H8, H20]))).await;
+    assert_eq!(incomplete.status, RunStatus::Incomplete);
+    let swept = sweep(&store, AFTER, &[]).await;
+    assert_eq!((swept.causes().len(), swept.day()["state"].as_str()), (0, Some("late")));
+
+    // The retailer says the hour-20 file will not come: a corrected marker (its event lost).
+    store.put(&format!("eot_{DAY}.txt"), format!("{H8}\n")).await;
+    let swept = sweep(&store, AFTER, &[]).await;
+    assert_eq!(swept.causes(), [(DAY.to_owned(), "marker_retry".to_owned())]);
+    let run = &swept.runs[0];
+    assert_eq!(
+        (run["status"].as_str(), run["missing_files"].clone()),
+        (Some("succeeded"), serde_json::json!([]))
+    );
+    assert_eq!((swept.day()["state"].as_str(), swept.code), (Some("published"), 0));
+    assert_same_as_a_fresh_run(&store).await;
+    assert_idle(&store, AFTER).await;
+}
+on_both!(
+    a_marker_sent_again_without_a_file_that_never_comes_runs_the_date: corrected_marker_local,
+    corrected_marker_azurite
+);
+
 async fn a_marker_whose_event_was_lost_is_run(backend: Backend) {
     let store = store(&backend).await;
     store.put(H8, file(8, 10, 15)).await;
