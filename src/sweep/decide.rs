@@ -301,7 +301,7 @@ mod tests {
         latest.missing_files = Some(vec![H20.to_owned()]);
         // The retailer corrects the marker: the hour-20 file will never come.
         let corrected = [H8.to_owned()];
-        let mut retried = case(Some(latest.clone()), &[(H8, "a")]);
+        let mut retried = case(Some(latest), &[(H8, "a")]);
         retried.marker = true;
         retried.marker_lists = Some(&corrected);
         let decision = retried.decide();
