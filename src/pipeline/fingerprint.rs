@@ -125,6 +125,7 @@ mod tests {
         Landing {
             date: date(),
             referentials: BTreeMap::new(),
+            quarantined_referentials: Default::default(),
             transactions: present
                 .iter()
                 .map(|&(name, etag, size)| {

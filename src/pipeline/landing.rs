@@ -30,6 +30,8 @@ pub struct Listing {
     pub unrecognized: Vec<String>,
     /// Quarantine notes of transaction files (`error/{name}.error.json`), by date.
     quarantine_notes: BTreeMap<IngestDate, Vec<(TransactionFileName, Path)>>,
+    /// Referentials with a quarantine note (`error/clients.csv.error.json`, …).
+    pub quarantined_referentials: BTreeSet<ReferentialKind>,
 }
 
 impl Listing {
@@ -69,9 +71,13 @@ impl Listing {
         }
         listing.unrecognized.sort();
         for meta in quarantine.objects {
-            let name = meta.location.filename().and_then(|n| n.strip_suffix(".error.json"));
-            if let Some(file) = name.and_then(TransactionFileName::parse) {
+            let Some(name) = meta.location.filename().and_then(|n| n.strip_suffix(".error.json")) else {
+                continue;
+            };
+            if let Some(file) = TransactionFileName::parse(name) {
                 listing.quarantine_notes.entry(file.date).or_default().push((file, meta.location));
+            } else if let LandingBlob::Referential(kind) = LandingBlob::classify(name) {
+                listing.quarantined_referentials.insert(kind);
             }
         }
         Ok(listing)
@@ -117,6 +123,7 @@ impl Listing {
         Ok(Landing {
             date,
             referentials: self.referentials.clone(),
+            quarantined_referentials: self.quarantined_referentials.clone(),
             transactions,
             unrecognized,
             earlier_quarantined: earlier_quarantined.into_iter().map(|(_, note)| note).collect(),
@@ -139,6 +146,8 @@ pub struct Landing {
     pub date: IngestDate,
     /// Referential blobs present.
     pub referentials: BTreeMap<ReferentialKind, ObjectMeta>,
+    /// Referentials with a quarantine note in `error/`.
+    pub quarantined_referentials: BTreeSet<ReferentialKind>,
     /// The date's transaction files present, ordered by hour, then name.
     pub transactions: Vec<(TransactionFileName, ObjectMeta)>,
     /// Unrecognized `transactions*` names that belong to this date or to no date.
@@ -259,6 +268,7 @@ mod tests {
             [ReferentialKind::Clients, ReferentialKind::Stores]
         );
         assert_eq!(listing.unrecognized, ["transactions.csv", "transactions_2023-11-23_24.csv"]);
+        assert_eq!(listing.quarantined_referentials, [ReferentialKind::Clients].into(), "its note in error/");
 
         let first = listing.landing(&store, date("2023-11-23")).await.expect("a view");
         let names: Vec<&str> = first.files().map(|file| file.name).collect();

@@ -235,6 +235,7 @@ mod tests {
         let landing = Landing {
             date: IngestDate::parse("2023-11-23").expect("a date"),
             referentials: Default::default(),
+            quarantined_referentials: Default::default(),
             transactions: ["transactions_2023-11-23_8.csv", "transactions_2023-11-23_10.csv"]
                 .iter()
                 .map(|name| {

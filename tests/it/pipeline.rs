@@ -684,10 +684,18 @@ async fn an_invalid_referential_is_quarantined_and_the_last_good_copy_used() {
         report.totals.counts.flags, first.totals.counts.flags,
         "the fallback gives the same enrichment"
     );
-    // Absent now: still the fallback.
+    // Quarantined, so no longer landing: still the fallback, and the reason says where it went.
+    let later = store.run_with(DAY, true, None).await;
+    assert_eq!(later.referentials["stores"].source, ReferentialSource::Fallback);
+    let reason = later.referentials["stores"].reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with("stores.csv is quarantined (error/stores.csv.error.json says why"),
+        "{reason}"
+    );
+    // Once its note is gone too, the file is simply absent.
+    store.delete("error/stores.csv.error.json").await;
     let absent = store.run_with(DAY, true, None).await;
-    assert_eq!(absent.referentials["stores"].source, ReferentialSource::Fallback);
-    assert!(absent.referentials["stores"].reason.as_deref().unwrap().contains("absent"));
+    assert_eq!(absent.referentials["stores"].reason.as_deref(), Some("stores.csv is absent"));
 }
 
 #[tokio::test]

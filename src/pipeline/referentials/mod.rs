@@ -242,7 +242,7 @@ async fn prepare_one<R: Referential>(
 ) -> Result<Readiness<R>, PipelineError> {
     let (date, kind) = (landing.date, R::KIND);
     let source = landing.referentials.get(&kind);
-    match plan(kind, source, note) {
+    match plan(kind, source, landing.quarantined_referentials.contains(&kind), note) {
         Plan::Ready(readiness) => Ok(readiness),
         Plan::Format(changed) => {
             let span = info_span!("referentials", %date, referential = kind.stem());
@@ -271,10 +271,21 @@ struct Changed {
 fn plan<R: Referential>(
     kind: ReferentialKind,
     source: Option<&ObjectMeta>,
+    quarantined: bool,
     note: Option<SourceNote>,
 ) -> Plan<R> {
     let Some(meta) = source else {
-        return Plan::Ready(fallback(note, format!("{} is absent", kind.file_name())));
+        // Absent because a run quarantined it: say so, and where its note says why.
+        let reason = if quarantined {
+            let note_path = paths::quarantine_note(kind.file_name());
+            format!(
+                "{} is quarantined ({note_path} says why; `retail-ingest quarantine list`)",
+                kind.file_name()
+            )
+        } else {
+            format!("{} is absent", kind.file_name())
+        };
+        return Plan::Ready(fallback(note, reason));
     };
     match note {
         Some(note) if is_current(&note, meta) => Plan::Ready(Readiness::Usable(Version {
