@@ -111,9 +111,16 @@ fn span(overview: &Overview) -> Option<(NaiveDate, NaiveDate)> {
     Some((first, last))
 }
 
-/// `23`, or `1 Dec` on the first of a month and on the window's first day.
+/// `23`; `1 Dec` on the first of a month; with the year (`31 Dec 2022`, `1 Jan 2023`) on the
+/// window's first day and on the first of January, so that a window across years reads right.
 fn day_label(day: NaiveDate, first: bool) -> String {
-    if first || day.day() == 1 { day.format("%-d %b").to_string() } else { day.day().to_string() }
+    if first || day.ordinal() == 1 {
+        day.format("%-d %b %Y").to_string()
+    } else if day.day() == 1 {
+        day.format("%-d %b").to_string()
+    } else {
+        day.day().to_string()
+    }
 }
 
 fn day_cell(
@@ -246,4 +253,18 @@ fn tooltip(entry: &DateEntry) -> String {
 pub(super) fn href(entry: &DateEntry) -> Option<String> {
     let page = entry.page.as_deref()?;
     Some(page.strip_prefix("formatted/").map_or_else(|| format!("../{page}"), str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_labels_carry_the_month_on_its_first_and_the_year_where_a_window_starts_or_a_year_does() {
+        let day = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a date");
+        assert_eq!(day_label(day("2022-12-31"), true), "31 Dec 2022");
+        assert_eq!(day_label(day("2023-01-01"), false), "1 Jan 2023");
+        assert_eq!(day_label(day("2023-02-01"), false), "1 Feb");
+        assert_eq!(day_label(day("2023-02-02"), false), "2");
+    }
 }

@@ -503,7 +503,9 @@ mod tests {
         wanted.extend((2..7).map(|weekday| ("1".to_owned(), weekday.to_string())));
         assert_eq!(outside, wanted, "Mon 27 and Tue 28 Nov, Wed 6 to Sun 10 Dec");
         assert!(
-            html.contains(">29 Nov</text>") && html.contains(">1 Dec</text>") && html.contains(">30</text>")
+            html.contains(">29 Nov 2023</text>")
+                && html.contains(">1 Dec</text>")
+                && html.contains(">30</text>")
         );
         assert!(html.contains(">6</text>"), "days outside the window keep their number");
     }
