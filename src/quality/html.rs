@@ -12,7 +12,7 @@ body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#
 main{max-width:1000px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:14px 0 4px}
 .meta{color:#555;margin:0 0 16px}
-section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:12px 16px;margin:12px 0}
+section{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:12px 16px;margin:12px 0;overflow-x:auto}
 .cards{display:flex;flex-wrap:wrap;gap:10px}
 .card{background:#fff;border:1px solid #e1e4e8;border-radius:6px;padding:8px 14px;min-width:110px}
 .card b{display:block;font-size:20px}.card span{color:#555;font-size:12px}
@@ -25,7 +25,7 @@ td.n,th.n{text-align:right}tr.total td{font-weight:600;border-top:2px solid #ccc
 .offending{display:grid;grid-template-columns:repeat(auto-fill,minmax(290px,1fr));gap:10px}
 .offending div{border:1px solid #eee;border-radius:4px;padding:6px 8px}
 .note{color:#555;font-size:13px}
-svg{display:block;width:100%;height:auto;font-family:inherit}
+svg{display:block;width:100%;min-width:640px;height:auto;font-family:inherit}
 svg text{font-size:11px;fill:#333}
 code{font-size:12px;background:#f0f0f0;padding:0 3px;border-radius:3px}
 ";
