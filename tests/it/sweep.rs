@@ -221,12 +221,34 @@ fn marker(names: &[&str]) -> EotMarker {
     EotMarker::Listed(names.iter().map(|n| (*n).to_owned()).collect())
 }
 
-async fn a_listed_file_landing_late_is_retried_as_a_marker_run(backend: Backend) {
-    let store = store(&backend).await;
+/// The hour-8 file landed, and a marker run of a marker listing hours 8 and 20 ended
+/// `incomplete`.
+async fn incomplete_without_hour_20(backend: &Backend) -> TestStore {
+    let store = store(backend).await;
     store.put(H8, file(8, 10, 15)).await;
     store.put(&format!("eot_{DAY}.txt"), format!("{H8}\n{H20}\n")).await;
     let incomplete = store.run_with(DAY, false, Some(marker(&[H8, H20]))).await;
     assert_eq!(incomplete.status, RunStatus::Incomplete);
+    store
+}
+
+/// The sweep's one run was the date's marker run, it published the date whole, and a second
+/// sweep causes nothing.
+async fn assert_marker_retry_published(store: &TestStore, swept: &Swept) {
+    assert_eq!(swept.causes(), [(DAY.to_owned(), "marker_retry".to_owned())]);
+    let run = &swept.runs[0];
+    assert_eq!(
+        (run["status"].as_str(), run["missing_files"].clone()),
+        (Some("succeeded"), serde_json::json!([]))
+    );
+    assert_eq!(run["unlisted"], serde_json::json!([]), "a marker run: the marker was read");
+    assert_eq!((swept.day()["state"].as_str(), swept.code), (Some("published"), 0));
+    assert_same_as_a_fresh_run(store).await;
+    assert_idle(store, AFTER).await;
+}
+
+async fn a_listed_file_landing_late_is_retried_as_a_marker_run(backend: Backend) {
+    let store = incomplete_without_hour_20(&backend).await;
     // Still missing: before the deadline the date is incomplete, after it late; nothing runs.
     let swept = sweep(&store, BEFORE, &[]).await;
     assert_eq!((swept.causes().len(), swept.day()["state"].as_str(), swept.code), (0, Some("incomplete"), 1));
@@ -236,40 +258,19 @@ async fn a_listed_file_landing_late_is_retried_as_a_marker_run(backend: Backend)
 
     store.put(H20, file(20, 1000, 14)).await;
     let swept = sweep(&store, AFTER, &[]).await;
-    assert_eq!(swept.causes(), [(DAY.to_owned(), "marker_retry".to_owned())]);
-    let run = &swept.runs[0];
-    assert_eq!(
-        (run["status"].as_str(), run["missing_files"].clone()),
-        (Some("succeeded"), serde_json::json!([]))
-    );
-    assert_eq!(run["unlisted"], serde_json::json!([]), "a marker run: the marker was read");
-    assert_eq!((swept.day()["state"].as_str(), swept.code), (Some("published"), 0));
-    assert_same_as_a_fresh_run(&store).await;
-    assert_idle(&store, AFTER).await;
+    assert_marker_retry_published(&store, &swept).await;
 }
 on_both!(a_listed_file_landing_late_is_retried_as_a_marker_run: marker_retry_local, marker_retry_azurite);
 
 async fn a_marker_sent_again_without_a_file_that_never_comes_runs_the_date(backend: Backend) {
-    let store = store(&backend).await;
-    store.put(H8, file(8, 10, 15)).await;
-    store.put(&format!("eot_{DAY}.txt"), format!("{H8}\n{H20}\n")).await;
-    let incomplete = store.run_with(DAY, false, Some(marker(&[H8, H20]))).await;
-    assert_eq!(incomplete.status, RunStatus::Incomplete);
+    let store = incomplete_without_hour_20(&backend).await;
     let swept = sweep(&store, AFTER, &[]).await;
     assert_eq!((swept.causes().len(), swept.day()["state"].as_str()), (0, Some("late")));
 
     // The retailer says the hour-20 file will not come: a corrected marker (its event lost).
     store.put(&format!("eot_{DAY}.txt"), format!("{H8}\n")).await;
     let swept = sweep(&store, AFTER, &[]).await;
-    assert_eq!(swept.causes(), [(DAY.to_owned(), "marker_retry".to_owned())]);
-    let run = &swept.runs[0];
-    assert_eq!(
-        (run["status"].as_str(), run["missing_files"].clone()),
-        (Some("succeeded"), serde_json::json!([]))
-    );
-    assert_eq!((swept.day()["state"].as_str(), swept.code), (Some("published"), 0));
-    assert_same_as_a_fresh_run(&store).await;
-    assert_idle(&store, AFTER).await;
+    assert_marker_retry_published(&store, &swept).await;
 }
 on_both!(
     a_marker_sent_again_without_a_file_that_never_comes_runs_the_date: corrected_marker_local,
