@@ -131,6 +131,10 @@ impl StoreArgs {
 
 #[derive(Debug, Args)]
 struct ServeArgs {
+    /// The store, as for every command (under the Functions host: the app settings
+    /// INGEST_STORE or INGEST_CONTAINER). Env: INGEST_STORE. Default: ./ingest-store.
+    #[arg(long, value_name = "DIR|azure://CONTAINER")]
+    store: Option<String>,
     /// Port to listen on. Default: $FUNCTIONS_CUSTOMHANDLER_PORT, else 3000.
     #[arg(long)]
     port: Option<u16>,
@@ -198,6 +202,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Quarantine(command) => quarantine::quarantine(command).await,
         Command::Serve(args) => {
             let options = crate::functions::ServeOptions {
+                store: args.store,
                 port: args.port,
                 bind: args.bind,
                 api_key: crate::functions::api_key_from_env(),

@@ -69,6 +69,8 @@ pub const WRAPPED_BODY_LIMIT: usize = 256 * 1024 * 1024;
 /// How to run the handler.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
+    /// The CLI's `--store`, which wins over the app settings (`INGEST_STORE`, `INGEST_CONTAINER`).
+    pub store: Option<String>,
     /// The port; `None` reads [`PORT_VAR`], and falls back to [`DEFAULT_PORT`].
     pub port: Option<u16>,
     /// The address to bind: loopback, where the host calls.
@@ -85,6 +87,7 @@ pub struct ServeOptions {
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
+            store: None,
             port: None,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             api_key: None,
@@ -95,15 +98,17 @@ impl Default for ServeOptions {
 }
 
 /// Runs the custom handler until SIGTERM or SIGINT, then drains: in-flight invocations and runs
-/// finish before this returns. The store comes from the app settings
-/// ([`crate::storage::StoreSettings::from_env`]).
+/// finish before this returns. The store comes from `--store` or the app settings
+/// ([`crate::storage::StoreSettings::from_lookup`]).
 pub async fn serve(options: ServeOptions) -> anyhow::Result<()> {
     let port = match options.port {
         Some(port) => port,
         None => port_from_env()?,
     };
     let api_key = required_key(options.bind, options.api_key)?;
-    let settings = crate::storage::StoreSettings::from_env().context("cannot read the storage settings")?;
+    let settings =
+        crate::storage::StoreSettings::from_lookup(options.store.as_deref(), |name| std::env::var(name).ok())
+            .context("cannot read the storage settings")?;
     let store = crate::storage::open(&settings).context("cannot open the store")?;
     let pipeline = Arc::new(Pipeline::new(Arc::clone(&store), options.pipeline));
     let address = SocketAddr::new(options.bind, port);

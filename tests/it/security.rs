@@ -111,6 +111,23 @@ fn serve_with(
 }
 
 #[test]
+fn serve_takes_its_store_from_the_flag_over_the_environment() {
+    let (from_env, from_flag) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let port = free_port();
+    let flag = from_flag.path().display().to_string();
+    let mut child = serve_with(&["--store", &flag], &[], port, from_env.path(), Stdio::piped());
+    // The start line, read as it comes (it follows the bind that `serve_with` waited for).
+    let log = std::io::BufReader::new(child.stderr.take().expect("the log"));
+    let listening = std::io::BufRead::lines(log)
+        .map(|line| line.expect("a log line"))
+        .find(|line| line.contains("custom handler listening"))
+        .expect("the start line");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert!(listening.contains(&format!("local directory {flag}")), "{listening}");
+}
+
+#[test]
 fn standalone_serve_binds_loopback_unless_told_otherwise() {
     assert!(retail_ingest::functions::ServeOptions::default().bind.is_loopback());
     let store = tempfile::tempdir().expect("dir");
