@@ -39,7 +39,7 @@ use std::time::Duration;
 use object_store::ObjectStore;
 
 pub use crate::contract::report::{Cause, RunReport, RunStatus, Trigger};
-pub use marker::read_marker;
+pub use marker::{MarkerCheck, read_marker};
 pub use referentials::{EAN_CHECK_DIGIT, SourceNote};
 pub use rerender::{Rerendered, rerender};
 

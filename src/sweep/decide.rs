@@ -36,10 +36,11 @@ pub struct Facts<'a> {
     pub now: &'a Fingerprint,
     /// True when the date's end-of-transmission marker is present.
     pub marker: bool,
-    /// The files the marker present now lists, when the sweep read it (for a date whose latest
-    /// run is `incomplete`: a marker sent again may list other files); `None`: not read, or
-    /// unreadable, and the files the latest run found missing stand.
-    pub marker_lists: Option<&'a [String]>,
+    /// The files the marker present now lists that are missing, as a run of it would find
+    /// them, when the sweep read it (for a date whose latest run is `incomplete`: a marker sent
+    /// again may list other files); `None`: not read, or unreadable, and the files the latest
+    /// run found missing stand.
+    pub marker_missing: Option<&'a [String]>,
     /// Names of the date's files present or quarantined earlier.
     pub files: &'a [String],
 }
@@ -76,10 +77,13 @@ pub fn decide(facts: &Facts<'_>, deadline: &Deadline, now: DateTime<Utc>) -> Dec
             }
         }
         RunStatus::Incomplete => {
-            let missing =
-                facts.marker_lists.unwrap_or_else(|| latest.missing_files.as_deref().unwrap_or_default());
-            let still_missing: Vec<&str> =
-                missing.iter().filter(|name| !facts.files.contains(name)).map(String::as_str).collect();
+            let still_missing: Vec<&str> = match facts.marker_missing {
+                Some(missing) => missing.iter().map(String::as_str).collect(),
+                None => {
+                    let missing = latest.missing_files.as_deref().unwrap_or_default();
+                    missing.iter().filter(|name| !facts.files.contains(name)).map(String::as_str).collect()
+                }
+            };
             if still_missing.is_empty() {
                 if facts.marker {
                     return Decision::new(DateState::Incomplete, Some(Cause::MarkerRetry), None);
@@ -208,7 +212,7 @@ mod tests {
         files: &'a [(&'a str, &'a str)],
         referentials: &'a [(&'a str, &'a str)],
         marker: bool,
-        marker_lists: Option<&'a [String]>,
+        marker_missing: Option<&'a [String]>,
         at: DateTime<Utc>,
         ingest_without_marker: bool,
     }
@@ -222,7 +226,7 @@ mod tests {
                 latest: self.latest.as_ref(),
                 now: &now,
                 marker: self.marker,
-                marker_lists: self.marker_lists,
+                marker_missing: self.marker_missing,
                 files: &names,
             };
             decide(&facts, &deadline(self.ingest_without_marker), self.at)
@@ -235,7 +239,7 @@ mod tests {
             files,
             referentials: &[("clients", "c1")],
             marker: false,
-            marker_lists: None,
+            marker_missing: None,
             at: after(),
             ingest_without_marker: false,
         }
@@ -296,22 +300,19 @@ mod tests {
     }
 
     #[test]
-    fn a_marker_sent_again_decides_by_what_it_lists_now() {
+    fn a_marker_sent_again_decides_by_what_it_misses_now() {
         let mut latest = run(RunStatus::Incomplete, &[], &[]);
         latest.missing_files = Some(vec![H20.to_owned()]);
-        // The retailer corrects the marker: the hour-20 file will never come.
-        let corrected = [H8.to_owned()];
+        // The retailer corrects the marker: the hour-20 file will never come, and it lists
+        // nothing that is missing.
         let mut retried = case(Some(latest), &[(H8, "a")]);
         retried.marker = true;
-        retried.marker_lists = Some(&corrected);
+        retried.marker_missing = Some(&[]);
         let decision = retried.decide();
         assert_eq!((decision.state, decision.cause), (DateState::Incomplete, Some(Cause::MarkerRetry)));
-        // An empty marker lists every file present.
-        retried.marker_lists = Some(&[]);
-        assert_eq!(retried.decide().cause, Some(Cause::MarkerRetry));
         // A marker sent again that lists a file still missing keeps the date late, naming it.
-        let other = [H8.to_owned(), H9.to_owned()];
-        retried.marker_lists = Some(&other);
+        let other = [H9.to_owned()];
+        retried.marker_missing = Some(&other);
         let late = retried.decide();
         assert_eq!((late.state, late.cause), (DateState::Late, None));
         assert!(late.why.as_deref().is_some_and(|why| why.contains(H9) && !why.contains(H20)), "{late:?}");

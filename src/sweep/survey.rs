@@ -16,10 +16,10 @@ use object_store::path::Path;
 use super::decide::{Deadline, Decision, Facts, decide};
 use crate::contract::overview::DateEntry;
 use crate::contract::report::{RunReport, RunStatus};
-use crate::contract::{EotMarker, IngestDate, ReferentialKind, paths};
+use crate::contract::{IngestDate, ReferentialKind, paths};
 use crate::pipeline::fingerprint::Fingerprint;
 use crate::pipeline::landing::Listing;
-use crate::pipeline::{PipelineError, latest_report, read_marker, referentials};
+use crate::pipeline::{MarkerCheck, PipelineError, latest_report, read_marker, referentials};
 use crate::storage::BlobError;
 
 /// Dates whose latest run is read at once (one request each way on Azure).
@@ -72,11 +72,11 @@ pub async fn survey(
         .map(|date| async move {
             let landing = listing.landing(store, date).await?;
             let latest = latest_report(store, date).await?;
-            let marker_lists = match &latest {
+            // What a marker run would find missing now (the run's own check).
+            let marker_missing = match &latest {
                 Some(report) if report.status == RunStatus::Incomplete && landing.marker.is_some() => {
                     match read_marker(store, prefix, date).await? {
-                        Some(Ok(EotMarker::Listed(names))) => Some(names),
-                        Some(Ok(EotMarker::Everything)) => Some(Vec::new()),
+                        Some(Ok(marker)) => Some(MarkerCheck::of(&marker, &landing).missing),
                         Some(Err(_)) | None => None,
                     }
                 }
@@ -89,7 +89,7 @@ pub async fn survey(
                 latest: latest.as_ref(),
                 now: &now_seen,
                 marker: landing.marker.is_some(),
-                marker_lists: marker_lists.as_deref(),
+                marker_missing: marker_missing.as_deref(),
                 files: &files,
             };
             let decision = decide(&facts, &deadline, now);
