@@ -49,8 +49,12 @@ const MAX_ROW_GROUP_ROWS: usize = 1 << 20;
 /// order, so the bytes are exactly those of a single-threaded `ArrowWriter` with the same
 /// properties, whatever the thread count. Call it from a blocking thread: it blocks.
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes, ParquetError> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    encode_with_threads(schema, batches, threads)
+    encode_with_threads(schema, batches, every_core())
+}
+
+/// The threads of an encode that has the machine: one per core.
+pub fn every_core() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 fn properties(schema: &SchemaRef) -> Result<WriterProperties, ParquetError> {

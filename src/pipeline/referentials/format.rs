@@ -112,8 +112,8 @@ pub fn format_and_encode<R: Referential>(
         let encoder = scope.spawn(move || {
             // The columns of a batch on every core, beside this thread's parsing: on one thread
             // the encoder was the slower of the two, and the parser waited on it a batch ahead.
-            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-            let mut encoder = parquet_io::StreamEncoder::new(&R::Columns::schema(), threads)?;
+            let mut encoder =
+                parquet_io::StreamEncoder::new(&R::Columns::schema(), parquet_io::every_core())?;
             for batch in receiver {
                 encoder.write(std::slice::from_ref(&batch))?;
             }
