@@ -281,19 +281,22 @@ fn a_blank_reject_ratio_setting_means_the_default_and_a_bad_one_is_refused() {
     let stderr = one_line_error(&refused);
     assert!(stderr.contains("expected a share between 0 and 1"), "{stderr}");
     assert!(stderr.contains("INGEST_MAX_REJECT_RATIO (the setting of --max-reject-ratio)"), "{stderr}");
-    // The same value given as the flag is the flag's error.
-    let output = binary()
-        .args(["run", "--store"])
-        .arg(dir.path())
-        .args(["--dates", "2023-11-23", "--max-reject-ratio", "1.5"])
-        .env("INGEST_MAX_REJECT_RATIO", "0.2")
-        .output()
-        .unwrap();
-    let stderr = one_line_error(&output);
-    assert!(
-        stderr.contains("'--max-reject-ratio <MAX_REJECT_RATIO>'") && !stderr.contains("INGEST_"),
-        "{stderr}"
-    );
+    // The same value given as the flag (either way of writing it) is the flag's error.
+    for flag in [&["--max-reject-ratio", "1.5"][..], &["--max-reject-ratio=1.5"]] {
+        let output = binary()
+            .args(["run", "--store"])
+            .arg(dir.path())
+            .args(["--dates", "2023-11-23"])
+            .args(flag)
+            .env("INGEST_MAX_REJECT_RATIO", "0.2")
+            .output()
+            .unwrap();
+        let stderr = one_line_error(&output);
+        assert!(
+            stderr.contains("'--max-reject-ratio <MAX_REJECT_RATIO>'") && !stderr.contains("INGEST_"),
+            "{flag:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

@@ -732,6 +732,16 @@ async fn a_referential_with_too_many_rejects_and_no_good_copy_blocks_the_date() 
     assert!(reason.contains("stores.csv") && reason.contains("no formatted copy"), "{reason}");
     assert_eq!(store.json("error/stores.csv.error.json").await["rule"], "max_reject_ratio");
     assert!(!store.exists(TX).await && !store.exists(REPORT).await);
+    // The next run finds the file gone to quarantine, not merely absent, and says where.
+    let again = store.run_with(DAY, true, None).await;
+    assert_eq!(again.status, RunStatus::Blocked);
+    assert_eq!(
+        again.reason.as_deref(),
+        Some(
+            "stores.csv is quarantined (error/stores.csv.error.json says why; `retail-ingest quarantine list`) \
+             and no formatted copy exists"
+        )
+    );
 }
 
 #[tokio::test]
