@@ -128,7 +128,9 @@ pub struct Overview {
     pub from: IngestDate,
     /// The last date of the window (today, in UTC, for a sweep).
     pub to: IngestDate,
-    /// The time of the next day by which a date's files and marker are due (UTC).
+    /// The time of the next day by which a date's files and marker are due (UTC), written
+    /// `HH:MM` like the setting (`HH:MM:SS` only when it has seconds).
+    #[serde(with = "time_of_day")]
     pub deadline: NaiveTime,
     /// Whether a date without marker is ingested past its deadline.
     pub ingest_without_marker: bool,
@@ -140,5 +142,56 @@ impl Overview {
     /// The dates that need a person, in date order.
     pub fn needing_attention(&self) -> impl Iterator<Item = &DateEntry> {
         self.dates.iter().filter(|entry| entry.needs_attention)
+    }
+}
+
+/// A time of day as the settings write it: `HH:MM`, or `HH:MM:SS` when it has seconds.
+mod time_of_day {
+    use chrono::{NaiveTime, Timelike};
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(time: &NaiveTime, serializer: S) -> Result<S::Ok, S::Error> {
+        let format = if time.second() == 0 { "%H:%M" } else { "%H:%M:%S" };
+        serializer.collect_str(&time.format(format))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        NaiveTime::parse_from_str(&text, "%H:%M")
+            .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M:%S"))
+            .map_err(|_| D::Error::custom(format!("expected a time of day HH:MM, got {text:?}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overview_at(deadline: NaiveTime) -> Overview {
+        let date: IngestDate = "2024-02-28".parse().expect("a date");
+        Overview {
+            contract_version: 2,
+            generated_at: DateTime::UNIX_EPOCH,
+            from: date,
+            to: date,
+            deadline,
+            ingest_without_marker: false,
+            dates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_deadline_is_written_as_the_setting_is_and_read_back() {
+        for (time, written) in [((10, 0, 0), "10:00"), ((7, 30, 15), "07:30:15")] {
+            let deadline = NaiveTime::from_hms_opt(time.0, time.1, time.2).expect("a time");
+            let json = serde_json::to_value(overview_at(deadline)).expect("serialises");
+            assert_eq!(json["deadline"], written);
+            let back: Overview = serde_json::from_value(json).expect("reads back");
+            assert_eq!(back.deadline, deadline);
+        }
+        let earlier = r#"{"contract_version":2,"generated_at":"1970-01-01T00:00:00Z","from":"2024-02-28",
+            "to":"2024-02-28","deadline":"10:00:00","ingest_without_marker":false,"dates":[]}"#;
+        let read: Overview = serde_json::from_str(earlier).expect("an earlier overview reads");
+        assert_eq!(read.deadline, NaiveTime::from_hms_opt(10, 0, 0).expect("a time"));
     }
 }
