@@ -87,6 +87,14 @@ pub fn quarantine_note(name: &str) -> Path {
     Path::from(format!("error/{name}.error.json"))
 }
 
+/// `error/{name}.released.json`: the version of it a person released.
+pub fn release_note(name: &str) -> Path {
+    Path::from(format!("error/{name}{RELEASE_NOTE_SUFFIX}"))
+}
+
+/// What a release note's name adds to the file's.
+pub const RELEASE_NOTE_SUFFIX: &str = ".released.json";
+
 /// `locks/{date}.json`: held while a run of the date is under way.
 pub fn lock(date: IngestDate) -> Path {
     Path::from(format!("locks/{date}.json"))

@@ -45,6 +45,32 @@ pub struct OriginalBlob {
     pub size: u64,
 }
 
+/// The content of `error/{name}.released.json`: a person released this version of a file
+/// quarantined by `max_reject_ratio`, so runs keep it whatever share of its rows they reject
+/// (its rejected rows go to the rejects). Another version of the name is judged afresh.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseNote {
+    /// The file's name in the landing container.
+    pub file: String,
+    /// The ETag of the version put back into the landing container.
+    pub etag: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Why it had been quarantined (the quarantine note's reason).
+    pub quarantined_for: String,
+    /// When it was released.
+    pub released_at: chrono::DateTime<Utc>,
+}
+
+impl ReleaseNote {
+    /// True when `etag` and `size` are the released version's. Azure quotes an ETag in a
+    /// response header and not in a listing, so quotes do not count.
+    pub fn is_version(&self, etag: Option<&str>, size: u64) -> bool {
+        let unquoted = |etag: &str| etag.trim_matches('"').to_owned();
+        size == self.size && etag.is_some_and(|etag| unquoted(etag) == unquoted(&self.etag))
+    }
+}
+
 #[cfg(test)]
 impl QuarantineNote {
     /// The note an earlier run left for `name` (an invalid header, one row), for other modules'

@@ -12,6 +12,10 @@ use crate::contract::file::{decode_text, match_header};
 use crate::contract::names::shorten;
 use crate::contract::violation::{Malformation, Violation};
 
+/// The rule of a file with too many rejected rows: the one a person can overrule by releasing
+/// the file (`retail-ingest quarantine release`).
+pub const MAX_REJECT_RATIO_RULE: &str = "max_reject_ratio";
+
 /// Why a file is invalid as a whole, with what its `error.json` needs.
 #[derive(Debug, Clone)]
 pub struct FileProblem {
@@ -195,7 +199,7 @@ pub fn read_csv_rows<const N: usize>(
     let rejected = rejects.len() as u64;
     if rows > 0 && rejected as f64 > max_reject_ratio * rows as f64 {
         return Err(FileProblem {
-            rule: "max_reject_ratio",
+            rule: MAX_REJECT_RATIO_RULE,
             reason: format!(
                 "{rejected} of {rows} rows rejected ({:.1} %), more than max_reject_ratio {} %",
                 100.0 * rejected as f64 / rows as f64,

@@ -135,6 +135,7 @@ mod tests {
             unrecognized: Vec::new(),
             earlier_quarantined: quarantined.iter().map(note).collect(),
             marker: None,
+            released: Default::default(),
         }
     }
 

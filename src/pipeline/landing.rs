@@ -13,8 +13,8 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
 
 use super::PipelineError;
-use crate::contract::quarantine::QuarantineNote;
-use crate::contract::{IngestDate, LandingBlob, ReferentialKind, TransactionFileName};
+use crate::contract::quarantine::{QuarantineNote, ReleaseNote};
+use crate::contract::{IngestDate, LandingBlob, ReferentialKind, TransactionFileName, paths};
 use crate::storage::{BlobError, blobs};
 
 /// The landing container and `error/`, listed once, every blob classified.
@@ -32,6 +32,8 @@ pub struct Listing {
     quarantine_notes: BTreeMap<IngestDate, Vec<(TransactionFileName, Path)>>,
     /// Referentials with a quarantine note (`error/clients.csv.error.json`, …).
     pub quarantined_referentials: BTreeSet<ReferentialKind>,
+    /// Files whose present version a person released (`error/{name}.released.json`).
+    released: BTreeSet<String>,
 }
 
 impl Listing {
@@ -70,17 +72,44 @@ impl Listing {
             files.sort_by(|(a, _), (b, _)| (a.hour, &a.name).cmp(&(b.hour, &b.name)));
         }
         listing.unrecognized.sort();
+        let mut release_notes = Vec::new();
         for meta in quarantine.objects {
-            let Some(name) = meta.location.filename().and_then(|n| n.strip_suffix(".error.json")) else {
+            let Some(file_name) = meta.location.filename() else { continue };
+            if let Some(name) = file_name.strip_suffix(paths::RELEASE_NOTE_SUFFIX) {
+                release_notes.push((name.to_owned(), meta.location));
                 continue;
-            };
+            }
+            let Some(name) = file_name.strip_suffix(".error.json") else { continue };
             if let Some(file) = TransactionFileName::parse(name) {
                 listing.quarantine_notes.entry(file.date).or_default().push((file, meta.location));
             } else if let LandingBlob::Referential(kind) = LandingBlob::classify(name) {
                 listing.quarantined_referentials.insert(kind);
             }
         }
+        for (name, path) in release_notes {
+            let Some(present) = listing.present(&name) else { continue };
+            let Some(bytes) = blobs::get_optional(store, &path).await? else { continue };
+            match serde_json::from_slice::<ReleaseNote>(&bytes) {
+                Ok(note) if note.is_version(present.e_tag.as_deref(), present.size) => {
+                    listing.released.insert(name);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%path, %error, "unreadable release note ignored"),
+            }
+        }
         Ok(listing)
+    }
+
+    /// The blob of a landing file name, when it is present.
+    fn present(&self, name: &str) -> Option<&ObjectMeta> {
+        match LandingBlob::classify(name) {
+            LandingBlob::Referential(kind) => self.referentials.get(&kind),
+            LandingBlob::Transactions(file) => {
+                let files = self.transactions.get(&file.date)?;
+                files.iter().find(|(present, _)| present.name == name).map(|(_, meta)| meta)
+            }
+            _ => None,
+        }
     }
 
     /// Dates with a transaction file present, a marker, or a file quarantined earlier.
@@ -128,6 +157,7 @@ impl Listing {
             unrecognized,
             earlier_quarantined: earlier_quarantined.into_iter().map(|(_, note)| note).collect(),
             marker: self.markers.get(&date).cloned(),
+            released: self.released.clone(),
         })
     }
 }
@@ -156,6 +186,9 @@ pub struct Landing {
     pub earlier_quarantined: Vec<QuarantineNote>,
     /// The date's end-of-transmission marker, if present.
     pub marker: Option<ObjectMeta>,
+    /// Files whose present version a person released: kept whatever share of their rows is
+    /// rejected.
+    pub released: BTreeSet<String>,
 }
 
 /// One transaction file of a date, present or quarantined by an earlier run: what identifies
@@ -175,6 +208,12 @@ pub struct LandedFile<'a> {
 }
 
 impl Landing {
+    /// The share of rejected rows above which the file `name` is quarantined: none for a
+    /// version a person released.
+    pub fn max_reject_ratio_of(&self, name: &str, setting: f64) -> f64 {
+        if self.released.contains(name) { 1.0 } else { setting }
+    }
+
     /// Lists what lands for one date.
     pub async fn list(
         store: &Arc<dyn ObjectStore>,

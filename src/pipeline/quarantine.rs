@@ -16,11 +16,11 @@ use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::Serialize;
 
-use super::csv_file::FileProblem;
+use super::csv_file::{FileProblem, MAX_REJECT_RATIO_RULE};
 use super::lock::DateLock;
 use super::{PipelineError, PipelineSettings};
 use crate::contract::names::shorten;
-use crate::contract::quarantine::{OriginalBlob, QuarantineNote};
+use crate::contract::quarantine::{OriginalBlob, QuarantineNote, ReleaseNote};
 use crate::contract::report::QuarantineReport;
 use crate::contract::{IngestDate, LandingBlob, TransactionFileName, paths};
 use crate::storage::{BlobError, blobs};
@@ -373,6 +373,20 @@ async fn release_held(
     };
     if blobs::get(store, &landing, "verify the released copy").await? != bytes {
         return Err(ReleaseError::CopyMismatch { landing: landing.to_string(), copy: copy_path.to_string() });
+    }
+    // A person overrules the ratio for this version: runs keep it from now on, whatever the
+    // setting. Written before the quarantine note goes, so that no run sees the file back
+    // without it.
+    if note.rule == MAX_REJECT_RATIO_RULE {
+        let release = ReleaseNote {
+            file: name.to_owned(),
+            etag: put.e_tag.clone().unwrap_or_default(),
+            size: bytes.len() as u64,
+            quarantined_for: note.reason.clone(),
+            released_at: Utc::now(),
+        };
+        let json = serde_json::to_vec_pretty(&release).expect("a release note serialises");
+        blobs::put(store, &paths::release_note(name), Bytes::from(json)).await?;
     }
     // The note goes before the copy: a process that dies in between leaves an unreferenced
     // copy (overwritten by the next quarantine of that name), never a note naming bytes that

@@ -54,15 +54,21 @@ pub async fn parse_files(
     // Azure, a page-cache copy locally), within a memory budget.
     let ahead = fetch_ahead(landing.transactions.iter().map(|(_, meta)| meta.size).max().unwrap_or(0));
     let fetched = fetch_in_order(store, landing.transactions.iter().cloned(), parallelism + ahead);
-    let parsing = fetched.map(|fetched| async move {
-        let (file, meta, bytes) = fetched?;
-        let subject = meta.location.clone();
-        blocking("validating", subject, move || {
-            let read = transactions::parse_file(&file, &bytes, max_reject_ratio);
-            let judged = matches!(read, Parsed::Invalid(_)).then_some(bytes);
-            ReadFile { file, meta, read, judged }
-        })
-        .await
+    let parsing = fetched.map(|fetched| {
+        let max_reject_ratio = match &fetched {
+            Ok((file, _, _)) => landing.max_reject_ratio_of(&file.name, max_reject_ratio),
+            Err(_) => max_reject_ratio,
+        };
+        async move {
+            let (file, meta, bytes) = fetched?;
+            let subject = meta.location.clone();
+            blocking("validating", subject, move || {
+                let read = transactions::parse_file(&file, &bytes, max_reject_ratio);
+                let judged = matches!(read, Parsed::Invalid(_)).then_some(bytes);
+                ReadFile { file, meta, read, judged }
+            })
+            .await
+        }
     });
     let mut parsed = join_ordered(parsing, parallelism).await?;
     // Duplicates need only the transaction ids: flagged here, while the lookups may still load.

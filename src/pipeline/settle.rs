@@ -252,6 +252,7 @@ mod tests {
             unrecognized: Vec::new(),
             earlier_quarantined: Vec::new(),
             marker: None,
+            released: Default::default(),
         };
         assert_eq!(missing_hours(&landing, Some((8, 11))), [9, 11]);
         assert_eq!(missing_hours(&landing, None), Vec::<u8>::new());

@@ -127,30 +127,64 @@ async fn list_and_release_round_trip_on_azurite() {
     list_release_and_run_again(TestStore::azurite("quarantine")).await;
 }
 
-#[tokio::test]
-async fn a_file_released_after_raising_the_reject_ratio_is_ingested() {
-    let mut store = TestStore::with_referentials().await;
+/// (rows, kept, rejected, quarantined files) of a run.
+fn counts(report: &retail_ingest::pipeline::RunReport) -> (u64, u64, u64, u64) {
+    let totals = &report.totals;
+    (totals.counts.rows, totals.counts.kept, totals.counts.rejected_rows, totals.quarantined_files)
+}
+
+/// A file quarantined for `max_reject_ratio` and released is kept by every later run at the
+/// ratio in force (the release is remembered for that version); another version of the name is
+/// judged afresh.
+async fn a_released_version_is_kept_whatever_its_reject_ratio(mut store: TestStore) {
+    store = store.and_referentials().await;
     let name = "transactions_2023-11-23_9.csv";
+    let release_note = "error/transactions_2023-11-23_9.csv.released.json";
     let bytes = std::fs::read(fixture("hostile").join("too_many_rejects.csv")).expect("fixture");
     store.put(name, bytes.clone()).await;
     let first = store.run(DAY).await;
-    assert_eq!(first.totals.quarantined_rows, 3, "{first:?}");
-    quarantine::release(&store.store, "", name).await.expect("released");
-    store.settings.max_reject_ratio = 1.0;
-    let report = store.run(DAY).await;
-    assert_accounting(&report);
-    assert_eq!(
-        (
-            report.totals.counts.rows,
-            report.totals.counts.kept,
-            report.totals.counts.rejected_rows,
-            report.totals.quarantined_files
-        ),
-        (3, 1, 2, 0),
-        "{report:?}"
+    assert_eq!((first.totals.quarantined_files, first.totals.quarantined_rows), (1, 3), "{first:?}");
+    assert!(!store.exists(release_note).await, "a quarantine alone releases nothing");
+
+    let released = quarantine::release(&store.store, "", name).await.expect("released");
+    assert_eq!(released.rule, "max_reject_ratio");
+    let note = store.json(release_note).await;
+    assert_eq!((note["file"].as_str(), note["size"].as_u64()), (Some(name), Some(bytes.len() as u64)));
+    assert!(
+        note["quarantined_for"].as_str().is_some_and(|why| why.contains("2 of 3 rows rejected")),
+        "{note}"
     );
-    assert_eq!(store.get(name).await.expect("stays in landing"), bytes.as_slice());
-    assert!(snapshot(&store).await.keys().all(|path| !path.starts_with("error/")));
+
+    // The ratio stays at its default: the released version is kept, by this run and by a
+    // forced one after it, its bad rows in the rejects.
+    assert!(store.settings.max_reject_ratio < 0.5);
+    for force in [false, true] {
+        let report = store.run_with(DAY, force, None).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{report:?}");
+        assert_accounting(&report);
+        assert_eq!(counts(&report), (3, 1, 2, 0), "force {force}: {report:?}");
+        assert_eq!(store.get(name).await.expect("stays in landing"), bytes.as_slice());
+    }
+    assert!(!store.exists("error/transactions_2023-11-23_9.csv").await);
+
+    // The retailer sends another version, as bad: that one was released by nobody.
+    let mut other = bytes.clone();
+    other.extend_from_slice(b"4;100;2023-11-23;9;99;500;3;10\n");
+    store.put(name, other).await;
+    let again = store.run(DAY).await;
+    assert_accounting(&again);
+    assert_eq!((again.totals.quarantined_files, again.totals.quarantined_rows), (1, 4), "{again:?}");
+    assert!(store.exists("error/transactions_2023-11-23_9.csv.error.json").await);
+}
+
+#[tokio::test]
+async fn a_released_version_is_kept_whatever_its_reject_ratio_on_a_local_directory() {
+    a_released_version_is_kept_whatever_its_reject_ratio(TestStore::new()).await;
+}
+
+#[tokio::test]
+async fn a_released_version_is_kept_whatever_its_reject_ratio_on_azurite() {
+    a_released_version_is_kept_whatever_its_reject_ratio(TestStore::azurite("released")).await;
 }
 
 #[tokio::test]

@@ -245,6 +245,7 @@ async fn prepare_one<R: Referential>(
     match plan(kind, source, landing.quarantined_referentials.contains(&kind), note) {
         Plan::Ready(readiness) => Ok(readiness),
         Plan::Format(changed) => {
+            let max_reject_ratio = landing.max_reject_ratio_of(kind.file_name(), max_reject_ratio);
             let span = info_span!("referentials", %date, referential = kind.stem());
             format_source::<R>(store, changed, max_reject_ratio, run_id).instrument(span).await
         }
