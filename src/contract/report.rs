@@ -242,6 +242,10 @@ pub struct InputReport {
 /// Why and where a file was quarantined.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QuarantineReport {
+    /// The rule that made the file invalid: `not_utf8`, `no_header`, `invalid_header`,
+    /// `max_reject_ratio` (empty in a report written before the key existed).
+    #[serde(default)]
+    pub rule: String,
     /// What is wrong, in one sentence.
     pub reason: String,
     /// Where the file now is (`error/{name}`).

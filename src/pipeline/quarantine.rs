@@ -75,6 +75,7 @@ pub(crate) async fn quarantine(
     store.delete(source).await.map_err(|e| BlobError::new("delete the quarantined original", source, e))?;
     tracing::warn!(file = name, rule = problem.rule, reason = %problem.reason, "file quarantined");
     Ok(QuarantineReport {
+        rule: problem.rule.to_owned(),
         reason: problem.reason.clone(),
         path: target.to_string(),
         error_file: note_path.to_string(),

@@ -77,6 +77,7 @@ pub async fn settle(
             hour: crate::contract::TransactionFileName::parse(&note.file).map_or(0, |f| f.hour),
             counts: RowCounts { rows: note.rows, ..RowCounts::default() },
             quarantined: Some(QuarantineReport {
+                rule: note.rule.clone(),
                 reason: note.reason.clone(),
                 path: note.quarantined_path.clone(),
                 error_file: paths::quarantine_note(&note.file).to_string(),

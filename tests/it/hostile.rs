@@ -99,6 +99,7 @@ async fn check_file_case(case: &Value) -> Vec<String> {
             expect(false, format!("not quarantined: {input:?}"));
             return errors;
         };
+        expect(q.rule == rule, format!("the report's rule {:?} instead of {rule}", q.rule));
         expect(q.reason.contains(reason), format!("reason {:?} lacks {reason:?}", q.reason));
         expect(
             (input.counts.rows, input.counts.kept, input.counts.rejected_rows) == (rows, 0, 0),

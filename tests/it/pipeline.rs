@@ -223,7 +223,9 @@ async fn file_level_failures_quarantine_with_a_precise_error_file() {
     let report = store.run(DAY).await;
     let input = report.inputs.iter().find(|i| i.name.ends_with("_15.csv")).unwrap();
     assert!(input.quarantined.as_ref().unwrap().reason.contains("unexpected column(s) 'note'"));
-    // Files quarantined by the earlier run are still accounted for.
+    assert_eq!(input.quarantined.as_ref().unwrap().rule, "invalid_header");
+    // Files quarantined by the earlier run are still accounted for, with their rule.
+    assert!(report.inputs.iter().all(|i| i.quarantined.as_ref().is_some_and(|q| !q.rule.is_empty())));
     assert_eq!(report.totals.quarantined_files, 7);
     assert!(
         report.inputs.iter().filter(|i| i.name != "transactions_2023-11-23_15.csv").all(|i| i
