@@ -169,6 +169,9 @@ pub fn read_csv_rows<const N: usize>(
     let mut first_errors = FirstErrors::default();
     let mut errors = RowErrors::default();
     let mut rows = 0u64;
+    // An unclosed quote makes the rest of the file one record; its lines count for the ratio
+    // as the rows they would have been, or one stray quote would let a whole file through.
+    let mut unclosed: Option<(u64, u64)> = None;
     let in_order = positions.iter().enumerate().all(|(column, &position)| column == position);
     while let Some((record, plain)) = tokenizer.next_record_unsplit(&mut fields) {
         rows += 1;
@@ -179,6 +182,9 @@ pub fn read_csv_rows<const N: usize>(
             split_plain(record.raw, &mut fields);
         }
         errors.clear();
+        if record.quoting == Quoting::Unclosed {
+            unclosed = Some((record.line, line_breaks(record.raw)));
+        }
         if record.quoting != Quoting::Sound || fields.len() != N {
             errors.push(Violation::Malformed(match record.quoting {
                 Quoting::StrayQuote => Malformation::StrayQuote,
@@ -197,14 +203,27 @@ pub fn read_csv_rows<const N: usize>(
     }
 
     let rejected = rejects.len() as u64;
-    if rows > 0 && rejected as f64 > max_reject_ratio * rows as f64 {
+    let over = |rejected: u64, of: u64| of > 0 && rejected as f64 > max_reject_ratio * of as f64;
+    let swallowed = unclosed.map_or(0, |(_, lines)| lines);
+    let reason = if over(rejected, rows) {
+        let (share, limit) = percent_over(rejected as f64 / rows as f64, max_reject_ratio);
+        Some(format!("{rejected} of {rows} rows rejected ({share} %), more than max_reject_ratio {limit} %"))
+    } else if let Some((line, lines)) = unclosed.filter(|_| over(rejected + swallowed, rows + swallowed)) {
+        let (rejected, of) = (rejected + swallowed, rows + swallowed);
+        let (share, limit) = percent_over(rejected as f64 / of as f64, max_reject_ratio);
+        Some(format!(
+            "the quote opened on line {line} is never closed, so the {} lines from there to the end \
+             of the file are one rejected record: {rejected} of the file's {of} rows and lines \
+             rejected ({share} %), more than max_reject_ratio {limit} %",
+            lines + 1
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
         return Err(FileProblem {
             rule: MAX_REJECT_RATIO_RULE,
-            reason: format!(
-                "{rejected} of {rows} rows rejected ({:.1} %), more than max_reject_ratio {} %",
-                100.0 * rejected as f64 / rows as f64,
-                100.0 * max_reject_ratio
-            ),
+            reason,
             rows,
             details: serde_json::json!({
                 "rejected_rows": rejected,
@@ -214,6 +233,28 @@ pub fn read_csv_rows<const N: usize>(
         });
     }
     Ok(CsvRead { rows, rejects })
+}
+
+/// Line ends inside `raw` (`\n`, `\r\n` or a lone `\r`, as the dialect ends lines).
+fn line_breaks(raw: &str) -> u64 {
+    let bytes = raw.as_bytes();
+    let lone_cr = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    (0..bytes.len()).filter(|&i| bytes[i] == b'\n' || lone_cr(i)).count() as u64
+}
+
+/// A share and the limit it exceeds, as percentages with as many decimals as it takes for the
+/// share to read above the limit (`10.01 %`, not `10.0 %`, over `10 %`).
+fn percent_over(share: f64, limit: f64) -> (String, String) {
+    let trimmed = |text: String| {
+        if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_owned() } else { text }
+    };
+    let limit = trimmed(format!("{:.4}", 100.0 * limit));
+    let bound: f64 = limit.parse().unwrap_or(0.0);
+    let share = (1..=6)
+        .map(|decimals| format!("{:.decimals$}", 100.0 * share))
+        .find(|text| text.parse::<f64>().is_ok_and(|value| value > bound))
+        .unwrap_or_else(|| format!("{:.6}", 100.0 * share));
+    (share, limit)
 }
 
 /// The first offending records of a file, for its `error.json`.
@@ -240,4 +281,59 @@ fn count_lines_roughly(bytes: &[u8]) -> u64 {
         .filter(|line| line.iter().any(|b| !matches!(b, b' ' | b'\t')) && !line.starts_with(b"#"))
         .count() as u64;
     lines.saturating_sub(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COLUMNS: [&str; 2] = ["id", "name"];
+
+    fn read(text: &str) -> Result<CsvRead, FileProblem> {
+        read_csv("test.csv", text.as_bytes(), &COLUMNS, 0.1, |_, _, _| {})
+    }
+
+    #[test]
+    fn an_unclosed_quote_early_in_a_file_quarantines_it_by_the_lines_it_swallows() {
+        let mut text = String::from("id;name\n");
+        for id in 1..20 {
+            text.push_str(&format!("{id};x\n"));
+        }
+        text.push_str("20;\"b\n");
+        for id in 21..100 {
+            text.push_str(&format!("{id};x\r\n"));
+        }
+        let problem = read(&text).err().expect("quarantined");
+        assert_eq!((problem.rule, problem.rows), (MAX_REJECT_RATIO_RULE, 20));
+        assert_eq!(
+            problem.reason,
+            "the quote opened on line 21 is never closed, so the 80 lines from there to the end of the \
+             file are one rejected record: 80 of the file's 99 rows and lines rejected (80.8 %), more \
+             than max_reject_ratio 10 %"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_on_the_last_line_is_one_rejected_row() {
+        let mut text = String::from("id;name\n");
+        for id in 1..40 {
+            text.push_str(&format!("{id};x\n"));
+        }
+        text.push_str("40;\"y\n");
+        let read = read(&text).expect("kept");
+        assert_eq!((read.rows, read.rejects.len()), (40, 1));
+    }
+
+    #[test]
+    fn a_share_over_the_limit_reads_over_it() {
+        assert_eq!(percent_over(2001.0 / 20000.0, 0.1), ("10.01".to_owned(), "10".to_owned()));
+        assert_eq!(percent_over(0.5, 0.07), ("50.0".to_owned(), "7".to_owned()));
+        assert_eq!(percent_over(0.126, 0.125), ("12.6".to_owned(), "12.5".to_owned()));
+    }
+
+    #[test]
+    fn line_breaks_count_every_line_end_the_dialect_knows() {
+        assert_eq!(line_breaks("a\nb\r\nc\rd"), 3);
+        assert_eq!(line_breaks("abc"), 0);
+    }
 }
