@@ -104,9 +104,11 @@ pub(super) async fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             if !args.json {
                 print(&summary(date.0, &outcome));
             }
-            if let Ok(report) = outcome {
-                reports.push(report);
-            }
+            // A failed run is listed as `run --json` lists it: its date and why.
+            reports.push(match outcome {
+                Ok(report) => serde_json::to_value(report)?,
+                Err(error) => serde_json::json!({ "date": date.0, "error": error }),
+            });
         }
         if !reports.is_empty() {
             // The overview says where the dates stand after their runs.

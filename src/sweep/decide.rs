@@ -41,6 +41,9 @@ pub struct Facts<'a> {
     /// again may list other files); `None`: not read, or unreadable, and the files the latest
     /// run found missing stand.
     pub marker_missing: Option<&'a [String]>,
+    /// Why the marker present cannot be read, when the sweep read it (a date without run, or
+    /// whose latest run is `incomplete`) and it is invalid: a marker run of it would fail.
+    pub marker_invalid: Option<&'a str>,
     /// Names of the date's files present or quarantined earlier.
     pub files: &'a [String],
 }
@@ -75,6 +78,10 @@ pub fn decide(facts: &Facts<'_>, deadline: &Deadline, now: DateTime<Utc>) -> Dec
             } else {
                 Decision::new(DateState::Changed, Some(Cause::InputsChanged), None)
             }
+        }
+        RunStatus::Incomplete if facts.marker_invalid.is_some() => {
+            let state = if past_deadline { DateState::Late } else { DateState::Incomplete };
+            Decision::new(state, None, invalid_marker(facts, None))
         }
         RunStatus::Incomplete => {
             let still_missing: Vec<&str> = match facts.marker_missing {
@@ -124,10 +131,37 @@ pub fn decide(facts: &Facts<'_>, deadline: &Deadline, now: DateTime<Utc>) -> Dec
 
 /// A date that nothing has run yet.
 fn without_run(facts: &Facts<'_>, deadline: &Deadline, due: DateTime<Utc>, past_deadline: bool) -> Decision {
-    if facts.marker {
+    if facts.marker && facts.marker_invalid.is_none() {
         // Its marker's event was lost (or has not been delivered yet: the run takes the lock).
         return Decision::new(DateState::Pending, Some(Cause::MarkerRetry), None);
     }
+    let decision = without_marker(facts, deadline, due, past_deadline);
+    if facts.marker_invalid.is_some() {
+        // A marker run would fail on every sweep: the date is as if it had none, and says why.
+        let why = invalid_marker(facts, decision.why);
+        return Decision { why, ..decision };
+    }
+    decision
+}
+
+/// Why a date with an invalid marker needs a person, before what else it needs.
+fn invalid_marker(facts: &Facts<'_>, and: Option<String>) -> Option<String> {
+    let error = facts.marker_invalid?;
+    let why =
+        format!("the marker eot_{}.txt is invalid ({error}): ask the retailer to send it again", facts.date);
+    Some(match and {
+        Some(and) => format!("{why}; {and}"),
+        None => why,
+    })
+}
+
+/// A date without run and without a usable marker.
+fn without_marker(
+    facts: &Facts<'_>,
+    deadline: &Deadline,
+    due: DateTime<Utc>,
+    past_deadline: bool,
+) -> Decision {
     match (facts.files.is_empty(), past_deadline) {
         (_, false) => Decision::new(DateState::Pending, None, None),
         (false, true) if deadline.ingest_without_marker => {
@@ -213,6 +247,7 @@ mod tests {
         referentials: &'a [(&'a str, &'a str)],
         marker: bool,
         marker_missing: Option<&'a [String]>,
+        marker_invalid: Option<&'a str>,
         at: DateTime<Utc>,
         ingest_without_marker: bool,
     }
@@ -227,6 +262,7 @@ mod tests {
                 now: &now,
                 marker: self.marker,
                 marker_missing: self.marker_missing,
+                marker_invalid: self.marker_invalid,
                 files: &names,
             };
             decide(&facts, &deadline(self.ingest_without_marker), self.at)
@@ -240,6 +276,7 @@ mod tests {
             referentials: &[("clients", "c1")],
             marker: false,
             marker_missing: None,
+            marker_invalid: None,
             at: after(),
             ingest_without_marker: false,
         }
@@ -326,6 +363,33 @@ mod tests {
             lost.at = at;
             assert_eq!(lost.decide().cause, Some(Cause::MarkerRetry));
         }
+    }
+
+    #[test]
+    fn an_invalid_marker_is_not_run_again_and_needs_a_person() {
+        let invalid = "line 1: '{\"files\"' is not a transaction file name";
+        let expected = |state, and: &str| Decision {
+            state,
+            cause: None,
+            why: Some(format!(
+                "the marker eot_{DAY}.txt is invalid ({invalid}): ask the retailer to send it again{and}"
+            )),
+        };
+        let mut lost = case(None, &[(H8, "a")]);
+        (lost.marker, lost.marker_invalid, lost.at) = (true, Some(invalid), before());
+        assert_eq!(lost.decide(), expected(DateState::Pending, ""));
+        lost.at = after();
+        let awaiting = "; 1 file(s) landed and no marker came by the deadline 2023-11-25 10:00 UTC \
+                        (ingestion without marker is off)";
+        assert_eq!(lost.decide(), expected(DateState::AwaitingMarker, awaiting));
+        lost.ingest_without_marker = true;
+        assert_eq!(lost.decide().cause, Some(Cause::NoMarker), "past the deadline, as without marker");
+
+        let mut resent = case(Some(run(RunStatus::Incomplete, &[(H8, "a")], CLIENTS)), &[(H8, "a")]);
+        (resent.marker, resent.marker_invalid, resent.at) = (true, Some(invalid), before());
+        assert_eq!(resent.decide(), expected(DateState::Incomplete, ""));
+        resent.at = after();
+        assert_eq!(resent.decide(), expected(DateState::Late, ""));
     }
 
     #[test]

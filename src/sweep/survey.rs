@@ -72,15 +72,19 @@ pub async fn survey(
         .map(|date| async move {
             let landing = listing.landing(store, date).await?;
             let latest = latest_report(store, date).await?;
-            // What a marker run would find missing now (the run's own check).
-            let marker_missing = match &latest {
+            // A date a marker run may be caused for: what that run would find missing now (the
+            // run's own check), or why it would fail.
+            let marker_read = match &latest {
+                None if landing.marker.is_some() => read_marker(store, prefix, date).await?,
                 Some(report) if report.status == RunStatus::Incomplete && landing.marker.is_some() => {
-                    match read_marker(store, prefix, date).await? {
-                        Some(Ok(marker)) => Some(MarkerCheck::of(&marker, &landing).missing),
-                        Some(Err(_)) | None => None,
-                    }
+                    read_marker(store, prefix, date).await?
                 }
                 _ => None,
+            };
+            let (marker_missing, marker_invalid) = match marker_read {
+                Some(Ok(marker)) => (Some(MarkerCheck::of(&marker, &landing).missing), None),
+                Some(Err(error)) => (None, Some(error.to_string())),
+                None => (None, None),
             };
             let now_seen = Fingerprint::of_versions(&landing, versions.clone());
             let files: Vec<String> = landing.files().map(|file| file.name.to_owned()).collect();
@@ -90,6 +94,7 @@ pub async fn survey(
                 now: &now_seen,
                 marker: landing.marker.is_some(),
                 marker_missing: marker_missing.as_deref(),
+                marker_invalid: marker_invalid.as_deref(),
                 files: &files,
             };
             let decision = decide(&facts, &deadline, now);

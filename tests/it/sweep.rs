@@ -289,6 +289,29 @@ async fn a_marker_whose_event_was_lost_is_run(backend: Backend) {
 }
 on_both!(a_marker_whose_event_was_lost_is_run: lost_marker_event_local, lost_marker_event_azurite);
 
+async fn an_invalid_marker_is_not_retried_and_needs_a_person(backend: Backend) {
+    let store = store(&backend).await;
+    store.put(H8, file(8, 10, 15)).await;
+    store.put(&format!("eot_{DAY}.txt"), "../transactions_2023-11-24_8.csv\n").await;
+    for (now, state) in [(BEFORE, "pending"), (AFTER, "awaiting_marker")] {
+        let swept = sweep(&store, now, &[]).await;
+        assert_eq!(swept.causes(), Vec::<(String, String)>::new(), "a marker run of it would fail");
+        assert_eq!(swept.code, 1, "a date needs a person");
+        let day = swept.day();
+        assert_eq!((day["state"].as_str(), day["needs_attention"].as_bool()), (Some(state), Some(true)));
+        let why = day["why"].as_str().expect("why");
+        assert!(why.starts_with(&format!("the marker eot_{DAY}.txt is invalid (")), "{why}");
+        assert!(why.contains("ask the retailer to send it again"), "{why}");
+    }
+    assert!(!store.exists(REPORT).await, "nothing was published");
+    // The retailer sends a good marker, and its event is lost too: the sweep runs it.
+    store.put(&format!("eot_{DAY}.txt"), "").await;
+    let swept = sweep(&store, AFTER, &[]).await;
+    assert_eq!(swept.causes(), [(DAY.to_owned(), "marker_retry".to_owned())]);
+    assert_same_as_a_fresh_run(&store).await;
+}
+on_both!(an_invalid_marker_is_not_retried_and_needs_a_person: invalid_marker_local, invalid_marker_azurite);
+
 async fn a_blocked_date_runs_once_its_referential_lands(backend: Backend) {
     let store = store(&backend).await;
     store.delete("stores.csv").await;
