@@ -36,8 +36,10 @@ pub fn decode_text(bytes: &[u8]) -> Result<&str, NotUtf8> {
     std::str::from_utf8(bytes).map_err(|error| {
         let offset = error.valid_up_to();
         let before = &bytes[..offset];
-        let line = 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // Lines end as the dialect ends them: `\n`, `\r\n` or a lone `\r`.
+        let lone_cr = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+        let line = 1 + (0..offset).filter(|&i| bytes[i] == b'\n' || lone_cr(i)).count() as u64;
+        let line_start = before.iter().rposition(|&b| b == b'\n' || b == b'\r').map_or(0, |i| i + 1);
         NotUtf8 {
             line,
             column: (offset - line_start + 1) as u64,
@@ -134,6 +136,9 @@ mod tests {
     fn invalid_utf8_is_located() {
         let error = decode_text(b"ab\ncd\xffe").unwrap_err();
         assert_eq!((error.line, error.column, error.offset, error.byte.as_str()), (2, 3, 5, "0xFF"));
+        // Every line end of the dialect counts: CRLF once, a lone CR as LF.
+        let error = decode_text(b"ab\r\ncd\ref\rg\xe9").unwrap_err();
+        assert_eq!((error.line, error.column, error.offset), (4, 2, 11));
         assert_eq!(decode_text("é".as_bytes()), Ok("é"));
     }
 }
