@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use object_store::ObjectStore;
 
 use crate::pipeline::PipelineSettings;
-use crate::storage::{self, StoreSettings};
+use crate::storage::{self, StoreLocation, StoreSettings};
 use crate::telemetry::{self, LogFormat};
 
 /// Turns a retailer's daily CSV drops into validated, analysis-ready Parquet.
@@ -230,6 +230,17 @@ pub(super) fn open_store_unchecked(
     flag: Option<&str>,
 ) -> anyhow::Result<(Arc<dyn ObjectStore>, StoreSettings)> {
     let settings = StoreSettings::from_lookup(flag, |name| std::env::var(name).ok())?;
+    // A command reads what landed: a local directory that is not there is a mistyped path, not a
+    // new store to create (`serve` and `demo` create theirs).
+    if let StoreLocation::Local(root) = settings.location()
+        && !root.is_dir()
+    {
+        return Err(storage::StorageError::Unreachable {
+            store: settings.describe(),
+            reason: "no such directory (check --store or INGEST_STORE)".to_owned(),
+        }
+        .into());
+    }
     let store = storage::open(&settings)?;
     Ok((store, settings))
 }

@@ -300,6 +300,33 @@ fn a_blank_reject_ratio_setting_means_the_default_and_a_bad_one_is_refused() {
 }
 
 #[test]
+fn a_store_directory_that_is_not_there_is_an_error_and_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("mistyped");
+    let store = missing.to_str().unwrap();
+    for args in [
+        &["run", "--store", store, "--dates", "2023-11-23"][..],
+        &["sweep", "--store", store],
+        &["status", "--store", store],
+        &["quarantine", "list", "--store", store],
+    ] {
+        let stderr = one_line_error(&binary().args(args).output().unwrap());
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "error: cannot reach local directory {store}: no such directory (check --store or INGEST_STORE)"
+            ),
+            "{args:?}"
+        );
+        assert!(!missing.exists(), "{args:?} created the directory");
+    }
+    // With no --store, the default ./ingest-store of the working directory is not created either.
+    let output = binary().current_dir(dir.path()).args(["run", "--dates", "2023-11-23"]).output().unwrap();
+    assert!(one_line_error(&output).contains("local directory ./ingest-store: no such directory"));
+    assert!(!dir.path().join("ingest-store").exists());
+}
+
+#[test]
 fn usage_errors_are_one_line_and_help_is_whole() {
     for args in [&["run", "--dates", "2023-13-01"][..], &["frob"], &["run", "--bogus"], &["run", "--store"]] {
         let output = binary().args(args).output().unwrap();
