@@ -46,7 +46,28 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     if !report.unrecognized.is_empty() {
         let _ = writeln!(out, "    unrecognized (not ingested): {}", report.unrecognized.join(", "));
     }
+    if let Some(missing) = report.missing_files.as_ref().filter(|names| !names.is_empty()) {
+        let _ = writeln!(out, "    missing (listed by the marker): {}", missing.join(", "));
+    }
+    if let Some(unlisted) = report.unlisted.as_ref().filter(|names| !names.is_empty()) {
+        let _ = writeln!(out, "    unlisted (not in the marker, ingested): {}", unlisted.join(", "));
+    }
     for (name, referential) in &report.referentials {
+        // A version formatted by this run: what it refused and what it found twice, once.
+        let rejected: u64 = referential.rejected.values().sum();
+        let ambiguous = referential.ambiguous_ids.len();
+        if referential.source == ReferentialSource::Fresh && (rejected > 0 || ambiguous > 0) {
+            let _ = writeln!(
+                out,
+                "    {name}: formatted, {rejected} of {} rows rejected{}, {ambiguous} ambiguous id(s)",
+                referential.rows,
+                if rejected > 0 {
+                    format!(" ({})", counts_line(&referential.rejected))
+                } else {
+                    String::new()
+                },
+            );
+        }
         if referential.source == ReferentialSource::Fallback {
             let _ = writeln!(
                 out,
@@ -67,4 +88,25 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
 
 fn counts_line(counts: &RuleCounts) -> String {
     counts.iter().map(|(rule, count)| format!("{rule} {count}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_runs_unlisted_and_missing_files_are_named() {
+        let mut report = RunReport::example();
+        report.unlisted = Some(vec!["transactions_2023-11-23_11.csv".to_owned()]);
+        report.missing_files = Some(vec!["transactions_2023-11-23_20.csv".to_owned()]);
+        let text = summary(report.date, &Ok(report));
+        assert!(
+            text.contains("    unlisted (not in the marker, ingested): transactions_2023-11-23_11.csv\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    missing (listed by the marker): transactions_2023-11-23_20.csv\n"),
+            "{text}"
+        );
+    }
 }

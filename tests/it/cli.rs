@@ -124,6 +124,10 @@ fn a_successful_run_exits_0_and_prints_the_summary() {
         .stdout(predicate::str::contains("11 rows: 10 kept, 1 rejected, 8 flagged"))
         .stdout(predicate::str::contains(
             "-> formatted/transactions_2023-11-23/transactions.parquet (10 rows",
+        ))
+        // The referentials formatted by this run say what they refused and found twice.
+        .stdout(predicate::str::contains(
+            "    stores: formatted, 1 of 10 rows rejected (invalid_latlng 1), 1 ambiguous id(s)\n",
         ));
     binary()
         .args(["run", "--store"])
@@ -131,7 +135,8 @@ fn a_successful_run_exits_0_and_prints_the_summary() {
         .args(["--dates", "2023-11-23"])
         .assert()
         .code(0)
-        .stdout(predicate::str::contains("2023-11-23  unchanged"));
+        .stdout(predicate::str::contains("2023-11-23  unchanged"))
+        .stdout(predicate::str::contains("formatted,").not());
 }
 
 /// True when `locks/{day}.json` in `dir` says released.
