@@ -127,7 +127,8 @@ pub enum LandingBlob {
     /// A transaction file of some date and hour.
     Transactions(TransactionFileName),
     /// A name that starts with `transactions` but is not the pattern: never ingested, always
-    /// reported.
+    /// reported. So are the near misses of every name of ours: `Transactions_…`, `Clients.csv`,
+    /// `EOT_…`, `eot_….csv` (in any case), which would otherwise be ignored without a word.
     Unrecognized,
     /// An end-of-transmission marker (`eot_{date}.txt`).
     Marker(IngestDate),
@@ -149,7 +150,12 @@ impl LandingBlob {
         {
             return Self::Marker(date);
         }
-        Self::Other
+        let starts_like =
+            |prefix: &str| name.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+        let near_miss = starts_like("transactions")
+            || starts_like("eot_")
+            || ReferentialKind::ALL.into_iter().any(|kind| name.eq_ignore_ascii_case(kind.file_name()));
+        if near_miss { Self::Unrecognized } else { Self::Other }
     }
 }
 
@@ -296,6 +302,21 @@ mod tests {
         }
         assert_eq!(LandingBlob::classify("clients.csv"), LandingBlob::Referential(ReferentialKind::Clients));
         assert_eq!(LandingBlob::classify("readme.md"), LandingBlob::Other);
+        // Near misses of our names are reported, not ignored.
+        for near_miss in [
+            "Transactions_2023-11-23_8.csv",
+            "TRANSACTIONS_2023-11-23_8.csv",
+            "Clients.csv",
+            "STORES.CSV",
+            "EOT_2023-11-23.txt",
+            "eot_2023-11-23.csv",
+            "eot_2023-02-30.txt",
+        ] {
+            assert_eq!(LandingBlob::classify(near_miss), LandingBlob::Unrecognized, "{near_miss}");
+        }
+        for other in ["clients.csv.bak", "eot.md", "stores", "transaction.csv"] {
+            assert_eq!(LandingBlob::classify(other), LandingBlob::Other, "{other}");
+        }
     }
 
     #[test]

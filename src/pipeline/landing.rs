@@ -26,7 +26,7 @@ pub struct Listing {
     pub transactions: BTreeMap<IngestDate, Vec<(TransactionFileName, ObjectMeta)>>,
     /// End-of-transmission markers present, by date.
     pub markers: BTreeMap<IngestDate, ObjectMeta>,
-    /// `transactions*` names that match no pattern, sorted.
+    /// `transactions*` names that match no pattern, and near misses of our names, sorted.
     pub unrecognized: Vec<String>,
     /// Quarantine notes of transaction files (`error/{name}.error.json`), by date.
     quarantine_notes: BTreeMap<IngestDate, Vec<(TransactionFileName, Path)>>,
@@ -180,7 +180,8 @@ pub struct Landing {
     pub quarantined_referentials: BTreeSet<ReferentialKind>,
     /// The date's transaction files present, ordered by hour, then name.
     pub transactions: Vec<(TransactionFileName, ObjectMeta)>,
-    /// Unrecognized `transactions*` names that belong to this date or to no date.
+    /// Unrecognized names (`transactions*`, near misses of ours) that belong to this date or to
+    /// no date.
     pub unrecognized: Vec<String>,
     /// The date's files quarantined by earlier runs (and not sent again since).
     pub earlier_quarantined: Vec<QuarantineNote>,
