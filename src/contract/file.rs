@@ -19,6 +19,9 @@ pub struct NotUtf8 {
     pub offset: usize,
     /// The invalid byte, as `0xFF`.
     pub byte: String,
+    /// True when the file starts with a UTF-16 byte order mark.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub utf16: bool,
 }
 
 impl std::fmt::Display for NotUtf8 {
@@ -27,7 +30,11 @@ impl std::fmt::Display for NotUtf8 {
             f,
             "not UTF-8: byte {} at line {}, column {} (offset {})",
             self.byte, self.line, self.column, self.offset
-        )
+        )?;
+        if self.utf16 {
+            write!(f, " (the file is UTF-16: it must be UTF-8)")?;
+        }
+        Ok(())
     }
 }
 
@@ -45,6 +52,7 @@ pub fn decode_text(bytes: &[u8]) -> Result<&str, NotUtf8> {
             column: (offset - line_start + 1) as u64,
             offset,
             byte: format!("0x{:02X}", bytes[offset]),
+            utf16: bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]),
         }
     })
 }
@@ -72,8 +80,12 @@ impl std::fmt::Display for HeaderProblem {
             }
         }
         write!(f, "invalid header: {}", parts.join("; "))?;
-        if self.unexpected.iter().any(|name| name.contains([',', '\t', '|'])) {
+        if self.unexpected.iter().any(|name| name.contains("\\0")) {
+            write!(f, " (the file looks like UTF-16: it must be UTF-8)")?;
+        } else if self.unexpected.iter().any(|name| name.contains([',', '\t', '|'])) {
             write!(f, " (the delimiter must be ';')")?;
+        } else if self.unexpected.iter().any(String::is_empty) {
+            write!(f, " (an empty column name: a ';' too many in the header?)")?;
         }
         Ok(())
     }
@@ -96,7 +108,8 @@ pub fn match_header<const N: usize>(
                     problem.duplicated.push(name.to_owned());
                 }
             }
-            None => problem.unexpected.push(shorten(name)),
+            // A NUL shown as `\0`, not as a byte that the terminal swallows.
+            None => problem.unexpected.push(shorten(&name.replace('\0', "\\0"))),
         }
     }
     for (column, position) in positions.iter().enumerate() {
@@ -130,6 +143,20 @@ mod tests {
             problem.to_string(),
             "invalid header: missing column(s) 'b'; duplicated column(s) 'a'; unexpected column(s) 'c', 'A'"
         );
+    }
+
+    #[test]
+    fn header_problems_hint_at_utf16_and_a_trailing_delimiter() {
+        let utf16 = match_header(&cows(&["a\0", "\0b\0"]), &["a", "b"]).unwrap_err();
+        assert_eq!(utf16.unexpected, ["a\\0", "\\0b\\0"]);
+        assert!(utf16.to_string().ends_with(" (the file looks like UTF-16: it must be UTF-8)"), "{utf16}");
+        let trailing = match_header(&cows(&["a", "b", ""]), &["a", "b"]).unwrap_err();
+        assert_eq!(
+            trailing.to_string(),
+            "invalid header: unexpected column(s) '' (an empty column name: a ';' too many in the header?)"
+        );
+        let bom = decode_text(b"\xff\xfea\0").unwrap_err();
+        assert!(bom.utf16 && bom.to_string().ends_with("(the file is UTF-16: it must be UTF-8)"), "{bom}");
     }
 
     #[test]

@@ -278,7 +278,8 @@ impl FirstErrors {
 fn count_lines_roughly(bytes: &[u8]) -> u64 {
     let lines = bytes
         .split(|&b| b == b'\n' || b == b'\r')
-        .filter(|line| line.iter().any(|b| !matches!(b, b' ' | b'\t')) && !line.starts_with(b"#"))
+        // NULs count as blank: a UTF-16 file's last line end leaves one behind.
+        .filter(|line| line.iter().any(|b| !matches!(b, b' ' | b'\t' | 0)) && !line.starts_with(b"#"))
         .count() as u64;
     lines.saturating_sub(1)
 }
@@ -329,6 +330,17 @@ mod tests {
         assert_eq!(percent_over(2001.0 / 20000.0, 0.1), ("10.01".to_owned(), "10".to_owned()));
         assert_eq!(percent_over(0.5, 0.07), ("50.0".to_owned(), "7".to_owned()));
         assert_eq!(percent_over(0.126, 0.125), ("12.6".to_owned(), "12.5".to_owned()));
+    }
+
+    #[test]
+    fn a_utf16_file_is_quarantined_with_its_rows_counted_and_a_hint() {
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("id;name\n1;a\n2;b\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let problem = read_csv("test.csv", &utf16, &COLUMNS, 0.1, |_, _, _| {}).err().expect("quarantined");
+        assert_eq!((problem.rule, problem.rows), ("not_utf8", 2));
+        assert!(problem.reason.ends_with("(the file is UTF-16: it must be UTF-8)"), "{}", problem.reason);
     }
 
     #[test]
