@@ -201,6 +201,9 @@ def timed_json(command: list[str], env: dict | None = None, codes=(0, 1)) -> tup
 def check_sweep(out: dict, days: int, expected: list[str]) -> None:
     """What makes a sweep's figures the right ones: it ran exactly the `expected` dates (as
     `inputs_changed`), and afterwards every date of the window is published."""
+    failed = [f"{run['date']}: {run['error']}" for run in out["runs"] if "error" in run]
+    if failed:
+        raise SystemExit(f"SW: the sweep's runs failed: {'; '.join(failed)}")
     ran = [(report["date"], report.get("cause"), report["status"]) for report in out["runs"]]
     if ran != [(date, "inputs_changed", "succeeded") for date in expected]:
         raise SystemExit(f"SW: the sweep ran {ran}, expected {expected or 'nothing'} (inputs_changed, succeeded)")

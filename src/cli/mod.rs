@@ -237,7 +237,10 @@ pub(super) fn open_store_unchecked(
     {
         return Err(storage::StorageError::Unreachable {
             store: settings.describe(),
-            reason: "no such directory (check --store or INGEST_STORE)".to_owned(),
+            reason: format!(
+                "{} (check --store or INGEST_STORE)",
+                if root.exists() { "not a directory" } else { "no such directory" }
+            ),
         }
         .into());
     }

@@ -140,8 +140,12 @@ fn released_line(released: &Released) -> String {
         Some(date) => format!("the next `sweep` or `run --dates {date}` ingests it"),
         None => "the next run of any date formats it (a referential alone causes no sweep run)".to_owned(),
     };
+    let kept = match &released.release_note {
+        Some(note) => format!("; {note} keeps this version whatever its reject ratio"),
+        None => String::new(),
+    };
     format!(
-        "released {}: back at {} ({} bytes, {} rows, verified; quarantined for {}), {} and {} removed; {next}\n",
+        "released {}: back at {} ({} bytes, {} rows, verified; quarantined for {}), {} and {} removed{kept}; {next}\n",
         released.name,
         released.landing_path,
         released.bytes,

@@ -1,7 +1,7 @@
 //! The few lines printed for each date a command ran.
 
 use crate::contract::IngestDate;
-use crate::contract::report::{ReferentialSource, RuleCounts, RunReport};
+use crate::contract::report::{ReferentialSource, RuleCounts, RunReport, RunStatus};
 
 pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> String {
     use std::fmt::Write as _;
@@ -46,11 +46,10 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     if !report.unrecognized.is_empty() {
         let _ = writeln!(out, "    unrecognized (not ingested): {}", report.unrecognized.join(", "));
     }
-    if let Some(missing) = report.missing_files.as_ref().filter(|names| !names.is_empty()) {
-        let _ = writeln!(out, "    missing (listed by the marker): {}", missing.join(", "));
-    }
+    // (The files an incomplete marker run misses are named by its reason.)
     if let Some(unlisted) = report.unlisted.as_ref().filter(|names| !names.is_empty()) {
-        let _ = writeln!(out, "    unlisted (not in the marker, ingested): {}", unlisted.join(", "));
+        let ingested = if report.status == RunStatus::Succeeded { ", ingested" } else { "" };
+        let _ = writeln!(out, "    unlisted (not in the marker{ingested}): {}", unlisted.join(", "));
     }
     for (name, referential) in &report.referentials {
         // A version formatted by this run: what it refused and what it found twice, once.
@@ -95,17 +94,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_marker_runs_unlisted_and_missing_files_are_named() {
+    fn a_marker_runs_unlisted_files_are_named_and_said_ingested_only_when_they_were() {
         let mut report = RunReport::example();
+        report.status = RunStatus::Succeeded;
         report.unlisted = Some(vec!["transactions_2023-11-23_11.csv".to_owned()]);
-        report.missing_files = Some(vec!["transactions_2023-11-23_20.csv".to_owned()]);
-        let text = summary(report.date, &Ok(report));
+        let text = summary(report.date, &Ok(report.clone()));
         assert!(
             text.contains("    unlisted (not in the marker, ingested): transactions_2023-11-23_11.csv\n"),
             "{text}"
         );
+        report.status = RunStatus::Incomplete;
+        let text = summary(report.date, &Ok(report));
         assert!(
-            text.contains("    missing (listed by the marker): transactions_2023-11-23_20.csv\n"),
+            text.contains("    unlisted (not in the marker): transactions_2023-11-23_11.csv\n"),
             "{text}"
         );
     }

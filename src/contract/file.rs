@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 
-use super::names::shorten;
+use super::names::printable;
 
 /// The text of a file is not UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,7 +109,7 @@ pub fn match_header<const N: usize>(
                 }
             }
             // A NUL shown as `\0`, not as a byte that the terminal swallows.
-            None => problem.unexpected.push(shorten(&name.replace('\0', "\\0"))),
+            None => problem.unexpected.push(printable(name)),
         }
     }
     for (column, position) in positions.iter().enumerate() {

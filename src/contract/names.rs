@@ -241,7 +241,7 @@ impl EotMarker {
             match TransactionFileName::parse(name) {
                 Some(file) if file.date == date => names.push(file.name),
                 _ => {
-                    return Err(InvalidMarker::BadName { line: index + 1, value: shorten(name), date });
+                    return Err(InvalidMarker::BadName { line: index + 1, value: printable(name), date });
                 }
             }
         }
@@ -260,9 +260,26 @@ pub(crate) fn shorten(text: &str) -> String {
     short
 }
 
+/// [`shorten`], with control characters escaped (`\u{1b}`, `\r`, `\0`): text from outside
+/// that goes into messages, tables and logs, where a raw escape sequence would act on the
+/// terminal.
+pub(crate) fn printable(text: &str) -> String {
+    let short = shorten(text);
+    if !short.chars().any(char::is_control) {
+        return short;
+    }
+    short.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_text_escapes_control_characters() {
+        assert_eq!(printable("a\u{1b}[31mb\r\0é"), "a\\u{1b}[31mb\\r\\0é");
+        assert_eq!(printable("plain"), "plain");
+    }
 
     #[test]
     fn dates_are_strict_calendar_dates() {

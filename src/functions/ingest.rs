@@ -38,7 +38,7 @@ pub async fn handle(State(state): State<AppState>, body: Bytes) -> Result<Invoca
         Ok(date) => date,
         Err(error) => {
             let line =
-                format!("ignored marker eot_{}.txt: {error}", crate::contract::names::shorten(&date_text));
+                format!("ignored marker eot_{}.txt: {error}", crate::contract::names::printable(&date_text));
             tracing::warn!("{line}");
             return Ok(InvocationResult::logged(line));
         }

@@ -91,7 +91,7 @@ impl DateMessage {
         if let Some(unknown) = fields.keys().find(|key| !["date", "force", "cause"].contains(&key.as_str())) {
             return Err(format!(
                 "queue message: unknown field '{}'; expected date and optionally force and cause",
-                crate::contract::names::shorten(unknown)
+                crate::contract::names::printable(unknown)
             ));
         }
         let date = match fields.get("date") {
@@ -120,7 +120,7 @@ impl DateMessage {
                 _ => {
                     return Err(format!(
                         "queue message: cause: '{}' is not one of requested, inputs_changed, marker_retry, no_marker",
-                        crate::contract::names::shorten(name)
+                        crate::contract::names::printable(name)
                     ));
                 }
             },

@@ -53,7 +53,7 @@ impl ReingestRequest {
         {
             return Err(format!(
                 "unknown field '{}'; expected dates, or from and to, and optionally force",
-                crate::contract::names::shorten(unknown)
+                crate::contract::names::printable(unknown)
             ));
         }
         let force = match fields.get("force") {

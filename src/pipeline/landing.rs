@@ -32,8 +32,9 @@ pub struct Listing {
     quarantine_notes: BTreeMap<IngestDate, Vec<(TransactionFileName, Path)>>,
     /// Referentials with a quarantine note (`error/clients.csv.error.json`, …).
     pub quarantined_referentials: BTreeSet<ReferentialKind>,
-    /// Files whose present version a person released (`error/{name}.released.json`).
-    released: BTreeSet<String>,
+    /// Release notes (`error/{name}.released.json`), by the name of the file they release: read
+    /// by a run, for its date's files and the referentials, never by the sweep.
+    release_notes: BTreeMap<String, ObjectMeta>,
 }
 
 impl Listing {
@@ -72,11 +73,10 @@ impl Listing {
             files.sort_by(|(a, _), (b, _)| (a.hour, &a.name).cmp(&(b.hour, &b.name)));
         }
         listing.unrecognized.sort();
-        let mut release_notes = Vec::new();
         for meta in quarantine.objects {
             let Some(file_name) = meta.location.filename() else { continue };
             if let Some(name) = file_name.strip_suffix(paths::RELEASE_NOTE_SUFFIX) {
-                release_notes.push((name.to_owned(), meta.location));
+                listing.release_notes.insert(name.to_owned(), meta);
                 continue;
             }
             let Some(name) = file_name.strip_suffix(".error.json") else { continue };
@@ -86,30 +86,28 @@ impl Listing {
                 listing.quarantined_referentials.insert(kind);
             }
         }
-        for (name, path) in release_notes {
-            let Some(present) = listing.present(&name) else { continue };
-            let Some(bytes) = blobs::get_optional(store, &path).await? else { continue };
-            match serde_json::from_slice::<ReleaseNote>(&bytes) {
-                Ok(note) if note.is_version(present.e_tag.as_deref(), present.size) => {
-                    listing.released.insert(name);
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%path, %error, "unreadable release note ignored"),
-            }
-        }
         Ok(listing)
     }
 
-    /// The blob of a landing file name, when it is present.
-    fn present(&self, name: &str) -> Option<&ObjectMeta> {
-        match LandingBlob::classify(name) {
-            LandingBlob::Referential(kind) => self.referentials.get(&kind),
-            LandingBlob::Transactions(file) => {
-                let files = self.transactions.get(&file.date)?;
-                files.iter().find(|(present, _)| present.name == name).map(|(_, meta)| meta)
-            }
-            _ => None,
-        }
+    /// The files of `landing` (its date's and the referentials) whose present version a person
+    /// released. A note older than the file names an earlier version and is not read.
+    async fn released(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        landing: &Landing,
+    ) -> Result<BTreeSet<String>, PipelineError> {
+        let present = landing
+            .transactions
+            .iter()
+            .map(|(file, meta)| (file.name.as_str(), meta))
+            .chain(landing.referentials.iter().map(|(kind, meta)| (kind.file_name(), meta)));
+        let reads = present.filter_map(|(name, file)| {
+            let note =
+                self.release_notes.get(name).filter(|note| note.last_modified >= file.last_modified)?;
+            Some(read_release(store, name.to_owned(), note.location.clone(), file.clone()))
+        });
+        let released = futures::future::try_join_all(reads).await?;
+        Ok(released.into_iter().flatten().collect())
     }
 
     /// Dates with a transaction file present, a marker, or a file quarantined earlier.
@@ -157,8 +155,25 @@ impl Listing {
             unrecognized,
             earlier_quarantined: earlier_quarantined.into_iter().map(|(_, note)| note).collect(),
             marker: self.markers.get(&date).cloned(),
-            released: self.released.clone(),
+            released: BTreeSet::new(),
         })
+    }
+}
+
+/// `name` when its release note names the version `file` is, else `None`.
+async fn read_release(
+    store: &Arc<dyn ObjectStore>,
+    name: String,
+    note: Path,
+    file: ObjectMeta,
+) -> Result<Option<String>, PipelineError> {
+    let Some(bytes) = blobs::get_optional(store, &note).await? else { return Ok(None) };
+    match serde_json::from_slice::<ReleaseNote>(&bytes) {
+        Ok(release) => Ok(release.is_version(file.e_tag.as_deref(), file.size).then_some(name)),
+        Err(error) => {
+            tracing::warn!(%note, %error, "unreadable release note ignored");
+            Ok(None)
+        }
     }
 }
 
@@ -221,7 +236,10 @@ impl Landing {
         prefix: &str,
         date: IngestDate,
     ) -> Result<Self, PipelineError> {
-        Listing::list(store, prefix).await?.landing(store, date).await
+        let listing = Listing::list(store, prefix).await?;
+        let mut landing = listing.landing(store, date).await?;
+        landing.released = listing.released(store, &landing).await?;
+        Ok(landing)
     }
 
     /// Every transaction file of the date: present ones first, in the contract's order, then

@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::csv_file::{FileProblem, MAX_REJECT_RATIO_RULE};
 use super::lock::DateLock;
 use super::{PipelineError, PipelineSettings};
-use crate::contract::names::shorten;
+use crate::contract::names::printable;
 use crate::contract::quarantine::{OriginalBlob, QuarantineNote, ReleaseNote};
 use crate::contract::report::QuarantineReport;
 use crate::contract::{IngestDate, LandingBlob, TransactionFileName, paths};
@@ -180,6 +180,8 @@ pub struct Released {
     pub landing_path: String,
     /// The blobs removed from `error/`: the note, then the quarantined copy.
     pub removed: [String; 2],
+    /// The note that keeps this version whatever its reject ratio (`max_reject_ratio` only).
+    pub release_note: Option<String>,
 }
 
 /// Why a release did nothing, or stopped. Every refusal leaves every blob as it was.
@@ -307,7 +309,7 @@ async fn release_waiting(
     let date = match LandingBlob::classify(name) {
         LandingBlob::Transactions(file) => Some(file.date),
         LandingBlob::Referential(_) => None,
-        _ => return Err(ReleaseError::NotAFileName { name: shorten(name) }),
+        _ => return Err(ReleaseError::NotAFileName { name: printable(name) }),
     };
     let lock = match date {
         Some(date) => {
@@ -372,13 +374,11 @@ async fn release_held(
         Err(object_store::Error::AlreadyExists { .. }) => return Err(lands_again()),
         Err(e) => return Err(BlobError::new("put the quarantined file back", &landing, e).into()),
     };
-    if blobs::get(store, &landing, "verify the released copy").await? != bytes {
-        return Err(ReleaseError::CopyMismatch { landing: landing.to_string(), copy: copy_path.to_string() });
-    }
     // A person overrules the ratio for this version: runs keep it from now on, whatever the
-    // setting. Written before the quarantine note goes, so that no run sees the file back
-    // without it.
-    if note.rule == MAX_REJECT_RATIO_RULE {
+    // setting. Written at once: a referential has no lock, so this leaves one request in which
+    // a run can judge the file back without it (and quarantine it again: the release stops).
+    let release_note = (note.rule == MAX_REJECT_RATIO_RULE).then(|| paths::release_note(name));
+    if let Some(release_note) = &release_note {
         let release = ReleaseNote {
             file: name.to_owned(),
             etag: put.e_tag.clone().unwrap_or_default(),
@@ -387,7 +387,10 @@ async fn release_held(
             released_at: Utc::now(),
         };
         let json = serde_json::to_vec_pretty(&release).expect("a release note serialises");
-        blobs::put(store, &paths::release_note(name), Bytes::from(json)).await?;
+        blobs::put(store, release_note, Bytes::from(json)).await?;
+    }
+    if blobs::get(store, &landing, "verify the released copy").await? != bytes {
+        return Err(ReleaseError::CopyMismatch { landing: landing.to_string(), copy: copy_path.to_string() });
     }
     // The note goes before the copy: a process that dies in between leaves an unreferenced
     // copy (overwritten by the next quarantine of that name), never a note naming bytes that
@@ -410,6 +413,7 @@ async fn release_held(
         bytes: bytes.len() as u64,
         landing_path: landing.to_string(),
         removed: [note_path.to_string(), copy_path.to_string()],
+        release_note: release_note.map(|path| path.to_string()),
     })
 }
 

@@ -162,6 +162,7 @@ fn without_marker(
     due: DateTime<Utc>,
     past_deadline: bool,
 ) -> Decision {
+    let no_marker = if facts.marker_invalid.is_some() { "no valid marker" } else { "no marker" };
     match (facts.files.is_empty(), past_deadline) {
         (_, false) => Decision::new(DateState::Pending, None, None),
         (false, true) if deadline.ingest_without_marker => {
@@ -169,14 +170,14 @@ fn without_marker(
         }
         (false, true) => {
             let why = format!(
-                "{} file(s) landed and no marker came by the deadline {} (ingestion without marker is off)",
+                "{} file(s) landed and {no_marker} came by the deadline {} (ingestion without marker is off)",
                 facts.files.len(),
                 at(due)
             );
             Decision::new(DateState::AwaitingMarker, None, Some(why))
         }
         (true, true) => {
-            let why = format!("no transaction file and no marker by the deadline {}", at(due));
+            let why = format!("no transaction file and {no_marker} by the deadline {}", at(due));
             Decision::new(DateState::Missing, None, Some(why))
         }
     }
@@ -379,7 +380,7 @@ mod tests {
         (lost.marker, lost.marker_invalid, lost.at) = (true, Some(invalid), before());
         assert_eq!(lost.decide(), expected(DateState::Pending, ""));
         lost.at = after();
-        let awaiting = "; 1 file(s) landed and no marker came by the deadline 2023-11-25 10:00 UTC \
+        let awaiting = "; 1 file(s) landed and no valid marker came by the deadline 2023-11-25 10:00 UTC \
                         (ingestion without marker is off)";
         assert_eq!(lost.decide(), expected(DateState::AwaitingMarker, awaiting));
         lost.ingest_without_marker = true;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures::TryStreamExt as _;
 use object_store::ObjectStoreExt as _;
 use predicates::prelude::*;
+use retail_ingest::contract::report::ReferentialSource;
 use retail_ingest::pipeline::RunStatus;
 use retail_ingest::pipeline::quarantine::{self, ReleaseError};
 
@@ -185,6 +186,25 @@ async fn a_released_version_is_kept_whatever_its_reject_ratio_on_a_local_directo
 #[tokio::test]
 async fn a_released_version_is_kept_whatever_its_reject_ratio_on_azurite() {
     a_released_version_is_kept_whatever_its_reject_ratio(TestStore::azurite("released")).await;
+}
+
+#[tokio::test]
+async fn a_released_referential_is_formatted_whatever_its_reject_ratio() {
+    let store = TestStore::with_referentials().await;
+    store.put_fixture("contract", "transactions_2023-11-23_9.csv").await;
+    store.run(DAY).await;
+    // Two stores of three with an impossible position: 67 % rejected.
+    let stores = "id;latlng;opening;closing;type\n10;(1,1);8;20;0\n11;(500,1);8;20;0\n12;north;8;20;0\n";
+    store.put("stores.csv", stores).await;
+    let refused = store.run_with(DAY, true, None).await;
+    assert_eq!(refused.referentials["stores"].source, ReferentialSource::Fallback, "{refused:?}");
+    let released = quarantine::release(&store.store, "", "stores.csv").await.expect("released");
+    assert_eq!(released.release_note.as_deref(), Some("error/stores.csv.released.json"));
+    let report = store.run_with(DAY, true, None).await;
+    let formatted = &report.referentials["stores"];
+    assert_eq!(formatted.source, ReferentialSource::Fresh, "{report:?}");
+    assert_eq!((formatted.rows, formatted.rejected.values().sum::<u64>()), (3, 2));
+    assert!(!store.exists("error/stores.csv").await, "not quarantined again");
 }
 
 #[tokio::test]
