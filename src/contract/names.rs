@@ -207,8 +207,10 @@ pub enum EotMarker {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidMarker {
     /// The marker is not UTF-8.
-    #[error("the marker is not UTF-8 (invalid byte at offset {offset})")]
+    #[error("the marker is not UTF-8 (invalid byte at line {line}, offset {offset})")]
     NotUtf8 {
+        /// 1-based line of the first invalid byte.
+        line: usize,
         /// Byte offset of the first invalid byte.
         offset: usize,
     },
@@ -229,8 +231,10 @@ impl EotMarker {
     /// A listed name must be a transaction file of that date; anything path-like is refused
     /// so that a marker can never make the pipeline touch another blob.
     pub fn parse(date: IngestDate, bytes: &[u8]) -> Result<Self, InvalidMarker> {
-        let text =
-            std::str::from_utf8(bytes).map_err(|e| InvalidMarker::NotUtf8 { offset: e.valid_up_to() })?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let offset = e.valid_up_to();
+            InvalidMarker::NotUtf8 { line: 1 + memchr::memchr_iter(b'\n', &bytes[..offset]).count(), offset }
+        })?;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut names = Vec::new();
         for (index, line) in text.split('\n').enumerate() {
@@ -362,6 +366,8 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(EotMarker::parse(date, b"\xff"), Err(InvalidMarker::NotUtf8 { offset: 0 }));
+        assert_eq!(EotMarker::parse(date, b"\xff"), Err(InvalidMarker::NotUtf8 { line: 1, offset: 0 }));
+        let second_line = EotMarker::parse(date, b"# sent\r\ntransactions_\xe9").unwrap_err();
+        assert_eq!(second_line.to_string(), "the marker is not UTF-8 (invalid byte at line 2, offset 21)");
     }
 }

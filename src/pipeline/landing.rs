@@ -317,6 +317,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_run_reads_the_release_notes_that_name_its_files_present_versions() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let release = |name: &str, etag: &str| {
+            let note = ReleaseNote {
+                file: name.to_owned(),
+                etag: format!("\"{etag}\""),
+                size: 1,
+                quarantined_for: "2 of 3 rows rejected".to_owned(),
+                released_at: chrono::DateTime::UNIX_EPOCH,
+            };
+            serde_json::to_vec(&note).expect("serializes")
+        };
+        let [released, replaced, unreadable, other_date] = [
+            "transactions_2023-11-23_8.csv",
+            "transactions_2023-11-23_9.csv",
+            "transactions_2023-11-23_10.csv",
+            "transactions_2023-11-24_8.csv",
+        ];
+        let mut etags = BTreeMap::new();
+        for name in [released, replaced, unreadable, other_date, "stores.csv"] {
+            put(&store, name, b"x").await;
+            let meta = store.head(&Path::from(name)).await.expect("head");
+            etags.insert(name, meta.e_tag.expect("an etag"));
+        }
+        // Quoted as an Azure header would quote it: quotes do not count.
+        put(&store, &format!("error/{released}.released.json"), &release(released, &etags[released])).await;
+        put(&store, &format!("error/{replaced}.released.json"), &release(replaced, "an earlier version"))
+            .await;
+        put(&store, &format!("error/{unreadable}.released.json"), b"{").await;
+        put(&store, &format!("error/{other_date}.released.json"), &release(other_date, &etags[other_date]))
+            .await;
+        put(&store, "error/stores.csv.released.json", &release("stores.csv", &etags["stores.csv"])).await;
+
+        let landing = Landing::list(&store, "", date("2023-11-23")).await.expect("lists");
+        assert_eq!(landing.released, [released.to_owned(), "stores.csv".to_owned()].into());
+        assert_eq!(landing.max_reject_ratio_of(released, 0.1), 1.0);
+        assert_eq!(landing.max_reject_ratio_of(replaced, 0.1), 0.1);
+        // The sweep's view of a date reads none.
+        let listing = Listing::list(&store, "").await.expect("lists");
+        assert!(listing.landing(&store, date("2023-11-23")).await.expect("a view").released.is_empty());
+    }
+
+    #[tokio::test]
     async fn one_listing_gives_every_dates_view() {
         let store = container().await;
         let listing = Listing::list(&store, "").await.expect("lists");
