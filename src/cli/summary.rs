@@ -46,6 +46,11 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     if !report.unrecognized.is_empty() {
         let _ = writeln!(out, "    unrecognized (not ingested): {}", report.unrecognized.join(", "));
     }
+    let released: Vec<&str> =
+        report.inputs.iter().filter(|input| input.released).map(|input| input.name.as_str()).collect();
+    if !released.is_empty() {
+        let _ = writeln!(out, "    released (kept whatever their reject ratio): {}", released.join(", "));
+    }
     // (The files an incomplete marker run misses are named by its reason.)
     if let Some(unlisted) = report.unlisted.as_ref().filter(|names| !names.is_empty()) {
         let ingested = if report.status == RunStatus::Succeeded { ", ingested" } else { "" };

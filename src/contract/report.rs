@@ -237,6 +237,10 @@ pub struct InputReport {
     /// Set when the file was quarantined (its rows are in neither output); `null` otherwise.
     #[serde(default)]
     pub quarantined: Option<QuarantineReport>,
+    /// True when a person released this version from `max_reject_ratio`
+    /// (`error/{name}.released.json`): it is kept whatever share of its rows is rejected.
+    #[serde(default)]
+    pub released: bool,
 }
 
 /// Why and where a file was quarantined.

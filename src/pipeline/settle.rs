@@ -49,6 +49,7 @@ pub async fn settle(
             etag: meta.e_tag.clone().unwrap_or_default(),
             size: meta.size,
             hour: file.hour,
+            released: landing.released.contains(&file.name),
             ..InputReport::default()
         };
         match read {
@@ -83,6 +84,7 @@ pub async fn settle(
                 error_file: paths::quarantine_note(&note.file).to_string(),
                 earlier_run: true,
             }),
+            released: false,
         };
         (input, None)
     }));

@@ -284,6 +284,10 @@ fn files_table(html: &mut String, report: &RunReport) {
                 q.reason,
                 q.path
             ),
+            None if input.released => format!(
+                "released: kept whatever share of its rows is rejected ({})",
+                paths::release_note(&input.name)
+            ),
             None => String::new(),
         };
         let _ = writeln!(

@@ -165,7 +165,16 @@ async fn a_released_version_is_kept_whatever_its_reject_ratio(mut store: TestSto
         assert_accounting(&report);
         assert_eq!(counts(&report), (3, 1, 2, 0), "force {force}: {report:?}");
         assert_eq!(store.get(name).await.expect("stays in landing"), bytes.as_slice());
+        let input = report.inputs.iter().find(|input| input.name == name).expect("an input");
+        assert!(input.released && input.quarantined.is_none(), "{input:?}");
     }
+    // The date's page says why a file this bad was kept.
+    let page = store.get("formatted/transactions_2023-11-23/_report.html").await.expect("a page");
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains(&format!("released: kept whatever share of its rows is rejected ({release_note})")),
+        "the files table names the release"
+    );
     assert!(!store.exists("error/transactions_2023-11-23_9.csv").await);
 
     // The retailer sends another version, as bad: that one was released by nobody.
@@ -175,6 +184,7 @@ async fn a_released_version_is_kept_whatever_its_reject_ratio(mut store: TestSto
     let again = store.run(DAY).await;
     assert_accounting(&again);
     assert_eq!((again.totals.quarantined_files, again.totals.quarantined_rows), (1, 4), "{again:?}");
+    assert!(again.inputs.iter().all(|input| !input.released), "{again:?}");
     assert!(store.exists("error/transactions_2023-11-23_9.csv.error.json").await);
 }
 
