@@ -293,16 +293,14 @@ mod tests {
         read_csv("test.csv", text.as_bytes(), &COLUMNS, 0.1, |_, _, _| {})
     }
 
+    /// A well-formed row for each id, each line ended by `end`.
+    fn rows(ids: std::ops::Range<u32>, end: &str) -> String {
+        ids.map(|id| format!("{id};x{end}")).collect()
+    }
+
     #[test]
     fn an_unclosed_quote_early_in_a_file_quarantines_it_by_the_lines_it_swallows() {
-        let mut text = String::from("id;name\n");
-        for id in 1..20 {
-            text.push_str(&format!("{id};x\n"));
-        }
-        text.push_str("20;\"b\n");
-        for id in 21..100 {
-            text.push_str(&format!("{id};x\r\n"));
-        }
+        let text = format!("id;name\n{}20;\"b\n{}", rows(1..20, "\n"), rows(21..100, "\r\n"));
         let problem = read(&text).err().expect("quarantined");
         assert_eq!((problem.rule, problem.rows), (MAX_REJECT_RATIO_RULE, 20));
         assert_eq!(
@@ -315,12 +313,8 @@ mod tests {
 
     #[test]
     fn an_unclosed_quote_on_the_last_line_is_one_rejected_row() {
-        let mut text = String::from("id;name\n");
-        for id in 1..10 {
-            text.push_str(&format!("{id};x\n"));
-        }
         // One reject in ten rows is the ratio, not over it: the blank lines after it are no rows.
-        text.push_str("10;\"y\n\n\r\n \n");
+        let text = format!("id;name\n{}10;\"y\n\n\r\n \n", rows(1..10, "\n"));
         let read = read(&text).expect("kept");
         assert_eq!((read.rows, read.rejects.len()), (10, 1));
     }

@@ -74,12 +74,12 @@ pub async fn survey(
             let latest = latest_report(store, date).await?;
             // A date a marker run may be caused for: what that run would find missing now (the
             // run's own check), or why it would fail.
-            let marker_read = match &latest {
-                None if landing.marker.is_some() => read_marker(store, prefix, date).await?,
-                Some(report) if report.status == RunStatus::Incomplete && landing.marker.is_some() => {
-                    read_marker(store, prefix, date).await?
-                }
-                _ => None,
+            let may_run_the_marker =
+                latest.as_ref().is_none_or(|report| report.status == RunStatus::Incomplete);
+            let marker_read = if may_run_the_marker && landing.marker.is_some() {
+                read_marker(store, prefix, date).await?
+            } else {
+                None
             };
             let (marker_missing, marker_invalid) = match marker_read {
                 Some(Ok(marker)) => (Some(MarkerCheck::of(&marker, &landing).missing), None),

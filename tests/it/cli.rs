@@ -325,6 +325,11 @@ fn a_store_directory_that_is_not_there_is_an_error_and_is_not_created() {
         );
         assert!(!missing.exists(), "{args:?} created the directory");
     }
+    // A file where the directory should be is named as such.
+    std::fs::write(&missing, "not a store").unwrap();
+    let stderr = one_line_error(&binary().args(["status", "--store", store]).output().unwrap());
+    assert!(stderr.contains(&format!("local directory {store}: not a directory")), "{stderr}");
+    std::fs::remove_file(&missing).unwrap();
     // With no --store, the default ./ingest-store of the working directory is not created either.
     let output = binary().current_dir(dir.path()).args(["run", "--dates", "2023-11-23"]).output().unwrap();
     assert!(one_line_error(&output).contains("local directory ./ingest-store: no such directory"));
