@@ -303,6 +303,10 @@ pub struct ReferentialReport {
     /// For `fallback`: why the source could not be used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For `fallback`: the source was quarantined (by this run or an earlier one), not merely
+    /// absent. The dates it enriched need a person: a valid file sent, then a reingest.
+    #[serde(default)]
+    pub refused: bool,
 }
 
 /// One published file.
@@ -351,6 +355,7 @@ impl ReferentialReport {
             source: ReferentialSource::Cached,
             ambiguous_ids: Vec::new(),
             reason: None,
+            refused: false,
         }
     }
 }

@@ -137,7 +137,8 @@ fn entry(date: IngestDate, decision: &Decision, latest: Option<&RunReport>, publ
             quarantined.iter().map(|(name, reason)| format!("{name} ({reason})")).collect();
         format!("{} file(s) quarantined: {}", quarantined.len(), files.join("; "))
     });
-    let why: Vec<String> = state_why.into_iter().chain(quarantine_why).collect();
+    let refused_why = latest.and_then(refused_referentials);
+    let why: Vec<String> = state_why.into_iter().chain(quarantine_why).chain(refused_why).collect();
     let totals = latest.map(|report| report.totals.clone()).unwrap_or_default();
     DateEntry {
         date,
@@ -159,4 +160,22 @@ fn entry(date: IngestDate, decision: &Decision, latest: Option<&RunReport>, publ
         missing_hours: latest.map(|report| report.missing_hours.clone()).unwrap_or_default(),
         page: published.then(|| paths::quality_page(date).to_string()),
     }
+}
+
+/// Why a date enriched with the last good copy of a refused referential needs a person, if it
+/// was: the copy may lack what the refused file brought, and only a reingest after a valid file
+/// has landed replaces it (a referential alone never causes a run).
+fn refused_referentials(report: &RunReport) -> Option<String> {
+    let refused: Vec<String> = report
+        .referentials
+        .iter()
+        .filter(|(_, used)| used.refused)
+        .map(|(stem, used)| {
+            let reason = used.reason.as_deref().unwrap_or("refused");
+            format!(
+                "last good copy of {stem}.csv used ({reason}): reingest the date once a valid {stem}.csv has landed"
+            )
+        })
+        .collect();
+    (!refused.is_empty()).then(|| refused.join("; "))
 }

@@ -680,6 +680,7 @@ async fn an_invalid_referential_is_quarantined_and_the_last_good_copy_used() {
     assert_eq!(stores.source, ReferentialSource::Fallback);
     assert_eq!(stores.etag, first.referentials["stores"].etag, "the version used is the last good one");
     assert!(stores.reason.as_deref().unwrap().contains("quarantined"), "{stores:?}");
+    assert!(stores.refused, "refused, not absent");
     assert!(store.exists("error/stores.csv").await && store.exists("error/stores.csv.error.json").await);
     assert!(!store.exists("stores.csv").await);
     assert_eq!(
@@ -694,10 +695,12 @@ async fn an_invalid_referential_is_quarantined_and_the_last_good_copy_used() {
         reason.starts_with("stores.csv is quarantined (error/stores.csv.error.json says why"),
         "{reason}"
     );
+    assert!(later.referentials["stores"].refused);
     // Once its note is gone too, the file is simply absent.
     store.delete("error/stores.csv.error.json").await;
     let absent = store.run_with(DAY, true, None).await;
     assert_eq!(absent.referentials["stores"].reason.as_deref(), Some("stores.csv is absent"));
+    assert!(!absent.referentials["stores"].refused, "an absent file was not refused");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 use std::process::Output;
 
 use retail_ingest::contract::EotMarker;
+use retail_ingest::contract::report::ReferentialSource;
 use retail_ingest::pipeline::{Cause, RunRequest, RunStatus, Trigger};
 use serde_json::Value;
 
@@ -393,6 +394,43 @@ on_both!(
     a_referential_change_alone_and_earlier_quarantines_cause_nothing:
     referential_change_and_quarantine_local,
     referential_change_and_quarantine_azurite
+);
+
+async fn a_date_enriched_with_a_refused_referentials_last_copy_needs_a_person_until_reingested(
+    backend: Backend,
+) {
+    let store = published(&backend, &[(H8, file(8, 10, 15))]).await;
+    assert_eq!(sweep(&store, AFTER, &[]).await.code, 0, "nothing needs a person yet");
+    // The retailer sends a stores.csv that cannot be read; an operator's reingest refuses it.
+    store.put("stores.csv", "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n").await;
+    let reingested = store.run_with(DAY, true, None).await;
+    assert!(reingested.referentials["stores"].refused, "{:?}", reingested.referentials);
+    for _ in 0..2 {
+        let swept = sweep(&store, AFTER, &[]).await;
+        assert_eq!(swept.causes(), [], "a referential alone causes no run");
+        let day = swept.day();
+        assert_eq!(
+            (day["state"].as_str(), day["needs_attention"].as_bool(), swept.code),
+            (Some("published"), Some(true), 1)
+        );
+        let why = day["why"].as_str().expect("why");
+        assert!(why.starts_with("last good copy of stores.csv used (stores.csv was quarantined: "), "{why}");
+        assert!(why.ends_with("): reingest the date once a valid stores.csv has landed"), "{why}");
+        // A valid stores.csv lands: the date still holds the old copy's enrichment.
+        store.put_fixture("contract", "stores.csv").await;
+    }
+    assert_eq!(
+        store.run_with(DAY, false, None).await.referentials["stores"].source,
+        ReferentialSource::Fresh
+    );
+    let swept = sweep(&store, AFTER, &[]).await;
+    assert_eq!((swept.day()["needs_attention"].as_bool(), swept.code), (Some(false), 0), "{}", swept.day());
+    assert_same_as_a_fresh_run(&store).await;
+}
+on_both!(
+    a_date_enriched_with_a_refused_referentials_last_copy_needs_a_person_until_reingested:
+    refused_referential_local,
+    refused_referential_azurite
 );
 
 #[tokio::test]

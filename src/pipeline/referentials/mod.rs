@@ -286,7 +286,7 @@ fn plan<R: Referential>(
         } else {
             format!("{} is absent", kind.file_name())
         };
-        return Plan::Ready(fallback(note, reason));
+        return Plan::Ready(fallback(note, reason, quarantined));
     };
     match note {
         Some(note) if is_current(&note, meta) => Plan::Ready(Readiness::Usable(Version {
@@ -361,15 +361,19 @@ async fn format_source<R: Referential>(
                 run_id,
             )
             .await?;
-            Ok(fallback(note, format!("{} was quarantined: {}", kind.file_name(), quarantine.reason)))
+            let reason = format!("{} was quarantined: {}", kind.file_name(), quarantine.reason);
+            Ok(fallback(note, reason, true))
         }
     }
 }
 
-fn fallback<R: Referential>(note: Option<SourceNote>, reason: String) -> Readiness<R> {
+fn fallback<R: Referential>(note: Option<SourceNote>, reason: String, refused: bool) -> Readiness<R> {
     match note {
         Some(note) => Readiness::Usable(Version {
-            report: report_of(&note, ReferentialSource::Fallback, Some(reason)),
+            report: ReferentialReport {
+                refused,
+                ..report_of(&note, ReferentialSource::Fallback, Some(reason))
+            },
             fresh: None,
         }),
         None => Readiness::Unusable(format!("{reason} and no formatted copy exists")),
@@ -384,6 +388,7 @@ fn report_of(note: &SourceNote, source: ReferentialSource, reason: Option<String
         source,
         ambiguous_ids: note.ambiguous_ids.clone(),
         reason,
+        refused: false,
     }
 }
 
