@@ -171,6 +171,10 @@ fn renew_periodically(
     })
 }
 
+/// Times in one acquisition a lock may refuse its creation and then be gone when read before
+/// it counts as broken: each is a release between two requests of ours.
+const VANISHED_TRIES: u32 = 16;
+
 impl DateLock {
     /// Takes the date's lock, waiting up to `wait` for another run to finish.
     pub async fn acquire(
@@ -184,6 +188,7 @@ impl DateLock {
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
         let mut said_waiting = false;
+        let mut vanished = 0;
         loop {
             let attempt = Instant::now();
             let create = PutOptions::from(PutMode::Create);
@@ -193,7 +198,19 @@ impl DateLock {
                 Err(e) => return Err(BlobError::new("take the date's lock", &path, e).into()),
             }
             let Some((found, note)) = read_note(store, &path).await? else {
-                continue; // removed meanwhile: try again at once
+                // Removed meanwhile: try again at once. A lock whose creation is refused again
+                // and again but that is never there to read is no lock (a folder of that name
+                // on a local directory): an error, not a spin.
+                vanished += 1;
+                if vanished < VANISHED_TRIES {
+                    continue;
+                }
+                let source = format!(
+                    "creating it was refused as it exists, yet reading it found nothing ({vanished} tries): \
+                     is a folder of that name in its place?"
+                );
+                let source = object_store::Error::Generic { store: "lock", source: source.into() };
+                return Err(BlobError::new("take the date's lock", &path, source).into());
             };
             if note.as_ref().is_some_and(|note| note.run_id == run_id && !note.released) {
                 // This run's own create, whose answer was lost and which the client retried.

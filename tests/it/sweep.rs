@@ -313,6 +313,36 @@ async fn an_invalid_marker_is_not_retried_and_needs_a_person(backend: Backend) {
 }
 on_both!(an_invalid_marker_is_not_retried_and_needs_a_person: invalid_marker_local, invalid_marker_azurite);
 
+#[tokio::test]
+async fn a_run_that_fails_is_listed_with_its_error_and_the_next_sweep_runs_the_date_again() {
+    let store = store(&Backend::Local).await;
+    store.put(H8, file(8, 10, 15)).await;
+    store.put(&format!("eot_{DAY}.txt"), format!("{H8}\n")).await;
+    // A folder where the date's lock goes: every storage call on it fails.
+    let lock = store.dir.path().join(format!("locks/{DAY}.json"));
+    std::fs::create_dir_all(&lock).expect("a folder");
+    let output = cli(&store, "sweep", AFTER, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "a run failed");
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let runs = printed["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "{printed}");
+    assert_eq!(runs[0]["date"], DAY);
+    let error = runs[0]["error"].as_str().expect("the run's error");
+    assert!(
+        error.starts_with(&format!(
+            "storage error on locks/{DAY}.json while trying to take the date's lock: "
+        )),
+        "{error}"
+    );
+    assert!(error.ends_with("is a folder of that name in its place?"), "{error}");
+    assert!(!store.exists(REPORT).await, "nothing was published");
+    std::fs::remove_dir(&lock).expect("removed");
+    let swept = sweep(&store, AFTER, &[]).await;
+    assert_eq!(swept.causes(), [(DAY.to_owned(), "marker_retry".to_owned())]);
+    assert_eq!(swept.code, 0);
+    assert_same_as_a_fresh_run(&store).await;
+}
+
 async fn a_blocked_date_runs_once_its_referential_lands(backend: Backend) {
     let store = store(&backend).await;
     store.delete("stores.csv").await;
