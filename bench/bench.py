@@ -837,12 +837,12 @@ def sweep_lines(sw: SweepBench, smoke: bool, label: str = "SW") -> tuple[list[st
     if local_idle:
         wall = local_idle[0]
         verdicts.append(f"{label} idle sweep of {sw.days} dates, local directory: {wall:.3f} s < {SW_IDLE_LIMIT_S:g} s: "
-                        f"{'met' if wall < SW_IDLE_LIMIT_S else 'MISSED'}")
+                        f"{met(wall < SW_IDLE_LIMIT_S)}")
     if azure_idle:
         per_date = azure_idle[1] / sw.days
         verdicts.append(f"{label} idle sweep of {sw.days} dates, Azurite: {azure_idle[1]:.0f} requests = {per_date:.2f} "
                         f"per date < {SW_REQUESTS_PER_DATE_LIMIT:g}: "
-                        f"{'met' if per_date < SW_REQUESTS_PER_DATE_LIMIT else 'MISSED'} ({azure_idle[0]:.3f} s)")
+                        f"{met(per_date < SW_REQUESTS_PER_DATE_LIMIT)} ({azure_idle[0]:.3f} s)")
     return lines, verdicts
 
 
@@ -856,6 +856,14 @@ TARGETS = {
 }
 PEAK_LIMIT_MB = 200
 W6_OVER_W2_LIMIT = 0.35
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def peak_verdict(label: str, rss: float) -> str:
+    return f"{label} peak RSS {rss:.0f} MB <= {PEAK_LIMIT_MB} MB: {met(rss <= PEAK_LIMIT_MB)}"
 
 
 def median(values):
@@ -905,20 +913,19 @@ def table(bench: Bench, workloads: list[Workload], starts: dict[str, list[float]
             if smoke:
                 continue
             if limit is not None:
-                verdicts.append(f"{label} wall {wall:.3f} s <= {limit} s: {'met' if wall <= limit else 'MISSED'}")
+                verdicts.append(f"{label} wall {wall:.3f} s <= {limit} s: {met(wall <= limit)}")
             if speedup is not None and equal:
                 got = anchor_wall / wall
-                verdicts.append(f"{label} {got:.1f}x the anchor >= {speedup:.0f}x: {'met' if got >= speedup else 'MISSED'}")
+                verdicts.append(f"{label} {got:.1f}x the anchor >= {speedup:.0f}x: {met(got >= speedup)}")
             if w.name != "W5":
-                verdicts.append(f"{label} peak RSS {rss:.0f} MB <= {PEAK_LIMIT_MB} MB: "
-                                f"{'met' if rss <= PEAK_LIMIT_MB else 'MISSED'}")
+                verdicts.append(peak_verdict(label, rss))
             else:
                 verdicts.append(f"{label} peak RSS {rss:.0f} MB (stated: a date is held whole)")
     for tool in bench.bins:
         label = "" if len(bench.bins) == 1 else f" [{tool}]"
         if ("W4", tool) in by_name and ("W2", tool) in by_name and not smoke:
             ratio = by_name[("W4", tool)][1] / by_name[("W2", tool)][1]
-            verdicts.append(f"W4 peak RSS / W2 peak RSS{label} = {ratio:.2f} <= 1.2: {'met' if ratio <= 1.2 else 'MISSED'}")
+            verdicts.append(f"W4 peak RSS / W2 peak RSS{label} = {ratio:.2f} <= 1.2: {met(ratio <= 1.2)}")
         if ("W5", tool) in by_name and ("W2", tool) in by_name and not smoke:
             ratio = by_name[("W5", tool)][0] / by_name[("W2", tool)][0]
             verdicts.append(f"W5 wall / W2 wall{label} = {ratio:.1f} (16x the rows)")
@@ -954,13 +961,12 @@ def table(bench: Bench, workloads: list[Workload], starts: dict[str, list[float]
                 verdicts.append(f"{label}: the proxy with 0 ms added costs {wall - direct:+.3f} s against Azurite "
                                 f"direct ({direct:.3f} s)")
             elif variant.startswith("proxy"):
-                verdicts.append(f"{label} peak RSS {rss:.0f} MB <= {PEAK_LIMIT_MB} MB: "
-                                f"{'met' if rss <= PEAK_LIMIT_MB else 'MISSED'}")
+                verdicts.append(peak_verdict(label, rss))
                 if ("W2", tool) in by_name:
                     w2 = by_name[("W2", tool)][0]
                     verdicts.append(
                         f"{label} wall {wall:.3f} s <= W2 {w2:.3f} s + {W6_OVER_W2_LIMIT} s: "
-                        f"{'met' if wall <= w2 + W6_OVER_W2_LIMIT else 'MISSED'} (W6 - W2 = {wall - w2:.3f} s)"
+                        f"{met(wall <= w2 + W6_OVER_W2_LIMIT)} (W6 - W2 = {wall - w2:.3f} s)"
                     )
                 storage_lines += ["", f"{key}, requests of its last run:", ""] + storage_breakdown(stats) + [""]
     for tool, start in starts.items():
@@ -969,7 +975,7 @@ def table(bench: Bench, workloads: list[Workload], starts: dict[str, list[float]
         got = median(start) * 1000
         label = "" if len(bench.bins) == 1 else f" [{tool}]"
         text = f"handler start{label}: GET / answered {got:.1f} ms after spawn (median of {len(start)}; max {max(start) * 1000:.1f} ms)"
-        verdicts.append(text + ("" if smoke else f" <= 20 ms: {'met' if got <= 20 else 'MISSED'}"))
+        verdicts.append(text + ("" if smoke else f" <= 20 ms: {met(got <= 20)}"))
     notes = [f"{w.name}: {w.note}" for w in workloads if w.note]
     return "\n".join(lines), storage_lines, verdicts + notes, all_equal
 
