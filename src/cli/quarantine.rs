@@ -130,7 +130,9 @@ async fn release(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
         }
         Err(refusal) => {
             eprintln!("refused: {refusal}");
-            Ok(ExitCode::from(1))
+            // A name that can never land is a usage error; the others are the store's state.
+            let usage = matches!(refusal, ReleaseError::NotAFileName { .. });
+            Ok(ExitCode::from(if usage { 2 } else { 1 }))
         }
     }
 }

@@ -54,7 +54,7 @@ pub(super) struct SweepArgs {
     #[command(flatten)]
     settings: SweepSettingsArgs,
     /// The sweep's clock (RFC 3339, e.g. 2023-11-25T11:00:00Z): for tests and backfills.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = parse_now)]
     now: Option<DateTime<Utc>>,
     /// Decide and write the overview, run nothing.
     #[arg(long)]
@@ -77,7 +77,7 @@ pub(super) struct StatusArgs {
     #[arg(long, requires = "from", value_name = "DATE")]
     to: Option<IngestDate>,
     /// The clock the dates are judged at (RFC 3339); default: now.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = parse_now)]
     now: Option<DateTime<Utc>>,
     /// Print the overview as JSON instead of a table.
     #[arg(long)]
@@ -191,12 +191,15 @@ fn table(overview: &Overview, show_causes: bool) -> String {
     let attention: Vec<&DateEntry> = overview.needing_attention().collect();
     let _ = writeln!(
         out,
-        "\n{} to {}: {} dates, {} need attention (deadline {} UTC the next day)",
+        "\n{} to {}: {}, {} need attention (deadline {} UTC the next day)",
         overview.from,
         overview.to,
-        overview.dates.len(),
+        match overview.dates.len() {
+            1 => "1 date".to_owned(),
+            n => format!("{n} dates"),
+        },
         attention.len(),
-        overview.deadline.format("%H:%M")
+        crate::contract::overview::time_of_day_text(overview.deadline)
     );
     for entry in &attention {
         let _ = writeln!(
@@ -263,6 +266,12 @@ fn parse_deadline(value: &str) -> Result<NaiveTime, String> {
         .map_err(|_| format!("expected a time of day HH:MM (UTC), got {value:?}"))
 }
 
+fn parse_now(value: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(value.trim()).map(|time| time.with_timezone(&Utc)).map_err(|_| {
+        format!("expected an RFC 3339 time with its offset, such as 2023-11-25T11:00:00Z, got {value:?}")
+    })
+}
+
 fn parse_switch(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "" | "false" | "0" | "no" | "off" => Ok(false),
@@ -288,5 +297,13 @@ mod tests {
             (Ok(false), Ok(true), Ok(false))
         );
         assert!(parse_switch("maybe").is_err());
+        assert_eq!(
+            parse_now("2023-11-25T12:00:00+01:00").map(|time| time.to_rfc3339()),
+            Ok("2023-11-25T11:00:00+00:00".to_owned())
+        );
+        for no_zone in ["2023-11-25", "2023-11-25T11:00:00"] {
+            let error = parse_now(no_zone).expect_err("refused");
+            assert!(error.starts_with("expected an RFC 3339 time with its offset, such as"), "{error}");
+        }
     }
 }

@@ -146,13 +146,19 @@ impl Overview {
 }
 
 /// A time of day as the settings write it: `HH:MM`, or `HH:MM:SS` when it has seconds.
+/// A deadline as it is written everywhere: `HH:MM`, or `HH:MM:SS` when it has seconds.
+pub fn time_of_day_text(time: NaiveTime) -> String {
+    use chrono::Timelike;
+    let format = if time.second() == 0 { "%H:%M" } else { "%H:%M:%S" };
+    time.format(format).to_string()
+}
+
 mod time_of_day {
-    use chrono::{NaiveTime, Timelike};
+    use chrono::NaiveTime;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
     pub fn serialize<S: Serializer>(time: &NaiveTime, serializer: S) -> Result<S::Ok, S::Error> {
-        let format = if time.second() == 0 { "%H:%M" } else { "%H:%M:%S" };
-        serializer.collect_str(&time.format(format))
+        serializer.collect_str(&super::time_of_day_text(*time))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveTime, D::Error> {

@@ -94,7 +94,8 @@ pub fn decode_blob(value: &Value, binding: &str) -> Result<Vec<u8>, HandlerError
 }
 
 /// `Data.req` of a wrapped HTTP trigger. Only what the functions read is kept: `Url` and
-/// `Headers` can carry the function key and are deliberately not deserialized.
+/// `Headers` can carry the function key, so `Url` is not deserialized and of `Headers` only
+/// `Content-Type` is kept.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct HttpRequestData {
     /// `GET`, `POST`, …
@@ -110,6 +111,22 @@ pub struct HttpRequestData {
     /// The raw body text; absent when the request had no `Content-Length`.
     #[serde(rename = "Body", default)]
     pub body: Option<Value>,
+    /// The request's `Content-Type`: the one header kept, for the host sends the body of an
+    /// `application/octet-stream` or `multipart/*` request base64-encoded.
+    #[serde(rename = "Headers", default, deserialize_with = "content_type")]
+    pub content_type: Option<String>,
+}
+
+/// The `Content-Type` of a request's `Headers` (`{name: ["value"]}`, names in any case); every
+/// other header is dropped unread.
+fn content_type<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let headers = Option::<Map<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
+    Ok(headers.into_iter().find(|(name, _)| name.eq_ignore_ascii_case("content-type")).and_then(
+        |(_, value)| match value {
+            Value::Array(values) => values.first().and_then(decode_string),
+            other => decode_string(&other),
+        },
+    ))
 }
 
 impl HttpRequestData {
@@ -129,14 +146,27 @@ impl HttpRequestData {
     }
 
     /// The body as text: `None` when absent, null or empty. A body the host already parsed into
-    /// JSON (seen in Microsoft's examples) is turned back into text.
+    /// JSON (seen in Microsoft's examples) is turned back into text, and one it base64-encoded
+    /// (octet-stream, multipart) is decoded; one that does not decode to UTF-8 is left as sent.
     pub fn body_text(&self) -> Option<String> {
         let text = match self.body.as_ref()? {
             Value::Null => return None,
+            Value::String(text) if self.is_base64_body() => base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_else(|| text.clone()),
             Value::String(text) => text.clone(),
             other => other.to_string(),
         };
         (!text.trim().is_empty()).then_some(text)
+    }
+
+    fn is_base64_body(&self) -> bool {
+        self.content_type.as_deref().is_some_and(|content_type| {
+            let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            media == "application/octet-stream" || media.starts_with("multipart/")
+        })
     }
 
     /// A route parameter, decoded like any host string.
@@ -270,6 +300,35 @@ mod tests {
         let error = decode_blob(&json!("not base64!"), "eotBlob").expect_err("refused").to_string();
         assert!(error.starts_with("Data.eotBlob is not base64"), "{error}");
         assert!(decode_blob(&json!([1]), "b").is_err());
+    }
+
+    #[test]
+    fn a_body_the_host_base64_encoded_is_decoded_and_only_then() {
+        let request = |content_type: Value, body: &str| {
+            serde_json::from_value::<HttpRequestData>(json!({
+                "Method": "POST",
+                "Headers": {"Accept": ["*/*"], "x-functions-key": ["k"], "content-TYPE": content_type},
+                "Body": body,
+            }))
+            .expect("a request")
+        };
+        let json = r#"{"dates":["2023-11-23"]}"#;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+        for content_type in
+            ["application/octet-stream", "multipart/form-data; boundary=x", "Application/Octet-Stream"]
+        {
+            let wrapped = request(json!([content_type]), &encoded);
+            assert_eq!(wrapped.body_text().as_deref(), Some(json), "{content_type}");
+        }
+        assert_eq!(request(json!("application/octet-stream"), &encoded).body_text().as_deref(), Some(json));
+        // Text as it came: JSON bodies, and an octet-stream body that is not base64 after all.
+        assert_eq!(request(json!(["application/json"]), &encoded).body_text(), Some(encoded.clone()));
+        assert_eq!(request(json!(["application/octet-stream"]), json).body_text().as_deref(), Some(json));
+        let no_headers: HttpRequestData = serde_json::from_value(json!({"Body": json})).expect("a request");
+        assert_eq!(
+            (no_headers.content_type.as_deref(), no_headers.body_text().as_deref()),
+            (None, Some(json))
+        );
     }
 
     #[test]

@@ -385,7 +385,7 @@ async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
         axum::Json(serde_json::json!({
-            "error": "no such function: the host POSTs to /{FunctionFolderName}, or forwards /api/runs/{date}"
+            "error": "no such function: the host POSTs to /{FunctionFolderName}, or forwards GET /api/runs and GET /api/runs/{date}"
         })),
     )
 }

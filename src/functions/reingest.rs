@@ -88,15 +88,16 @@ fn list(value: &Value) -> Result<Vec<IngestDate>, String> {
     if items.is_empty() {
         return Err("dates: the array is empty; give at least one date".to_owned());
     }
-    if items.len() > MAX_DATES {
-        return Err(format!("dates: {} dates given; at most {MAX_DATES} per request", items.len()));
-    }
-    let mut dates = Vec::with_capacity(items.len());
+    let mut seen = std::collections::BTreeSet::new();
+    let mut dates = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let date = date(item, &format!("dates[{index}]"))?;
-        if !dates.contains(&date) {
+        if seen.insert(date) {
             dates.push(date);
         }
+    }
+    if dates.len() > MAX_DATES {
+        return Err(format!("dates: {} distinct dates given; at most {MAX_DATES} per request", dates.len()));
     }
     Ok(dates)
 }
@@ -197,7 +198,9 @@ mod tests {
 
     #[test]
     fn every_bad_field_gets_a_precise_message() {
-        let too_many: Vec<String> = (0..367).map(|_| "2023-01-01".to_owned()).collect();
+        let first = IngestDate::parse("2023-01-01").expect("a date");
+        let too_many: Vec<String> =
+            std::iter::successors(Some(first), |date| date.succ()).take(367).map(|d| d.to_string()).collect();
         let too_many = serde_json::to_string(&json!({ "dates": too_many })).expect("accepted");
         for (body, expected) in [
             (
@@ -208,7 +211,7 @@ mod tests {
             (r#"{"dates":[20231123]}"#, "dates[0]: expected a date string (YYYY-MM-DD), not a number"),
             (r#"{"dates":"2023-11-23"}"#, "dates: expected an array of dates (YYYY-MM-DD), not a string"),
             (r#"{"dates":[]}"#, "dates: the array is empty; give at least one date"),
-            (&too_many, "dates: 367 dates given; at most 366 per request"),
+            (&too_many, "dates: 367 distinct dates given; at most 366 per request"),
             (r#"{"from":"2023-11-23"}"#, "to: missing (from and to go together)"),
             (r#"{"to":"2023-11-23"}"#, "from: missing (from and to go together)"),
             (r#"{"from":"2023-11-24","to":"2023-11-23"}"#, "from: 2023-11-24 is after to (2023-11-23)"),
@@ -245,6 +248,9 @@ mod tests {
                 .len(),
             366
         );
+        // The limit is on distinct dates: one date given 400 times is one date.
+        let repeated = serde_json::to_string(&json!({ "dates": vec!["2023-01-01"; 400] })).expect("JSON");
+        assert_eq!(dates(&ReingestRequest::parse(Some(&repeated)).expect("accepted")), ["2023-01-01"]);
         for body in [None, Some("[]"), Some("{"), Some("{}")] {
             let error = ReingestRequest::parse(body).expect_err("refused");
             assert!(error.contains(r#"{"dates": ["YYYY-MM-DD", ...]}"#), "{body:?}: {error}");

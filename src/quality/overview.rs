@@ -78,7 +78,7 @@ fn header(html: &mut String, overview: &Overview) {
         to = overview.to,
         n = overview.dates.len(),
         generated = overview.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        deadline = overview.deadline.format("%H:%M"),
+        deadline = crate::contract::overview::time_of_day_text(overview.deadline),
         without = if overview.ingest_without_marker { "on" } else { "off" },
         contract = overview.contract_version,
     );

@@ -323,6 +323,17 @@ async fn reingest_reads_the_body_from_data_not_from_promoted_metadata() {
     assert_eq!(reply.res().1, json!({"queued": ["2023-11-25"]}));
 }
 
+#[tokio::test]
+async fn reingest_decodes_an_octet_stream_body_the_host_sent_base64() {
+    use base64::Engine as _;
+    let body = r#"{"dates":["2023-11-25"]}"#;
+    let mut invocation = reingest_invocation(Some(&base64::engine::general_purpose::STANDARD.encode(body)));
+    invocation["Data"]["req"]["Headers"]["Content-Type"] = json!(["application/octet-stream"]);
+    let reply = App::empty().invoke("ReingestFunction", &invocation).await;
+    assert_eq!(reply.res(), ("202".to_owned(), json!({"queued": ["2023-11-25"]})));
+    assert_eq!(reply.completed()["Outputs"]["dates"], json!(["2023-11-25"]));
+}
+
 // --- RunStatusFunction without a run ------------------------------------------------------------
 
 #[tokio::test]

@@ -277,7 +277,7 @@ fn the_binary_lists_and_releases(store: &str, envs: &[(&str, String)]) {
     assert_eq!(json[0]["note"]["rule"], "invalid_header");
     command(&["quarantine", "release", "../clients.csv"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("refused: '../clients.csv' is not a landing file name"));
     command(&["quarantine", "release", COMMA])
         .assert()
