@@ -145,7 +145,6 @@ impl Overview {
     }
 }
 
-/// A time of day as the settings write it: `HH:MM`, or `HH:MM:SS` when it has seconds.
 /// A deadline as it is written everywhere: `HH:MM`, or `HH:MM:SS` when it has seconds.
 pub fn time_of_day_text(time: NaiveTime) -> String {
     use chrono::Timelike;
@@ -153,6 +152,7 @@ pub fn time_of_day_text(time: NaiveTime) -> String {
     time.format(format).to_string()
 }
 
+/// A time of day as the settings write it (serde's `with`).
 mod time_of_day {
     use chrono::NaiveTime;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};

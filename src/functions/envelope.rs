@@ -118,9 +118,10 @@ pub struct HttpRequestData {
 }
 
 /// The `Content-Type` of a request's `Headers` (`{name: ["value"]}`, names in any case); every
-/// other header is dropped unread.
+/// other header is dropped unread. Headers of any other shape are as none: never an error, whose
+/// text would quote them, function key included.
 fn content_type<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let headers = Option::<Map<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
+    let Some(Value::Object(headers)) = Option::<Value>::deserialize(deserializer)? else { return Ok(None) };
     Ok(headers.into_iter().find(|(name, _)| name.eq_ignore_ascii_case("content-type")).and_then(
         |(_, value)| match value {
             Value::Array(values) => values.first().and_then(decode_string),
@@ -329,6 +330,16 @@ mod tests {
             (no_headers.content_type.as_deref(), no_headers.body_text().as_deref()),
             (None, Some(json))
         );
+        // Headers of another shape are as none, and never an error quoting them.
+        for headers in [json!("{\"x-functions-key\":[\"secret\"]}"), json!([{"Key": "x"}]), json!(null)] {
+            let odd: HttpRequestData =
+                serde_json::from_value(json!({"Headers": headers, "Body": json})).expect("a request");
+            assert_eq!(
+                (odd.content_type.as_deref(), odd.body_text().as_deref()),
+                (None, Some(json)),
+                "{headers}"
+            );
+        }
     }
 
     #[test]

@@ -95,9 +95,11 @@ fn list(value: &Value) -> Result<Vec<IngestDate>, String> {
         if seen.insert(date) {
             dates.push(date);
         }
-    }
-    if dates.len() > MAX_DATES {
-        return Err(format!("dates: {} distinct dates given; at most {MAX_DATES} per request", dates.len()));
+        if dates.len() > MAX_DATES {
+            return Err(format!(
+                "dates: more than {MAX_DATES} distinct dates given; at most {MAX_DATES} per request"
+            ));
+        }
     }
     Ok(dates)
 }
@@ -211,7 +213,7 @@ mod tests {
             (r#"{"dates":[20231123]}"#, "dates[0]: expected a date string (YYYY-MM-DD), not a number"),
             (r#"{"dates":"2023-11-23"}"#, "dates: expected an array of dates (YYYY-MM-DD), not a string"),
             (r#"{"dates":[]}"#, "dates: the array is empty; give at least one date"),
-            (&too_many, "dates: 367 distinct dates given; at most 366 per request"),
+            (&too_many, "dates: more than 366 distinct dates given; at most 366 per request"),
             (r#"{"from":"2023-11-23"}"#, "to: missing (from and to go together)"),
             (r#"{"to":"2023-11-23"}"#, "from: missing (from and to go together)"),
             (r#"{"from":"2023-11-24","to":"2023-11-23"}"#, "from: 2023-11-24 is after to (2023-11-23)"),

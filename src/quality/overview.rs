@@ -70,13 +70,16 @@ pub fn render(overview: &Overview) -> String {
 fn header(html: &mut String, overview: &Overview) {
     let _ = writeln!(
         html,
-        "<p class=\"meta\">window <b id=\"from\">{from}</b> to <b id=\"to\">{to}</b> ({n} dates) \
+        "<p class=\"meta\">window <b id=\"from\">{from}</b> to <b id=\"to\">{to}</b> ({n}) \
          · generated <span id=\"generated-at\">{generated}</span> \
          · deadline <span id=\"deadline\">{deadline} UTC</span> the next day \
          · ingestion without marker <b id=\"ingest-without-marker\">{without}</b> · contract v{contract}</p>",
         from = overview.from,
         to = overview.to,
-        n = overview.dates.len(),
+        n = match overview.dates.len() {
+            1 => "1 date".to_owned(),
+            n => format!("{n} dates"),
+        },
         generated = overview.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
         deadline = crate::contract::overview::time_of_day_text(overview.deadline),
         without = if overview.ingest_without_marker { "on" } else { "off" },

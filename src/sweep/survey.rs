@@ -162,10 +162,14 @@ fn entry(date: IngestDate, decision: &Decision, latest: Option<&RunReport>, publ
     }
 }
 
-/// Why a date enriched with the last good copy of a refused referential needs a person, if it
-/// was: the copy may lack what the refused file brought, and only a reingest after a valid file
-/// has landed replaces it (a referential alone never causes a run).
+/// Why a date whose published rows were enriched with the last good copy of a refused
+/// referential needs a person, if they were: the copy may lack what the refused file brought,
+/// and only a reingest after a valid file has landed replaces it (a referential alone never
+/// causes a run).
 fn refused_referentials(report: &RunReport) -> Option<String> {
+    if !matches!(report.status, RunStatus::Succeeded | RunStatus::Unchanged) {
+        return None; // nothing was enriched
+    }
     let refused: Vec<String> = report
         .referentials
         .iter()

@@ -435,9 +435,17 @@ async fn a_date_enriched_with_a_refused_referentials_last_copy_needs_a_person_un
     store.put("stores.csv", "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n").await;
     let reingested = store.run_with(DAY, true, None).await;
     assert!(reingested.referentials["stores"].refused, "{:?}", reingested.referentials);
+    // A date that published nothing meanwhile enriched nothing: no alert for it.
+    let empty = store.run_with("2023-11-25", false, None).await;
+    assert_eq!((empty.status, empty.referentials["stores"].refused), (RunStatus::NoFiles, true));
     for _ in 0..2 {
         let swept = sweep(&store, AFTER, &[]).await;
-        assert_eq!(swept.causes(), [], "a referential alone causes no run");
+        // A referential alone causes no run of a published date (the empty date runs again
+        // once a valid stores.csv lands: it published nothing).
+        assert!(swept.causes().iter().all(|(date, _)| date != DAY), "{:?}", swept.causes());
+        let next =
+            swept.overview["dates"].as_array().expect("dates").iter().find(|d| d["date"] == "2023-11-25");
+        assert_eq!(next.expect("the day after")["needs_attention"], false, "{next:?}");
         let day = swept.day();
         assert_eq!(
             (day["state"].as_str(), day["needs_attention"].as_bool(), swept.code),
