@@ -194,12 +194,9 @@ fn table(overview: &Overview, show_causes: bool) -> String {
         "\n{} to {}: {}, {} need attention (deadline {} UTC the next day)",
         overview.from,
         overview.to,
-        match overview.dates.len() {
-            1 => "1 date".to_owned(),
-            n => format!("{n} dates"),
-        },
+        overview.dates_text(),
         attention.len(),
-        crate::contract::overview::time_of_day_text(overview.deadline)
+        overview.deadline_text()
     );
     for entry in &attention {
         let _ = writeln!(

@@ -143,6 +143,19 @@ impl Overview {
     pub fn needing_attention(&self) -> impl Iterator<Item = &DateEntry> {
         self.dates.iter().filter(|entry| entry.needs_attention)
     }
+
+    /// How many dates it holds, in words: `1 date`, `35 dates`.
+    pub fn dates_text(&self) -> String {
+        match self.dates.len() {
+            1 => "1 date".to_owned(),
+            n => format!("{n} dates"),
+        }
+    }
+
+    /// Its deadline as it is written everywhere ([`time_of_day_text`]).
+    pub fn deadline_text(&self) -> String {
+        time_of_day_text(self.deadline)
+    }
 }
 
 /// A deadline as it is written everywhere: `HH:MM`, or `HH:MM:SS` when it has seconds.

@@ -76,12 +76,9 @@ fn header(html: &mut String, overview: &Overview) {
          · ingestion without marker <b id=\"ingest-without-marker\">{without}</b> · contract v{contract}</p>",
         from = overview.from,
         to = overview.to,
-        n = match overview.dates.len() {
-            1 => "1 date".to_owned(),
-            n => format!("{n} dates"),
-        },
+        n = overview.dates_text(),
         generated = overview.generated_at.format("%Y-%m-%d %H:%M:%S UTC"),
-        deadline = crate::contract::overview::time_of_day_text(overview.deadline),
+        deadline = overview.deadline_text(),
         without = if overview.ingest_without_marker { "on" } else { "off" },
         contract = overview.contract_version,
     );
@@ -529,6 +526,11 @@ mod tests {
             html.contains("<title>2023-11-26 (Sunday): published\nlatest run succeeded (eot, cause marker)")
         );
         assert!(html.contains("24,001 rows read: 23,774 kept, 227 rejected (0.95 %)"));
+        assert!(html.contains("(1 date) ·"), "the header counts one date");
+        assert!(html.contains("<span id=\"deadline\">10:00 UTC</span>"));
+        let mut late = overview("2023-11-26", "2023-11-26", Vec::new());
+        late.deadline = chrono::NaiveTime::from_hms_opt(10, 0, 59).expect("a time");
+        assert!(render(&late).contains("<span id=\"deadline\">10:00:59 UTC</span>"), "seconds are shown");
     }
 
     #[test]
