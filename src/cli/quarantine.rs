@@ -88,10 +88,13 @@ fn table(files: &[QuarantinedFile]) -> String {
         let date = file.date().map_or_else(|| "-".to_owned(), |date| date.to_string());
         let mut remarks = Vec::new();
         if file.lands_again {
-            remarks.push("lands again: the retailer sent it again");
+            remarks.push("lands again: the retailer sent it again".to_owned());
         }
         if !file.copy_present {
-            remarks.push("no copy in error/");
+            remarks.push("no copy in error/".to_owned());
+        }
+        if let Some(earlier) = file.note.as_ref().and_then(|note| note.supersedes.as_ref()) {
+            remarks.push(format!("the version quarantined before it is kept in {earlier}/"));
         }
         let remarks = if remarks.is_empty() { String::new() } else { format!(" [{}]", remarks.join("; ")) };
         match (&file.note, &file.unreadable) {

@@ -87,6 +87,17 @@ pub fn quarantine_note(name: &str) -> Path {
     Path::from(format!("error/{name}.error.json"))
 }
 
+/// `error/superseded/{run_id}/{name}`: the version of a file that run `run_id` quarantined,
+/// kept when a later version of the same name was quarantined in its place.
+pub fn superseded(run_id: &str, name: &str) -> Path {
+    Path::from(format!("error/superseded/{run_id}/{name}"))
+}
+
+/// `error/superseded/{run_id}/{name}.error.json`: the note of that version.
+pub fn superseded_note(run_id: &str, name: &str) -> Path {
+    Path::from(format!("error/superseded/{run_id}/{name}.error.json"))
+}
+
 /// `error/{name}.released.json`: the version of it a person released.
 pub fn release_note(name: &str) -> Path {
     Path::from(format!("error/{name}{RELEASE_NOTE_SUFFIX}"))

@@ -32,6 +32,10 @@ pub struct QuarantineNote {
     pub run_id: String,
     /// When.
     pub quarantined_at: chrono::DateTime<Utc>,
+    /// Where the version quarantined before this one under the same name was kept
+    /// (`error/superseded/{its run}/{name}`), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 /// Identity of the blob as it was in the landing container.
@@ -87,6 +91,7 @@ impl QuarantineNote {
             quarantined_path: format!("error/{name}"),
             run_id: "earlier".to_owned(),
             quarantined_at: chrono::DateTime::UNIX_EPOCH,
+            supersedes: None,
         }
     }
 }

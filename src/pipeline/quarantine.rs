@@ -46,11 +46,13 @@ pub(crate) async fn quarantine(
     let (name, meta) = (subject.name, subject.meta);
     let source = &meta.location;
     let target = paths::quarantined(name);
+    let earlier = keep_earlier_version(store, name, judged, run_id).await?;
     store.copy(source, &target).await.map_err(|e| BlobError::new("copy to quarantine", source, e))?;
     let copied = blobs::get(store, &target, "verify the quarantine copy").await?;
     if copied != *judged {
         // The source changed between our read and the copy: keep it; the next run judges the
-        // new version.
+        // new version. `error/` goes back to what its note describes.
+        undo_copy(store, name, judged, &earlier).await?;
         return Err(PipelineError::QuarantineMismatch { path: source.to_string() });
     }
     let note = QuarantineNote {
@@ -68,6 +70,10 @@ pub(crate) async fn quarantine(
         quarantined_path: target.to_string(),
         run_id: run_id.to_owned(),
         quarantined_at: Utc::now(),
+        supersedes: match &earlier {
+            Earlier::Kept { folder, .. } => Some(folder.clone()),
+            Earlier::Nothing | Earlier::Same => None,
+        },
     };
     let note_path = paths::quarantine_note(name);
     let body = serde_json::to_vec_pretty(&note).expect("a quarantine note serializes");
@@ -81,6 +87,76 @@ pub(crate) async fn quarantine(
         error_file: note_path.to_string(),
         earlier_run: false,
     })
+}
+
+/// What `error/{name}` held before a quarantine of `name`.
+enum Earlier {
+    /// No note: nothing, or a copy a release left behind.
+    Nothing,
+    /// A note, and the bytes now judged (sent again unchanged, or released and judged again):
+    /// the new note replaces the old one, and nothing needs keeping.
+    Same,
+    /// Another version: kept in `folder` (`error/superseded/{its run}`), with its bytes at
+    /// `copy` when `error/{name}` held them.
+    Kept { folder: String, copy: Option<Path> },
+}
+
+/// A note at `error/{name}` is an earlier version the retailer sent under the same name (the
+/// quarantine deleted that one from the landing container): its note and bytes are copied to
+/// `error/superseded/{its run}/` before this version takes their place, so that no version's
+/// rows are lost.
+async fn keep_earlier_version(
+    store: &Arc<dyn ObjectStore>,
+    name: &str,
+    judged: &Bytes,
+    run_id: &str,
+) -> Result<Earlier, BlobError> {
+    let note_path = paths::quarantine_note(name);
+    let Some(note) = blobs::get_optional(store, &note_path).await? else { return Ok(Earlier::Nothing) };
+    // An unreadable note (or a run id that is not a plain name) is kept under this run's id.
+    let earlier_run = serde_json::from_slice::<QuarantineNote>(&note)
+        .ok()
+        .map(|note| note.run_id)
+        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
+        .filter(|id| id != run_id)
+        .unwrap_or_else(|| format!("{run_id}-earlier"));
+    let (copy_path, kept_copy) = (paths::quarantined(name), paths::superseded(&earlier_run, name));
+    let copy = match blobs::get_optional(store, &copy_path).await? {
+        Some(earlier) if earlier == *judged => return Ok(Earlier::Same),
+        Some(_) => {
+            store
+                .copy(&copy_path, &kept_copy)
+                .await
+                .map_err(|e| BlobError::new("keep the earlier quarantined version", &copy_path, e))?;
+            Some(kept_copy)
+        }
+        None => None,
+    };
+    blobs::put(store, &paths::superseded_note(&earlier_run, name), note).await?;
+    let folder = format!("error/superseded/{earlier_run}");
+    tracing::info!(file = name, kept = %folder, "an earlier quarantined version of the file was kept");
+    Ok(Earlier::Kept { folder, copy })
+}
+
+/// After a copy that did not verify: `error/{name}` holds what its note describes again (the
+/// earlier version's bytes), or nothing when there is no note.
+async fn undo_copy(
+    store: &Arc<dyn ObjectStore>,
+    name: &str,
+    judged: &Bytes,
+    earlier: &Earlier,
+) -> Result<(), BlobError> {
+    let target = paths::quarantined(name);
+    match earlier {
+        Earlier::Kept { copy: Some(kept), .. } => store
+            .copy(kept, &target)
+            .await
+            .map_err(|e| BlobError::new("put the earlier quarantined version back", kept, e)),
+        Earlier::Same => blobs::put(store, &target, judged.clone()).await,
+        Earlier::Kept { copy: None, .. } | Earlier::Nothing => {
+            blobs::delete(store, &target, "remove the copy that did not verify").await
+        }
+    }
 }
 
 /// One note of `error/`, as `retail-ingest quarantine list` shows it.
@@ -551,6 +627,82 @@ mod tests {
         ]) {
             assert!(message.contains(expected), "{message:?} lacks {expected:?}");
         }
+    }
+
+    /// Quarantines the version of `NAME` landing in `store`, judged to be `judged`.
+    async fn quarantine_landed(
+        store: &Arc<dyn ObjectStore>,
+        judged: &[u8],
+    ) -> Result<QuarantineReport, PipelineError> {
+        let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
+        let date = IngestDate::parse("2023-11-23").ok();
+        let subject = Subject { name: NAME, meta: &meta, date };
+        let problem = FileProblem {
+            rule: "invalid_header",
+            reason: "line 1: invalid header".to_owned(),
+            rows: 2,
+            details: serde_json::Value::Null,
+        };
+        quarantine(store, &subject, &Bytes::copy_from_slice(judged), &problem, "later").await
+    }
+
+    #[tokio::test]
+    async fn a_later_version_quarantined_under_the_same_name_keeps_the_earlier_one() {
+        let store = quarantined("").await;
+        let earlier_note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("note");
+        put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
+        let report = quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
+        assert_eq!(report.path, format!("error/{NAME}"));
+        let blobs = paths_of(&store).await;
+        let kept = format!("error/superseded/earlier/{NAME}");
+        let names: Vec<&str> = blobs.iter().map(|(path, _)| path.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                format!("error/superseded/earlier/{NAME}"),
+                format!("{kept}.error.json"),
+                format!("error/{NAME}"),
+                format!("error/{NAME}.error.json")
+            ],
+            "the landing file moved, the earlier version kept"
+        );
+        assert_eq!(blobs[0].1, BYTES, "the earlier version's bytes");
+        assert_eq!(blobs[1].1, earlier_note, "the earlier version's note");
+        assert_eq!(blobs[2].1.as_ref(), b"a,b\n1,2\n3,4\n");
+        let note: QuarantineNote = serde_json::from_slice(&blobs[3].1).expect("the new note");
+        assert_eq!((note.run_id.as_str(), note.rows), ("later", 2));
+        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/earlier"));
+        let listed = list(&store, "").await.expect("lists");
+        assert_eq!(listed.len(), 1, "the kept version is not listed as quarantined: {listed:?}");
+
+        // The same bytes sent again: the new note replaces the old one, nothing more is kept.
+        put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
+        quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
+        let again = paths_of(&store).await;
+        assert_eq!(again.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), names);
+        let note: QuarantineNote = serde_json::from_slice(&again[3].1).expect("the new note");
+        assert_eq!(note.supersedes, None, "nothing superseded this time");
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_does_not_verify_leaves_error_as_its_note_describes_it() {
+        // With an earlier version: its bytes are back at error/{name}, beside its note.
+        let store = quarantined("").await;
+        put(&store, NAME, b"the version that landed meanwhile").await;
+        let error = quarantine_landed(&store, b"the version judged").await.expect_err("refused");
+        assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
+        let copy = blobs::get(&store, &paths::quarantined(NAME), "read").await.expect("a copy");
+        assert_eq!(copy.as_ref(), BYTES, "the earlier version's bytes are back");
+        let note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("a note");
+        assert_eq!(serde_json::from_slice::<QuarantineNote>(&note).expect("a note").run_id, "earlier");
+        assert!(store.head(&Path::from(NAME)).await.is_ok(), "the landing file stays");
+
+        // Without one: no copy is left.
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        put(&store, NAME, b"the version that landed meanwhile").await;
+        quarantine_landed(&store, b"the version judged").await.expect_err("refused");
+        let blobs = paths_of(&store).await;
+        assert_eq!(blobs, [(NAME.to_owned(), Bytes::from_static(b"the version that landed meanwhile"))]);
     }
 
     #[tokio::test]

@@ -198,6 +198,65 @@ async fn a_released_version_is_kept_whatever_its_reject_ratio_on_azurite() {
     a_released_version_is_kept_whatever_its_reject_ratio(TestStore::azurite("released")).await;
 }
 
+/// A later invalid version of a quarantined name (a transaction file sent again, a second bad
+/// referential) takes `error/{name}`; the earlier one is kept under `error/superseded/{its run}/`.
+async fn a_later_invalid_version_keeps_the_earlier_one(store: TestStore) -> TestStore {
+    let store = quarantined_by_a_run(store).await;
+    let first_note = store.get(NOTE).await.expect("the first note");
+    let first_run = store.json(NOTE).await["run_id"].as_str().expect("a run id").to_owned();
+    let resent = [comma_bytes(), b"2,99,2023-11-23,14,0,500,1,10\n".to_vec()].concat();
+    store.put(COMMA, resent.clone()).await;
+    let report = store.run(DAY).await;
+    assert_accounting(&report);
+    let input = report.inputs.iter().find(|input| input.name == COMMA).expect("listed");
+    assert!(input.quarantined.as_ref().is_some_and(|q| !q.earlier_run), "{input:?}");
+    assert_eq!(input.counts.rows, 2, "the resent version's rows");
+    let kept = format!("error/superseded/{first_run}/{COMMA}");
+    assert_eq!(store.get(&kept).await.expect("the earlier copy is kept"), comma_bytes().as_slice());
+    assert_eq!(store.get(&format!("{kept}.error.json")).await.expect("and its note"), first_note);
+    assert_eq!(store.get(COPY).await.expect("the new copy"), resent.as_slice());
+    let note = store.json(NOTE).await;
+    assert_eq!(note["supersedes"], format!("error/superseded/{first_run}"));
+    let listed = quarantine::list(&store.store, "").await.expect("lists");
+    assert_eq!(listed.len(), 1, "one quarantined name: {listed:?}");
+
+    // Two invalid stores.csv in turn: the second run keeps the first one's.
+    store.put("stores.csv", "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n").await;
+    let first = store.run_with(DAY, true, None).await;
+    assert!(first.referentials["stores"].refused, "{first:?}");
+    store.put("stores.csv", "id,latlng\n11,(2,2)\n").await;
+    let second = store.run_with(DAY, true, None).await;
+    assert!(second.referentials["stores"].refused, "{second:?}");
+    let kept = format!("error/superseded/{}/stores.csv", first.run_id);
+    assert_eq!(
+        store.get(&kept).await.expect("the first refused stores.csv"),
+        "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n".as_bytes()
+    );
+    assert_eq!(store.json(&format!("{kept}.error.json")).await["run_id"], first.run_id.as_str());
+    assert_eq!(store.get("error/stores.csv").await.expect("the second"), "id,latlng\n11,(2,2)\n".as_bytes());
+    assert_eq!(store.json("error/stores.csv.error.json").await["run_id"], second.run_id.as_str());
+    store
+}
+
+#[tokio::test]
+async fn a_later_invalid_version_keeps_the_earlier_one_on_a_local_directory() {
+    let store = a_later_invalid_version_keeps_the_earlier_one(TestStore::new()).await;
+    let first_run = store.json(NOTE).await["supersedes"].as_str().expect("a folder").to_owned();
+    let dir = store.dir.path().to_str().expect("a UTF-8 path").to_owned();
+    let listed = binary().args(["quarantine", "list", "--store", &dir]).output().unwrap();
+    let table = String::from_utf8(listed.stdout).expect("UTF-8");
+    assert!(
+        table.contains(&format!("[the version quarantined before it is kept in {first_run}/]")),
+        "{table}"
+    );
+    assert!(table.contains("2 file(s)"), "the kept versions are not listed: {table}");
+}
+
+#[tokio::test]
+async fn a_later_invalid_version_keeps_the_earlier_one_on_azurite() {
+    a_later_invalid_version_keeps_the_earlier_one(TestStore::azurite("superseded")).await;
+}
+
 #[tokio::test]
 async fn a_released_referential_is_formatted_whatever_its_reject_ratio() {
     let store = TestStore::with_referentials().await;
