@@ -25,21 +25,29 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// JSON under the Functions host (it sets `FUNCTIONS_CUSTOMHANDLER_PORT`) or when
-    /// `INGEST_LOG_FORMAT=json`; text otherwise.
-    pub fn from_env() -> Self {
-        match std::env::var("INGEST_LOG_FORMAT").ok().as_deref() {
-            Some("json") => Self::Json,
-            Some("text") => Self::Text,
-            _ if std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() => Self::Json,
-            _ => Self::Text,
+    /// `INGEST_LOG_FORMAT` (`json` or `text`, any case); when it is unset or blank, JSON under
+    /// the Functions host (it sets `FUNCTIONS_CUSTOMHANDLER_PORT`) and text elsewhere. Another
+    /// value is refused: a typo must not quietly change what the log queries parse.
+    pub fn from_env() -> Result<Self, String> {
+        let value = std::env::var("INGEST_LOG_FORMAT").unwrap_or_default();
+        match value.trim().to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "text" => Ok(Self::Text),
+            "" if std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some() => Ok(Self::Json),
+            "" => Ok(Self::Text),
+            _ => Err(format!("INGEST_LOG_FORMAT: expected json or text, got {value:?}")),
         }
     }
 }
 
-/// Installs the global subscriber. `default_level` applies unless `RUST_LOG` says otherwise.
-pub fn init(format: LogFormat, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+/// Installs the global subscriber. `default_level` applies unless `RUST_LOG` says otherwise;
+/// a `RUST_LOG` that does not parse is refused, with tracing's reason.
+pub fn init(format: LogFormat, default_level: &str) -> Result<(), String> {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.trim().is_empty() => EnvFilter::try_new(&directives)
+            .map_err(|error| format!("RUST_LOG: {error} (got {directives:?})"))?,
+        _ => EnvFilter::new(default_level),
+    };
     let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
     let writer =
         if under_host { BoxMakeWriter::new(std::io::stdout) } else { BoxMakeWriter::new(std::io::stderr) };
@@ -56,6 +64,7 @@ pub fn init(format: LogFormat, default_level: &str) {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Text => builder.compact().with_target(false).try_init(),
     };
+    Ok(())
 }
 
 /// `error: cause: cause` on one line. object_store and friends often repeat their source in

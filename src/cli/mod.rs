@@ -174,7 +174,10 @@ pub fn main(cli: Cli) -> ExitCode {
     } else {
         "error,retail_ingest::pipeline::lock=warn"
     };
-    telemetry::init(LogFormat::from_env(), level);
+    if let Err(error) = LogFormat::from_env().and_then(|format| telemetry::init(format, level)) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -305,6 +305,40 @@ fn a_blank_reject_ratio_setting_means_the_default_and_a_bad_one_is_refused() {
 }
 
 #[test]
+fn log_settings_that_do_not_parse_are_refused_and_blank_or_any_case_ones_are_not() {
+    let dir = store_with_fixtures();
+    let run_with = |name: &str, value: &str| {
+        binary()
+            .args(["run", "--store"])
+            .arg(dir.path())
+            .args(["--dates", "2023-11-23", "--force"])
+            .env_remove("RUST_LOG")
+            .env_remove("INGEST_LOG_FORMAT")
+            .env(name, value)
+            .output()
+            .unwrap()
+    };
+    for (name, value, expected) in [
+        ("INGEST_LOG_FORMAT", "xml", "error: INGEST_LOG_FORMAT: expected json or text, got \"xml\""),
+        ("RUST_LOG", "retail_ingest=loud", "error: RUST_LOG: "),
+    ] {
+        let output = run_with(name, value);
+        let stderr = one_line_error(&output);
+        assert!(stderr.starts_with(expected), "{name}={value}: {stderr}");
+        assert!(!dir.path().join("formatted").exists(), "{name}={value}: nothing ran");
+    }
+    for (name, value) in [("INGEST_LOG_FORMAT", ""), ("INGEST_LOG_FORMAT", " JSON "), ("RUST_LOG", " ")] {
+        let output = run_with(name, value);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}={value:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
 fn a_store_directory_that_is_not_there_is_an_error_and_is_not_created() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("mistyped");
