@@ -121,7 +121,9 @@ pub(super) async fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         let value = serde_json::json!({ "runs": reports, "overview": overview });
         print(&format!("{}\n", serde_json::to_string_pretty(&value)?));
     } else {
-        print(&table(&overview, args.dry_run));
+        // A blank line parts the runs' summaries from the table.
+        let separator = if reports.is_empty() { "" } else { "\n" };
+        print(&format!("{separator}{}", table(&overview, args.dry_run)));
     }
     Ok(exit_code(&overview, all_ran))
 }
@@ -191,7 +193,7 @@ fn table(overview: &Overview, show_causes: bool) -> String {
     let attention: Vec<&DateEntry> = overview.needing_attention().collect();
     let _ = writeln!(
         out,
-        "\n{} to {}: {}, {} need attention (deadline {} UTC the next day)",
+        "{} to {}: {}, {} need attention (deadline {} UTC the next day)",
         overview.from,
         overview.to,
         overview.dates_text(),

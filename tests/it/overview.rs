@@ -154,6 +154,25 @@ fn sweep_dry_run(store: &TestStore) -> Overview {
     serde_json::from_slice(&written).expect("an overview")
 }
 
+#[test]
+fn the_status_table_starts_with_its_window_and_says_1_date_and_the_deadline_with_its_seconds() {
+    let store = tempfile::tempdir().expect("a directory");
+    let output = binary()
+        .args(["status", "--from", FROM, "--to", FROM, "--now", NOW, "--deadline", "10:00:59", "--store"])
+        .arg(store.path())
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        stdout.lines().next(),
+        Some(
+            format!("{FROM} to {FROM}: 1 date, 1 need attention (deadline 10:00:59 UTC the next day)")
+                .as_str()
+        ),
+        "{stdout}"
+    );
+}
+
 #[tokio::test]
 async fn the_survey_gives_every_state_of_the_contracts_table() {
     let store = every_state().await;

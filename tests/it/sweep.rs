@@ -471,6 +471,34 @@ on_both!(
     refused_referential_azurite
 );
 
+async fn a_refused_referentials_last_copy_is_accepted_by_removing_the_quarantined_file(backend: Backend) {
+    let store = published(&backend, &[(H8, file(8, 10, 15))]).await;
+    let before = store.get(TX).await;
+    store.put("stores.csv", "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n").await;
+    let refused = store.run_with(DAY, true, None).await;
+    assert!(refused.referentials["stores"].refused);
+    assert_eq!(store.get(TX).await, before, "the last good copy enriches as before");
+    assert_eq!(sweep(&store, AFTER, &[]).await.code, 1, "flagged");
+    // The operator accepts the last good copy: the quarantined file goes, the date runs again.
+    store.delete("error/stores.csv").await;
+    store.delete("error/stores.csv.error.json").await;
+    let accepted = store.run_with(DAY, false, None).await;
+    assert_eq!(accepted.status, RunStatus::Unchanged, "the same inputs and versions");
+    let stores = &accepted.referentials["stores"];
+    assert_eq!((stores.source, stores.refused), (ReferentialSource::Fallback, false), "{stores:?}");
+    assert_eq!(stores.reason.as_deref(), Some("stores.csv is absent"));
+    let swept = sweep(&store, AFTER, &[]).await;
+    assert_eq!(swept.causes(), [], "no run caused");
+    assert_eq!((swept.day()["needs_attention"].as_bool(), swept.code), (Some(false), 0), "{}", swept.day());
+    assert_eq!(store.json(REPORT).await["run_id"], refused.run_id.as_str(), "unchanged: not republished");
+    assert_eq!(store.get(TX).await, before);
+}
+on_both!(
+    a_refused_referentials_last_copy_is_accepted_by_removing_the_quarantined_file:
+    accepted_last_copy_local,
+    accepted_last_copy_azurite
+);
+
 #[tokio::test]
 async fn a_range_over_empty_days_publishes_nothing_and_an_empty_marker_publishes_an_empty_day() {
     let store = store(&Backend::Local).await;
