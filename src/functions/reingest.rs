@@ -48,6 +48,10 @@ impl ReingestRequest {
         let Value::Object(fields) = value else {
             return Err(format!("the body must be a JSON object, not {}; send {SHAPE}", kind(&value)));
         };
+        // serde_json keeps the last of two equal keys: which one the caller meant is unknown.
+        if let Err(e) = serde_json::from_str::<UniqueKeys>(body) {
+            return Err(format!("{e}; give each field once"));
+        }
         if let Some(unknown) =
             fields.keys().find(|key| !["dates", "from", "to", "force"].contains(&key.as_str()))
         {
@@ -77,6 +81,33 @@ impl ReingestRequest {
     /// The queue messages, one per date (see [`DateMessage::encode`]).
     pub fn messages(&self) -> Vec<String> {
         self.dates.iter().map(|&date| DateMessage::requested(date, self.force).encode()).collect()
+    }
+}
+
+/// The body's top-level keys, refused when one repeats.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueKeys;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+                let mut seen = std::collections::BTreeSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if !seen.insert(key.clone()) {
+                        let key = crate::contract::names::printable(&key);
+                        return Err(serde::de::Error::custom(format_args!("field '{key}' is given twice")));
+                    }
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+                Ok(UniqueKeys)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
     }
 }
 
@@ -238,6 +269,14 @@ mod tests {
             (
                 r#"{"date":"2023-11-23"}"#,
                 "unknown field 'date'; expected dates, or from and to, and optionally force",
+            ),
+            (
+                r#"{"dates":["2023-11-23"],"dates":["2023-11-24"]}"#,
+                "field 'dates' is given twice at line 1 column 31; give each field once",
+            ),
+            (
+                r#"{"dates":["2023-11-23"],"force":true,"force":false}"#,
+                "field 'force' is given twice at line 1 column 44; give each field once",
             ),
         ] {
             assert_eq!(ReingestRequest::parse(Some(body)).expect_err("refused"), expected, "{body}");
