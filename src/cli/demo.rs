@@ -15,14 +15,18 @@ use crate::pipeline::{Pipeline, PipelineSettings, Trigger};
 use crate::sample::{SampleSpec, write_sample};
 use crate::storage::{self, StoreSettings};
 
+/// Most days one sample holds: a year, leap day included. A slip of the keyboard must not fill
+/// the disk (a real-size day is about 20 MB).
+const MAX_SAMPLE_DAYS: i64 = 366;
+
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
     /// Where to write the sample container (a local directory; replaced if it holds an
     /// earlier demo).
     #[arg(long, default_value = "demo-store")]
     store: PathBuf,
-    /// How many days to generate.
-    #[arg(long, default_value_t = 3)]
+    /// How many days to generate (1 to 366).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_SAMPLE_DAYS))]
     days: u32,
 }
 
@@ -37,8 +41,8 @@ pub(super) struct GenerateArgs {
     /// First date.
     #[arg(long, default_value = "2023-11-23")]
     first_date: IngestDate,
-    /// Number of days.
-    #[arg(long, default_value_t = 3)]
+    /// Number of days (1 to 366).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=MAX_SAMPLE_DAYS))]
     days: u32,
     /// Rows per transaction file (real feed: 20000).
     #[arg(long)]

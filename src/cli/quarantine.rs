@@ -15,7 +15,9 @@ pub(super) enum QuarantineCommand {
     /// Every quarantined file: name, date, rule, rows, when, reason.
     List(ListArgs),
     /// Put a quarantined file back into the landing container (verified), then remove it and
-    /// its note from error/; the next sweep or run ingests it.
+    /// its note from error/ (a max_reject_ratio file: error/NAME.released.json records the
+    /// release, and runs keep that version whatever its ratio); the next sweep or run ingests
+    /// it.
     Release(ReleaseArgs),
 }
 

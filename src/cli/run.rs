@@ -47,7 +47,7 @@ pub(super) struct ReportArgs {
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let dates = match (args.from, args.to) {
         (Some(from), Some(to)) => date_range(from, to)?,
-        _ if !args.dates.is_empty() => args.dates.clone(),
+        _ if !args.dates.is_empty() => distinct(&args.dates),
         _ => vec![IngestDate::today()],
     };
     let (store, settings) = open_store_unchecked(args.store.store.as_deref())?;
@@ -58,6 +58,13 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // trip less); its error, when it fails, is the one shown.
     let all_fine = run_dates(&pipeline, &dates, Trigger::Cli, args.force, show, check).await?;
     Ok(exit_code(all_fine))
+}
+
+/// The dates given, each once, in the order first given: a date given twice is run once (the
+/// second run would only find it `unchanged`, or, forced, publish the same bytes again).
+fn distinct(dates: &[IngestDate]) -> Vec<IngestDate> {
+    let mut seen = std::collections::BTreeSet::new();
+    dates.iter().copied().filter(|date| seen.insert(*date)).collect()
 }
 
 /// `report`: the page of each published date again, from its `_report.json` and Parquet files.

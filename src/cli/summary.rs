@@ -14,17 +14,31 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
         }
     };
     let totals = &report.totals;
-    let _ = writeln!(
-        out,
-        "{date}  {:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
-        report.status.as_str(),
-        totals.counts.rows,
-        totals.counts.kept,
-        totals.counts.rejected_rows,
-        totals.counts.flagged_rows,
-        totals.quarantined_rows,
-        totals.quarantined_files,
-    );
+    // A run that stopped before reading has no counts to give ("0 rows in 0 files" would read
+    // as an empty day): its reason, on the next line, says why.
+    let read_nothing = match report.status {
+        RunStatus::Blocked | RunStatus::Incomplete => Some("nothing read, nothing published"),
+        RunStatus::NoFiles => Some("no transaction file landed, nothing published"),
+        RunStatus::Succeeded | RunStatus::Unchanged => None,
+    };
+    match read_nothing {
+        Some(what) => {
+            let _ = writeln!(out, "{date}  {:<10}  {what}", report.status.as_str());
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "{date}  {:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
+                report.status.as_str(),
+                totals.counts.rows,
+                totals.counts.kept,
+                totals.counts.rejected_rows,
+                totals.counts.flagged_rows,
+                totals.quarantined_rows,
+                totals.quarantined_files,
+            );
+        }
+    }
     if let Some(reason) = &report.reason {
         let _ = writeln!(out, "    {reason}");
     }

@@ -262,7 +262,7 @@ fn parse_deadline(value: &str) -> Result<NaiveTime, String> {
     }
     NaiveTime::parse_from_str(value, "%H:%M")
         .or_else(|_| NaiveTime::parse_from_str(value, "%H:%M:%S"))
-        .map_err(|_| format!("expected a time of day HH:MM (UTC), got {value:?}"))
+        .map_err(|_| format!("expected a time of day HH:MM or HH:MM:SS (UTC), got {value:?}"))
 }
 
 fn parse_now(value: &str) -> Result<DateTime<Utc>, String> {

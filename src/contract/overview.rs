@@ -178,7 +178,7 @@ mod time_of_day {
         let text = String::deserialize(deserializer)?;
         NaiveTime::parse_from_str(&text, "%H:%M")
             .or_else(|_| NaiveTime::parse_from_str(&text, "%H:%M:%S"))
-            .map_err(|_| D::Error::custom(format!("expected a time of day HH:MM, got {text:?}")))
+            .map_err(|_| D::Error::custom(format!("expected a time of day HH:MM or HH:MM:SS, got {text:?}")))
     }
 }
 

@@ -72,7 +72,8 @@ pub(crate) async fn quarantine(
         quarantined_at: Utc::now(),
         supersedes: match &earlier {
             Earlier::Kept { folder, .. } => Some(folder.clone()),
-            Earlier::Nothing | Earlier::Same => None,
+            Earlier::Same { supersedes } => supersedes.clone(),
+            Earlier::Nothing => None,
         },
     };
     let note_path = paths::quarantine_note(name);
@@ -94,8 +95,9 @@ enum Earlier {
     /// No note: nothing, or a copy a release left behind.
     Nothing,
     /// A note, and the bytes now judged (sent again unchanged, or released and judged again):
-    /// the new note replaces the old one, and nothing needs keeping.
-    Same,
+    /// the new note replaces the old one, keeping where the version before it went, and
+    /// nothing needs keeping.
+    Same { supersedes: Option<String> },
     /// Another version: kept in `folder` (`error/superseded/{its run}`), with its bytes at
     /// `copy` when `error/{name}` held them.
     Kept { folder: String, copy: Option<Path> },
@@ -113,16 +115,19 @@ async fn keep_earlier_version(
 ) -> Result<Earlier, BlobError> {
     let note_path = paths::quarantine_note(name);
     let Some(note) = blobs::get_optional(store, &note_path).await? else { return Ok(Earlier::Nothing) };
+    let parsed = serde_json::from_slice::<QuarantineNote>(&note).ok();
     // An unreadable note (or a run id that is not a plain name) is kept under this run's id.
-    let earlier_run = serde_json::from_slice::<QuarantineNote>(&note)
-        .ok()
-        .map(|note| note.run_id)
+    let earlier_run = parsed
+        .as_ref()
+        .map(|note| note.run_id.clone())
         .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
         .filter(|id| id != run_id)
         .unwrap_or_else(|| format!("{run_id}-earlier"));
     let (copy_path, kept_copy) = (paths::quarantined(name), paths::superseded(&earlier_run, name));
     let copy = match blobs::get_optional(store, &copy_path).await? {
-        Some(earlier) if earlier == *judged => return Ok(Earlier::Same),
+        Some(earlier) if earlier == *judged => {
+            return Ok(Earlier::Same { supersedes: parsed.and_then(|note| note.supersedes) });
+        }
         Some(_) => {
             store
                 .copy(&copy_path, &kept_copy)
@@ -152,7 +157,7 @@ async fn undo_copy(
             .copy(kept, &target)
             .await
             .map_err(|e| BlobError::new("put the earlier quarantined version back", kept, e)),
-        Earlier::Same => blobs::put(store, &target, judged.clone()).await,
+        Earlier::Same { .. } => blobs::put(store, &target, judged.clone()).await,
         Earlier::Kept { copy: None, .. } | Earlier::Nothing => {
             blobs::delete(store, &target, "remove the copy that did not verify").await
         }
@@ -681,7 +686,8 @@ mod tests {
         let again = paths_of(&store).await;
         assert_eq!(again.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), names);
         let note: QuarantineNote = serde_json::from_slice(&again[3].1).expect("the new note");
-        assert_eq!(note.supersedes, None, "nothing superseded this time");
+        assert_eq!(note.run_id, "later");
+        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/earlier"), "still says where it went");
     }
 
     #[tokio::test]

@@ -138,7 +138,16 @@ fn entry(date: IngestDate, decision: &Decision, latest: Option<&RunReport>, publ
         format!("{} file(s) quarantined: {}", quarantined.len(), files.join("; "))
     });
     let refused_why = latest.and_then(refused_referentials);
-    let why: Vec<String> = state_why.into_iter().chain(quarantine_why).chain(refused_why).collect();
+    // The contract keeps the output when every file is gone: the figures below are the empty
+    // run's, so without this line nothing would say that rows are still published.
+    let withdrawn_why = (published && latest.is_some_and(|report| report.status == RunStatus::NoFiles)).then(|| {
+        format!(
+            "every transaction file is gone since the date was published, and its output stays ({} says what it holds): have the files sent again, or delete the output if the date was withdrawn",
+            paths::published_report(date)
+        )
+    });
+    let why: Vec<String> =
+        state_why.into_iter().chain(quarantine_why).chain(refused_why).chain(withdrawn_why).collect();
     let totals = latest.map(|report| report.totals.clone()).unwrap_or_default();
     DateEntry {
         date,

@@ -241,6 +241,50 @@ fn a_blocked_date_exits_1_and_json_reports_parse() {
         reports.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["blocked", "blocked"]);
     assert!(reports[0]["reason"].as_str().unwrap().contains("clients.csv is absent"));
+    // The summary says that nothing was read, not "0 rows in 0 file(s)".
+    binary()
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "2023-11-23  blocked     nothing read, nothing published\n    clients.csv is absent",
+        ));
+}
+
+#[test]
+fn a_date_given_twice_is_run_once() {
+    let dir = store_with_fixtures();
+    let output = binary()
+        .args(["run", "--json", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-23", "2023-11-22", "2023-11-23"])
+        .output()
+        .unwrap();
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints JSON");
+    let dates: Vec<&str> = reports.as_array().unwrap().iter().map(|r| r["date"].as_str().unwrap()).collect();
+    assert_eq!(dates, ["2023-11-23", "2023-11-22"], "in the order first given");
+}
+
+#[test]
+fn a_sample_of_no_day_or_of_more_than_a_year_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["demo", "generate"] {
+        for days in ["0", "367"] {
+            let output = binary()
+                .args([command, "--days", days, "--store"])
+                .arg(dir.path().join("sample"))
+                .output()
+                .unwrap();
+            let stderr = one_line_error(&output);
+            assert!(
+                stderr.contains(&format!("{days} is not in 1..=366")),
+                "{command} --days {days}: {stderr}"
+            );
+            assert!(!dir.path().join("sample").exists(), "{command} --days {days} wrote nothing");
+        }
+    }
 }
 
 #[test]

@@ -208,6 +208,15 @@ async fn a_removed_file_is_removed_from_the_output_and_no_file_at_all_keeps_it(b
     assert_eq!(swept.causes(), [(DAY.to_owned(), "inputs_changed".to_owned())]);
     assert_eq!(swept.runs[0]["status"], "no_files");
     assert_eq!(swept.day()["state"], "no_files");
+    // The figures are the empty run's: the why says that rows are still published.
+    assert_eq!((swept.day()["needs_attention"].as_bool(), swept.code), (Some(true), 1));
+    let why = swept.day()["why"].as_str().expect("why").to_owned();
+    assert!(
+        why.starts_with(&format!(
+            "every transaction file is gone since the date was published, and its output stays ({REPORT} says"
+        )),
+        "{why}"
+    );
     assert_eq!(store.get(TX).await, output, "the published output stays");
     assert_eq!(store.json(REPORT).await, published);
     assert_idle(&store, AFTER).await;
