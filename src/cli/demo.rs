@@ -36,7 +36,7 @@ pub(super) struct GenerateArgs {
     #[arg(long)]
     store: Option<String>,
     /// Prefix of the landing files inside the store.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_parser = super::parse_prefix)]
     prefix: String,
     /// First date.
     #[arg(long, default_value = "2023-11-23")]

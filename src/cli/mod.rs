@@ -112,7 +112,7 @@ pub(super) struct StoreArgs {
     #[arg(long, value_name = "DIR|azure://CONTAINER")]
     store: Option<String>,
     /// Prefix of the landing files inside the store.
-    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
+    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true, value_parser = parse_prefix)]
     prefix: String,
     /// A file with strictly more rejected rows than this share is quarantined.
     #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO, value_parser = parse_reject_ratio)]
@@ -146,10 +146,40 @@ struct ServeArgs {
     #[arg(long, env = "INGEST_MAX_REJECT_RATIO", default_value_t = crate::contract::DEFAULT_MAX_REJECT_RATIO, value_parser = parse_reject_ratio)]
     max_reject_ratio: f64,
     /// Prefix of the landing files inside the store.
-    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
+    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true, value_parser = parse_prefix)]
     prefix: String,
     #[command(flatten)]
     sweep: sweep::SweepSettingsArgs,
+}
+
+/// A landing prefix: `/`-separated folder names (none empty, `.` or `..`), outside the folders
+/// retail-ingest writes; blank is the container's root. A typo must be an error, not a run
+/// that finds no file and ends `no_files`.
+pub(super) fn parse_prefix(value: &str) -> Result<String, String> {
+    let prefix = value.trim().trim_matches('/');
+    if prefix.is_empty() {
+        return Ok(String::new());
+    }
+    let bad_segment = |segment: &str| {
+        segment.is_empty()
+            || segment == "."
+            || segment == ".."
+            || segment.contains('\\')
+            || segment.chars().any(char::is_control)
+    };
+    if prefix.split('/').any(bad_segment) {
+        return Err(format!(
+            "expected folder names separated by '/', such as drops or retailer/drops (none empty, '.' or '..'), got {:?}",
+            crate::contract::names::printable(value)
+        ));
+    }
+    let root = prefix.split('/').next().unwrap_or_default();
+    if crate::contract::paths::OUTPUT_ROOTS.contains(&root) {
+        return Err(format!(
+            "{root}/ holds what retail-ingest writes; the landing files need another prefix"
+        ));
+    }
+    Ok(prefix.to_owned())
 }
 
 /// A share between 0 and 1. Blank means the default: app settings are often present but empty

@@ -28,7 +28,7 @@ pub(super) struct Location {
     #[arg(long, value_name = "DIR|azure://CONTAINER")]
     store: Option<String>,
     /// Prefix of the landing files inside the store.
-    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true)]
+    #[arg(long, env = "INGEST_PREFIX", default_value = "", hide_default_value = true, value_parser = super::parse_prefix)]
     prefix: String,
 }
 

@@ -184,7 +184,7 @@ fn json_array_item(value: &serde_json::Value, first: bool, last: bool) -> String
     format!("{open}{}{close}", indented.join("\n"))
 }
 
-fn date_range(from: IngestDate, to: IngestDate) -> anyhow::Result<Vec<IngestDate>> {
+pub(super) fn date_range(from: IngestDate, to: IngestDate) -> anyhow::Result<Vec<IngestDate>> {
     anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
     let days = (to.naive() - from.naive()).num_days();
     anyhow::ensure!(days < 3660, "--from/--to spans {} days; at most 3660 at once", days + 1);

@@ -163,7 +163,7 @@ pub(super) async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let now = args.now.unwrap_or_else(Utc::now);
     let window = match (args.from, args.to) {
         (Some(from), Some(to)) => {
-            anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+            super::run::date_range(from, to)?; // the same limits as `run`'s
             (from, to)
         }
         _ => settings.window(now),

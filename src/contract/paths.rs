@@ -5,6 +5,10 @@ use object_store::path::Path;
 
 use super::{IngestDate, ReferentialKind};
 
+/// The folders at the store's root that retail-ingest writes: a landing prefix inside one of
+/// them would read its own outputs as inputs.
+pub const OUTPUT_ROOTS: [&str; 6] = ["formatted", "rejected", "aggregated", "runs", "error", "locks"];
+
 /// A landing blob: `{prefix}/{name}`.
 pub fn landing(prefix: &str, name: &str) -> Path {
     let prefix = prefix.trim_matches('/');

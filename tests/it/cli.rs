@@ -254,6 +254,40 @@ fn a_blocked_date_exits_1_and_json_reports_parse() {
 }
 
 #[test]
+fn a_prefix_that_cannot_be_a_landing_folder_is_refused() {
+    let dir = store_with_fixtures();
+    for (prefix, expected) in [
+        ("../drops", "(none empty, '.' or '..'), got \"../drops\""),
+        ("./drops", "(none empty, '.' or '..'), got \"./drops\""),
+        ("retailer//drops", "(none empty, '.' or '..'), got \"retailer//drops\""),
+        ("error", "error/ holds what retail-ingest writes; the landing files need another prefix"),
+        ("formatted/drops", "formatted/ holds what retail-ingest writes"),
+    ] {
+        for (command, as_setting) in [("run", false), ("quarantine", true), ("status", true)] {
+            let mut binary = binary();
+            match command {
+                "run" => binary.args(["run", "--dates", "2023-11-23", "--prefix", prefix]),
+                "quarantine" => binary.args(["quarantine", "list"]).env("INGEST_PREFIX", prefix),
+                _ => binary.args(["status"]).env("INGEST_PREFIX", prefix),
+            };
+            let output = binary.arg("--store").arg(dir.path()).output().unwrap();
+            let stderr = one_line_error(&output);
+            assert!(stderr.contains(expected), "{command} {prefix}: {stderr}");
+            assert_eq!(stderr.contains("INGEST_PREFIX (the setting of --prefix)"), as_setting, "{stderr}");
+        }
+    }
+    assert!(!dir.path().join("formatted").exists(), "nothing ran");
+    // A blank prefix, or one with slashes around it, is as good as its folder names.
+    for prefix in ["", " ", "/"] {
+        binary()
+            .args(["run", "--dates", "2023-11-23", "--prefix", prefix, "--store"])
+            .arg(dir.path())
+            .assert()
+            .code(0);
+    }
+}
+
+#[test]
 fn a_date_given_twice_is_run_once() {
     let dir = store_with_fixtures();
     let output = binary()
