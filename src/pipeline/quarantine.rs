@@ -293,9 +293,7 @@ pub enum ReleaseError {
         reason: String,
     },
     /// The note describes another blob than the one the release would write.
-    #[error(
-        "{note} says the file landed at {original}, not at {landing} (another --prefix?); nothing was done"
-    )]
+    #[error("{note} says the file landed at {original}, not at {landing} ({hint}); nothing was done")]
     OtherLanding {
         /// The note's path.
         note: String,
@@ -303,6 +301,8 @@ pub enum ReleaseError {
         original: String,
         /// Where this release would have put it.
         landing: String,
+        /// The prefix the note's path implies, as advice: `another --prefix?` when it implies none.
+        hint: String,
     },
     /// The note is there, the quarantined bytes are not.
     #[error("{copy} does not exist although {note} does; nothing was done")]
@@ -426,7 +426,13 @@ async fn release_held(
     let note: QuarantineNote = serde_json::from_slice(&note_bytes)
         .map_err(|e| ReleaseError::UnreadableNote { note: note_path.to_string(), reason: e.to_string() })?;
     if note.file != name || note.original.path != landing.as_ref() {
+        let hint = match note.original.path.strip_suffix(name).map(|prefix| prefix.trim_end_matches('/')) {
+            Some("") => "release it without --prefix".to_owned(),
+            Some(prefix) => format!("release it with --prefix {prefix}"),
+            None => "another --prefix?".to_owned(),
+        };
         return Err(ReleaseError::OtherLanding {
+            hint,
             note: note_path.to_string(),
             original: note.original.path,
             landing: landing.to_string(),
@@ -625,7 +631,7 @@ mod tests {
             "is not a landing file name",
             "is not a landing file name",
             "is not quarantined",
-            "(another --prefix?)",
+            "(release it without --prefix)",
             "error/clients.csv does not exist although error/clients.csv.error.json does",
             "error/stores.csv holds 5 bytes, but its note says the original held 3",
             "error/products.csv.error.json is not a readable quarantine note",
@@ -709,6 +715,13 @@ mod tests {
         quarantine_landed(&store, b"the version judged").await.expect_err("refused");
         let blobs = paths_of(&store).await;
         assert_eq!(blobs, [(NAME.to_owned(), Bytes::from_static(b"the version that landed meanwhile"))]);
+    }
+
+    #[tokio::test]
+    async fn a_release_under_another_prefix_names_the_prefix_of_the_note() {
+        let store = quarantined("retailer/drops").await;
+        let error = release(&store, "", NAME).await.expect_err("refused");
+        assert!(error.to_string().contains("(release it with --prefix retailer/drops)"), "{error}");
     }
 
     #[tokio::test]
