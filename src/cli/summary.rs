@@ -18,7 +18,7 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     // as an empty day): its reason, on the next line, says why.
     let read_nothing = match report.status {
         RunStatus::Blocked | RunStatus::Incomplete => Some("nothing read, nothing published"),
-        RunStatus::NoFiles => Some("no transaction file landed, nothing published"),
+        RunStatus::NoFiles => Some("nothing published"),
         RunStatus::Succeeded | RunStatus::Unchanged => None,
     };
     match read_nothing {
