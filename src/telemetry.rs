@@ -48,6 +48,16 @@ pub fn init(format: LogFormat, default_level: &str) -> Result<(), String> {
             .map_err(|error| format!("RUST_LOG: {error} (got {directives:?})"))?,
         _ => EnvFilter::new(default_level),
     };
+    install(format, filter);
+    Ok(())
+}
+
+/// [`init`] with the defaults, whatever the environment says: JSON lines at `default_level`.
+pub fn init_defaults(default_level: &str) {
+    install(LogFormat::Json, EnvFilter::new(default_level));
+}
+
+fn install(format: LogFormat, filter: EnvFilter) {
     let under_host = std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_some();
     let writer =
         if under_host { BoxMakeWriter::new(std::io::stdout) } else { BoxMakeWriter::new(std::io::stderr) };
@@ -64,7 +74,6 @@ pub fn init(format: LogFormat, default_level: &str) -> Result<(), String> {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Text => builder.compact().with_target(false).try_init(),
     };
-    Ok(())
 }
 
 /// `error: cause: cause` on one line. object_store and friends often repeat their source in

@@ -205,8 +205,14 @@ pub fn main(cli: Cli) -> ExitCode {
         "error,retail_ingest::pipeline::lock=warn"
     };
     if let Err(error) = LogFormat::from_env().and_then(|format| telemetry::init(format, level)) {
-        eprintln!("error: {error}");
-        return ExitCode::from(2);
+        // Under the host a log setting must not stop ingestion: one error line says what was
+        // refused, and the defaults apply. On a terminal it is a usage error like any other.
+        if std::env::var_os("FUNCTIONS_CUSTOMHANDLER_PORT").is_none() {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+        telemetry::init_defaults(level);
+        tracing::error!("{error}: the defaults are used (JSON lines at info)");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -17,13 +17,14 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     // A run that stopped before reading has no counts to give ("0 rows in 0 files" would read
     // as an empty day): its reason, on the next line, says why.
     let read_nothing = match report.status {
-        RunStatus::Blocked | RunStatus::Incomplete => Some("nothing read, nothing published"),
-        RunStatus::NoFiles => Some("nothing published"),
+        RunStatus::Blocked | RunStatus::Incomplete => Some("no transaction file read, nothing published"),
+        RunStatus::NoFiles => Some(""), // its reason says it all
         RunStatus::Succeeded | RunStatus::Unchanged => None,
     };
     match read_nothing {
         Some(what) => {
-            let _ = writeln!(out, "{date}  {:<10}  {what}", report.status.as_str());
+            let line = format!("{date}  {:<10}  {what}", report.status.as_str());
+            let _ = writeln!(out, "{}", line.trim_end());
         }
         None => {
             let _ = writeln!(

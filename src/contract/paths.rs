@@ -91,8 +91,8 @@ pub fn quarantine_note(name: &str) -> Path {
     Path::from(format!("error/{name}.error.json"))
 }
 
-/// `error/superseded/{run_id}/{name}`: the version of a file that run `run_id` quarantined,
-/// kept when a later version of the same name was quarantined in its place.
+/// `error/superseded/{run_id}/{name}`: the version of a file quarantined before run `run_id`
+/// quarantined a later version of the same name in its place.
 pub fn superseded(run_id: &str, name: &str) -> Path {
     Path::from(format!("error/superseded/{run_id}/{name}"))
 }
@@ -100,6 +100,12 @@ pub fn superseded(run_id: &str, name: &str) -> Path {
 /// `error/superseded/{run_id}/{name}.error.json`: the note of that version.
 pub fn superseded_note(run_id: &str, name: &str) -> Path {
     Path::from(format!("error/superseded/{run_id}/{name}.error.json"))
+}
+
+/// `error/incoming/{run_id}/{name}`: run `run_id`'s copy of a file it quarantines, checked
+/// against the bytes it judged before it goes to `error/{name}`.
+pub fn quarantine_staging(run_id: &str, name: &str) -> Path {
+    Path::from(format!("error/incoming/{run_id}/{name}"))
 }
 
 /// `error/{name}.released.json`: the version of it a person released.

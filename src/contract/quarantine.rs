@@ -32,8 +32,8 @@ pub struct QuarantineNote {
     pub run_id: String,
     /// When.
     pub quarantined_at: chrono::DateTime<Utc>,
-    /// Where the version quarantined before this one under the same name was kept
-    /// (`error/superseded/{its run}/{name}`), when there was one.
+    /// The folder where the version quarantined before this one under the same name was kept
+    /// (`error/superseded/{the run that wrote this note}`), when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
 }

@@ -46,15 +46,19 @@ pub(crate) async fn quarantine(
     let (name, meta) = (subject.name, subject.meta);
     let source = &meta.location;
     let target = paths::quarantined(name);
-    let earlier = keep_earlier_version(store, name, judged, run_id).await?;
-    store.copy(source, &target).await.map_err(|e| BlobError::new("copy to quarantine", source, e))?;
-    let copied = blobs::get(store, &target, "verify the quarantine copy").await?;
+    // Staged under this run's own name and checked there, so that `error/{name}` only ever
+    // receives bytes that were judged, whatever another run does meanwhile.
+    let staged = paths::quarantine_staging(run_id, name);
+    store.copy(source, &staged).await.map_err(|e| BlobError::new("copy to quarantine", source, e))?;
+    let copied = blobs::get(store, &staged, "verify the quarantine copy").await?;
     if copied != *judged {
         // The source changed between our read and the copy: keep it; the next run judges the
-        // new version. `error/` goes back to what its note describes.
-        undo_copy(store, name, judged, &earlier).await?;
+        // new version.
+        blobs::delete(store, &staged, "remove the copy that did not verify").await?;
         return Err(PipelineError::QuarantineMismatch { path: source.to_string() });
     }
+    let earlier = keep_earlier_version(store, name, judged, run_id).await?;
+    store.copy(&staged, &target).await.map_err(|e| BlobError::new("copy to quarantine", &staged, e))?;
     let note = QuarantineNote {
         file: name.to_owned(),
         date: subject.date,
@@ -70,16 +74,18 @@ pub(crate) async fn quarantine(
         quarantined_path: target.to_string(),
         run_id: run_id.to_owned(),
         quarantined_at: Utc::now(),
-        supersedes: match &earlier {
-            Earlier::Kept { folder, .. } => Some(folder.clone()),
-            Earlier::Same { supersedes } => supersedes.clone(),
+        supersedes: match earlier {
+            Earlier::Kept(folder) => Some(folder),
+            Earlier::Same { supersedes } => supersedes,
             Earlier::Nothing => None,
         },
     };
     let note_path = paths::quarantine_note(name);
     let body = serde_json::to_vec_pretty(&note).expect("a quarantine note serializes");
     blobs::put(store, &note_path, body.into()).await?;
-    store.delete(source).await.map_err(|e| BlobError::new("delete the quarantined original", source, e))?;
+    blobs::delete(store, &staged, "remove the staged quarantine copy").await?;
+    // Gone already when another run quarantined the same version meanwhile.
+    blobs::delete(store, source, "delete the quarantined original").await?;
     tracing::warn!(file = name, rule = problem.rule, reason = %problem.reason, "file quarantined");
     Ok(QuarantineReport {
         rule: problem.rule.to_owned(),
@@ -94,19 +100,19 @@ pub(crate) async fn quarantine(
 enum Earlier {
     /// No note: nothing, or a copy a release left behind.
     Nothing,
-    /// A note, and the bytes now judged (sent again unchanged, or released and judged again):
-    /// the new note replaces the old one, keeping where the version before it went, and
-    /// nothing needs keeping.
+    /// A note of the bytes now judged, beside those bytes (sent again unchanged, or released
+    /// and judged again): the new note replaces the old one, keeping where the version before
+    /// it went, and nothing needs keeping.
     Same { supersedes: Option<String> },
-    /// Another version: kept in `folder` (`error/superseded/{its run}`), with its bytes at
-    /// `copy` when `error/{name}` held them.
-    Kept { folder: String, copy: Option<Path> },
+    /// Another version: kept in this folder (`error/superseded/{this run}`).
+    Kept(String),
 }
 
 /// A note at `error/{name}` is an earlier version the retailer sent under the same name (the
 /// quarantine deleted that one from the landing container): its note and bytes are copied to
-/// `error/superseded/{its run}/` before this version takes their place, so that no version's
-/// rows are lost.
+/// `error/superseded/{this run}/` before this version takes their place, so that no version's
+/// rows are lost. The folder is this run's alone, so two runs quarantining one name at once
+/// never write over what the other kept: whichever replaces `error/{name}` first kept it.
 async fn keep_earlier_version(
     store: &Arc<dyn ObjectStore>,
     name: &str,
@@ -116,52 +122,23 @@ async fn keep_earlier_version(
     let note_path = paths::quarantine_note(name);
     let Some(note) = blobs::get_optional(store, &note_path).await? else { return Ok(Earlier::Nothing) };
     let parsed = serde_json::from_slice::<QuarantineNote>(&note).ok();
-    // An unreadable note (or a run id that is not a plain name) is kept under this run's id.
-    let earlier_run = parsed
-        .as_ref()
-        .map(|note| note.run_id.clone())
-        .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
-        .filter(|id| id != run_id)
-        .unwrap_or_else(|| format!("{run_id}-earlier"));
-    let (copy_path, kept_copy) = (paths::quarantined(name), paths::superseded(&earlier_run, name));
-    let copy = match blobs::get_optional(store, &copy_path).await? {
-        Some(earlier) if earlier == *judged => {
-            return Ok(Earlier::Same { supersedes: parsed.and_then(|note| note.supersedes) });
-        }
-        Some(_) => {
-            store
-                .copy(&copy_path, &kept_copy)
-                .await
-                .map_err(|e| BlobError::new("keep the earlier quarantined version", &copy_path, e))?;
-            Some(kept_copy)
-        }
-        None => None,
-    };
-    blobs::put(store, &paths::superseded_note(&earlier_run, name), note).await?;
-    let folder = format!("error/superseded/{earlier_run}");
-    tracing::info!(file = name, kept = %folder, "an earlier quarantined version of the file was kept");
-    Ok(Earlier::Kept { folder, copy })
-}
-
-/// After a copy that did not verify: `error/{name}` holds what its note describes again (the
-/// earlier version's bytes), or nothing when there is no note.
-async fn undo_copy(
-    store: &Arc<dyn ObjectStore>,
-    name: &str,
-    judged: &Bytes,
-    earlier: &Earlier,
-) -> Result<(), BlobError> {
-    let target = paths::quarantined(name);
-    match earlier {
-        Earlier::Kept { copy: Some(kept), .. } => store
-            .copy(kept, &target)
-            .await
-            .map_err(|e| BlobError::new("put the earlier quarantined version back", kept, e)),
-        Earlier::Same { .. } => blobs::put(store, &target, judged.clone()).await,
-        Earlier::Kept { copy: None, .. } | Earlier::Nothing => {
-            blobs::delete(store, &target, "remove the copy that did not verify").await
-        }
+    let copy_path = paths::quarantined(name);
+    // Only a copy of the note's size can be the note's version: one of another size is what a
+    // run that died before writing its note left, and is kept with the note.
+    if let Some(parsed) = parsed.filter(|note| note.original.size == judged.len() as u64)
+        && blobs::get_optional(store, &copy_path).await?.is_some_and(|earlier| earlier == *judged)
+    {
+        return Ok(Earlier::Same { supersedes: parsed.supersedes });
     }
+    let kept_copy = paths::superseded(run_id, name);
+    match store.copy(&copy_path, &kept_copy).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(BlobError::new("keep the earlier quarantined version", &copy_path, e)),
+    }
+    blobs::put(store, &paths::superseded_note(run_id, name), note).await?;
+    let folder = format!("error/superseded/{run_id}");
+    tracing::info!(file = name, kept = %folder, "an earlier quarantined version of the file was kept");
+    Ok(Earlier::Kept(folder))
 }
 
 /// One note of `error/`, as `retail-ingest quarantine list` shows it.
@@ -640,7 +617,8 @@ mod tests {
         }
     }
 
-    /// Quarantines the version of `NAME` landing in `store`, judged to be `judged`.
+    /// Quarantines the version of `NAME` landing in `store`, judged to be `judged`, as run
+    /// `later`.
     async fn quarantine_landed(
         store: &Arc<dyn ObjectStore>,
         judged: &[u8],
@@ -657,6 +635,56 @@ mod tests {
         quarantine(store, &subject, &Bytes::copy_from_slice(judged), &problem, "later").await
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_runs_quarantining_one_version_at_once_keep_the_earlier_one_and_agree() {
+        // A local directory does its I/O on blocking threads: the two runs interleave.
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().expect("a directory");
+            let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("a store");
+            let store: Arc<dyn ObjectStore> = Arc::new(local);
+            put(&store, &format!("error/{NAME}"), BYTES).await;
+            let note = note(NAME, NAME, BYTES.len() as u64, 0);
+            put(&store, &format!("error/{NAME}.error.json"), &note).await;
+            two_runs_at_once(&store).await;
+        }
+    }
+
+    async fn two_runs_at_once(store: &Arc<dyn ObjectStore>) {
+        let store = store.clone();
+        let version = b"a,b\n1,2\n3,4\n";
+        put(&store, NAME, version).await;
+        // Both listed and judged the file before either moved it.
+        let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
+        let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
+        let problem = FileProblem {
+            rule: "invalid_header",
+            reason: "line 1: invalid header".to_owned(),
+            rows: 2,
+            details: serde_json::Value::Null,
+        };
+        let judged = Bytes::from_static(version);
+        let (x, y) = tokio::join!(
+            quarantine(&store, &subject, &judged, &problem, "x"),
+            quarantine(&store, &subject, &judged, &problem, "y")
+        );
+        // The later one may find the original moved already: its run fails, the retry finds
+        // the file quarantined earlier.
+        assert!(x.is_ok() || y.is_ok(), "{x:?} {y:?}");
+        let blobs = paths_of(&store).await;
+        let kept: Vec<&str> = blobs
+            .iter()
+            .filter(|(path, bytes)| path.starts_with("error/superseded/") && bytes.as_ref() == BYTES)
+            .map(|(path, _)| path.as_str())
+            .collect();
+        assert!(!kept.is_empty(), "the earlier version is kept: {blobs:?}");
+        assert!(blobs.iter().all(|(path, _)| !path.starts_with("error/incoming/")), "no staged copy left");
+        assert!(blobs.iter().all(|(path, _)| path != NAME), "the original moved");
+        let copy = blobs::get(&store, &paths::quarantined(NAME), "read").await.expect("a copy");
+        let note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("a note");
+        let note: QuarantineNote = serde_json::from_slice(&note).expect("a note");
+        assert_eq!((copy.as_ref(), note.original.size), (&version[..], version.len() as u64));
+    }
+
     #[tokio::test]
     async fn a_later_version_quarantined_under_the_same_name_keeps_the_earlier_one() {
         let store = quarantined("").await;
@@ -665,12 +693,12 @@ mod tests {
         let report = quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
         assert_eq!(report.path, format!("error/{NAME}"));
         let blobs = paths_of(&store).await;
-        let kept = format!("error/superseded/earlier/{NAME}");
+        let kept = format!("error/superseded/later/{NAME}");
         let names: Vec<&str> = blobs.iter().map(|(path, _)| path.as_str()).collect();
         assert_eq!(
             names,
             [
-                format!("error/superseded/earlier/{NAME}"),
+                format!("error/superseded/later/{NAME}"),
                 format!("{kept}.error.json"),
                 format!("error/{NAME}"),
                 format!("error/{NAME}.error.json")
@@ -682,7 +710,7 @@ mod tests {
         assert_eq!(blobs[2].1.as_ref(), b"a,b\n1,2\n3,4\n");
         let note: QuarantineNote = serde_json::from_slice(&blobs[3].1).expect("the new note");
         assert_eq!((note.run_id.as_str(), note.rows), ("later", 2));
-        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/earlier"));
+        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"));
         let listed = list(&store, "").await.expect("lists");
         assert_eq!(listed.len(), 1, "the kept version is not listed as quarantined: {listed:?}");
 
@@ -693,28 +721,43 @@ mod tests {
         assert_eq!(again.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), names);
         let note: QuarantineNote = serde_json::from_slice(&again[3].1).expect("the new note");
         assert_eq!(note.run_id, "later");
-        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/earlier"), "still says where it went");
+        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"), "still says where it went");
     }
 
     #[tokio::test]
-    async fn a_copy_that_does_not_verify_leaves_error_as_its_note_describes_it() {
-        // With an earlier version: its bytes are back at error/{name}, beside its note.
-        let store = quarantined("").await;
-        put(&store, NAME, b"the version that landed meanwhile").await;
-        let error = quarantine_landed(&store, b"the version judged").await.expect_err("refused");
-        assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
-        let copy = blobs::get(&store, &paths::quarantined(NAME), "read").await.expect("a copy");
-        assert_eq!(copy.as_ref(), BYTES, "the earlier version's bytes are back");
-        let note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("a note");
-        assert_eq!(serde_json::from_slice::<QuarantineNote>(&note).expect("a note").run_id, "earlier");
-        assert!(store.head(&Path::from(NAME)).await.is_ok(), "the landing file stays");
+    async fn a_copy_that_does_not_verify_leaves_every_blob_but_the_landing_file_as_it_was() {
+        for earlier in [true, false] {
+            let store: Arc<dyn ObjectStore> =
+                if earlier { quarantined("").await } else { Arc::new(InMemory::new()) };
+            let before = paths_of(&store).await;
+            put(&store, NAME, b"the version that landed meanwhile").await;
+            let error = quarantine_landed(&store, b"the version judged").await.expect_err("refused");
+            assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
+            let mut expected = before;
+            expected.push((NAME.to_owned(), Bytes::from_static(b"the version that landed meanwhile")));
+            expected.sort();
+            assert_eq!(
+                paths_of(&store).await,
+                expected,
+                "earlier {earlier}: error/ untouched, the file stays"
+            );
+        }
+    }
 
-        // Without one: no copy is left.
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        put(&store, NAME, b"the version that landed meanwhile").await;
-        quarantine_landed(&store, b"the version judged").await.expect_err("refused");
-        let blobs = paths_of(&store).await;
-        assert_eq!(blobs, [(NAME.to_owned(), Bytes::from_static(b"the version that landed meanwhile"))]);
+    #[tokio::test]
+    async fn a_copy_left_by_a_run_that_died_before_its_note_is_kept_with_the_note() {
+        // A run kept nothing more, copied a version of another size, and died: the note beside
+        // that copy is the version before it's.
+        let store = quarantined("").await;
+        put(&store, &format!("error/{NAME}"), b"a,b\n1,2\n3,4\n").await;
+        put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
+        quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
+        let kept = blobs::get(&store, &paths::superseded("later", NAME), "read").await.expect("kept");
+        assert_eq!(kept.as_ref(), b"a,b\n1,2\n3,4\n", "the copy, with the note it stood beside");
+        assert!(store.head(&paths::superseded_note("later", NAME)).await.is_ok());
+        let note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("a note");
+        let note: QuarantineNote = serde_json::from_slice(&note).expect("a note");
+        assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"));
     }
 
     #[tokio::test]

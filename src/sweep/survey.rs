@@ -140,7 +140,8 @@ fn entry(date: IngestDate, decision: &Decision, latest: Option<&RunReport>, publ
     let refused_why = latest.and_then(refused_referentials);
     // The contract keeps the output when every file is gone: the figures below are the empty
     // run's, so without this line nothing would say that rows are still published.
-    let withdrawn_why = (published && latest.is_some_and(|report| report.status == RunStatus::NoFiles)).then(|| {
+    let withdrawn = published && latest.is_some_and(|report| report.status == RunStatus::NoFiles);
+    let withdrawn_why = (withdrawn && decision.cause.is_none()).then(|| {
         format!(
             "every transaction file is gone since the date was published, and its output stays ({} says what it holds): have the files sent again, or delete the output if the date was withdrawn",
             paths::published_report(date)

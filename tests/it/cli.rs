@@ -249,7 +249,7 @@ fn a_blocked_date_exits_1_and_json_reports_parse() {
         .assert()
         .code(1)
         .stdout(predicate::str::starts_with(
-            "2023-11-23  blocked     nothing read, nothing published\n    clients.csv is absent",
+            "2023-11-23  blocked     no transaction file read, nothing published\n    clients.csv is absent",
         ));
 }
 
@@ -276,7 +276,7 @@ fn a_prefix_that_cannot_be_a_landing_folder_is_refused() {
             assert_eq!(stderr.contains("INGEST_PREFIX (the setting of --prefix)"), as_setting, "{stderr}");
         }
     }
-    assert!(!dir.path().join("formatted").exists(), "nothing ran");
+    assert!(!dir.path().join("runs").exists(), "nothing ran");
     // A blank prefix, or one with slashes around it, is as good as its folder names.
     for prefix in ["", " ", "/"] {
         binary()
@@ -285,6 +285,20 @@ fn a_prefix_that_cannot_be_a_landing_folder_is_refused() {
             .assert()
             .code(0);
     }
+}
+
+#[test]
+fn a_date_without_files_says_so_once() {
+    let dir = store_with_fixtures();
+    binary()
+        .args(["run", "--store"])
+        .arg(dir.path())
+        .args(["--dates", "2023-11-20"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::starts_with(
+            "2023-11-20  no_files\n    no transaction file of the date, present or quarantined: nothing published",
+        ));
 }
 
 #[test]

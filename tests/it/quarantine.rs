@@ -199,11 +199,10 @@ async fn a_released_version_is_kept_whatever_its_reject_ratio_on_azurite() {
 }
 
 /// A later invalid version of a quarantined name (a transaction file sent again, a second bad
-/// referential) takes `error/{name}`; the earlier one is kept under `error/superseded/{its run}/`.
+/// referential) takes `error/{name}`; the earlier one is kept under `error/superseded/{the later run}/`.
 async fn a_later_invalid_version_keeps_the_earlier_one(store: TestStore) -> TestStore {
     let store = quarantined_by_a_run(store).await;
     let first_note = store.get(NOTE).await.expect("the first note");
-    let first_run = store.json(NOTE).await["run_id"].as_str().expect("a run id").to_owned();
     let resent = [comma_bytes(), b"2,99,2023-11-23,14,0,500,1,10\n".to_vec()].concat();
     store.put(COMMA, resent.clone()).await;
     let report = store.run(DAY).await;
@@ -211,12 +210,12 @@ async fn a_later_invalid_version_keeps_the_earlier_one(store: TestStore) -> Test
     let input = report.inputs.iter().find(|input| input.name == COMMA).expect("listed");
     assert!(input.quarantined.as_ref().is_some_and(|q| !q.earlier_run), "{input:?}");
     assert_eq!(input.counts.rows, 2, "the resent version's rows");
-    let kept = format!("error/superseded/{first_run}/{COMMA}");
+    let kept = format!("error/superseded/{}/{COMMA}", report.run_id);
     assert_eq!(store.get(&kept).await.expect("the earlier copy is kept"), comma_bytes().as_slice());
     assert_eq!(store.get(&format!("{kept}.error.json")).await.expect("and its note"), first_note);
     assert_eq!(store.get(COPY).await.expect("the new copy"), resent.as_slice());
     let note = store.json(NOTE).await;
-    assert_eq!(note["supersedes"], format!("error/superseded/{first_run}"));
+    assert_eq!(note["supersedes"], format!("error/superseded/{}", report.run_id));
     let listed = quarantine::list(&store.store, "").await.expect("lists");
     assert_eq!(listed.len(), 1, "one quarantined name: {listed:?}");
 
@@ -227,7 +226,7 @@ async fn a_later_invalid_version_keeps_the_earlier_one(store: TestStore) -> Test
     store.put("stores.csv", "id,latlng\n11,(2,2)\n").await;
     let second = store.run_with(DAY, true, None).await;
     assert!(second.referentials["stores"].refused, "{second:?}");
-    let kept = format!("error/superseded/{}/stores.csv", first.run_id);
+    let kept = format!("error/superseded/{}/stores.csv", second.run_id);
     assert_eq!(
         store.get(&kept).await.expect("the first refused stores.csv"),
         "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n".as_bytes()
