@@ -152,34 +152,34 @@ struct ServeArgs {
     sweep: sweep::SweepSettingsArgs,
 }
 
-/// A landing prefix: `/`-separated folder names (none empty, `.` or `..`), outside the folders
-/// retail-ingest writes; blank is the container's root. A typo must be an error, not a run
-/// that finds no file and ends `no_files`.
+/// A landing prefix: `/`-separated folder names (none `.` or `..`, no character a blob path
+/// would have to encode), outside the folders retail-ingest writes; blank is the container's
+/// root, and empty names (`a//b`, `/a/`) are dropped as the stores drop them. A typo must be an
+/// error, not a run that finds no file and ends `no_files`.
 pub(super) fn parse_prefix(value: &str) -> Result<String, String> {
-    let prefix = value.trim().trim_matches('/');
-    if prefix.is_empty() {
-        return Ok(String::new());
-    }
-    let bad_segment = |segment: &str| {
-        segment.is_empty()
-            || segment == "."
-            || segment == ".."
-            || segment.contains('\\')
-            || segment.chars().any(char::is_control)
-    };
-    if prefix.split('/').any(bad_segment) {
+    let names: Vec<&str> = value.trim().split('/').filter(|name| !name.is_empty()).collect();
+    let prefix = names.join("/");
+    if names.iter().any(|name| *name == "." || *name == "..") {
         return Err(format!(
-            "expected folder names separated by '/', such as drops or retailer/drops (none empty, '.' or '..'), got {:?}",
+            "expected folder names separated by '/', such as drops or retailer/drops (none '.' or '..'), got {:?}",
             crate::contract::names::printable(value)
         ));
     }
-    let root = prefix.split('/').next().unwrap_or_default();
+    // object_store percent-encodes these in a path, so a prefix holding one would list a
+    // folder of another name.
+    if object_store::path::Path::from(prefix.as_str()).as_ref() != prefix {
+        return Err(format!(
+            "expected folder names without control characters or any of \\ {{ }} ^ % ` [ ] \" < > ~ # | * ?, got {:?}",
+            crate::contract::names::printable(value)
+        ));
+    }
+    let root = names.first().copied().unwrap_or_default();
     if crate::contract::paths::OUTPUT_ROOTS.contains(&root) {
         return Err(format!(
             "{root}/ holds what retail-ingest writes; the landing files need another prefix"
         ));
     }
-    Ok(prefix.to_owned())
+    Ok(prefix)
 }
 
 /// A share between 0 and 1. Blank means the default: app settings are often present but empty

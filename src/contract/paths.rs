@@ -120,3 +120,41 @@ pub const RELEASE_NOTE_SUFFIX: &str = ".released.json";
 pub fn lock(date: IngestDate) -> Path {
     Path::from(format!("locks/{date}.json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A prefix is refused inside `OUTPUT_ROOTS`, so a new output folder outside that list would
+    /// let a run read its own outputs as landing files.
+    #[test]
+    fn every_output_lies_under_one_of_the_output_roots() {
+        let date = IngestDate::parse("2023-11-23").unwrap();
+        let mut outputs = vec![
+            transactions(date),
+            published_report(date),
+            transaction_rejects(date),
+            quality_page(date),
+            store_daily(date),
+            run_report(date, "run"),
+            run_reports(date),
+            overview(),
+            overview_page(),
+            clients_lookup(),
+            quarantined("clients.csv"),
+            quarantine_note("clients.csv"),
+            superseded("run", "clients.csv"),
+            superseded_note("run", "clients.csv"),
+            quarantine_staging("run", "clients.csv"),
+            release_note("clients.csv"),
+            lock(date),
+        ];
+        for kind in ReferentialKind::ALL {
+            outputs.extend([referential(kind), referential_source(kind), referential_rejects(kind)]);
+        }
+        for output in outputs {
+            let root = output.parts().next().unwrap();
+            assert!(OUTPUT_ROOTS.contains(&root.as_ref()), "{output} lies outside {OUTPUT_ROOTS:?}");
+        }
+    }
+}

@@ -404,7 +404,7 @@ async fn release_held(
         .map_err(|e| ReleaseError::UnreadableNote { note: note_path.to_string(), reason: e.to_string() })?;
     if note.file != name || note.original.path != landing.as_ref() {
         let hint = match note.original.path.strip_suffix(name).map(|prefix| prefix.trim_end_matches('/')) {
-            Some("") => "release it without --prefix".to_owned(),
+            Some("") => r#"release it with --prefix """#.to_owned(),
             Some(prefix) => format!("release it with --prefix {prefix}"),
             None => "another --prefix?".to_owned(),
         };
@@ -608,7 +608,7 @@ mod tests {
             "is not a landing file name",
             "is not a landing file name",
             "is not quarantined",
-            "(release it without --prefix)",
+            r#"(release it with --prefix "")"#,
             "error/clients.csv does not exist although error/clients.csv.error.json does",
             "error/stores.csv holds 5 bytes, but its note says the original held 3",
             "error/products.csv.error.json is not a readable quarantine note",
