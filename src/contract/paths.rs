@@ -102,10 +102,11 @@ pub fn superseded_note(run_id: &str, name: &str) -> Path {
     Path::from(format!("error/superseded/{run_id}/{name}.error.json"))
 }
 
-/// `error/incoming/{run_id}/{name}`: run `run_id`'s copy of a file it quarantines, checked
-/// against the bytes it judged before it goes to `error/{name}`.
+/// `error/incoming/{run_id}-{name}`: run `run_id`'s copy of a file it quarantines, checked
+/// against the bytes it judged before it goes to `error/{name}`. One level, so that a local
+/// directory keeps no empty folder per run once the copy is deleted.
 pub fn quarantine_staging(run_id: &str, name: &str) -> Path {
-    Path::from(format!("error/incoming/{run_id}/{name}"))
+    Path::from(format!("error/incoming/{run_id}-{name}"))
 }
 
 /// `error/{name}.released.json`: the version of it a person released.

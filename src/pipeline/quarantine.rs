@@ -646,6 +646,8 @@ mod tests {
             let note = note(NAME, NAME, BYTES.len() as u64, 0);
             put(&store, &format!("error/{NAME}.error.json"), &note).await;
             two_runs_at_once(&store).await;
+            let staging = std::fs::read_dir(dir.path().join("error/incoming")).expect("the staging folder");
+            assert_eq!(staging.count(), 0, "nothing left in error/incoming, not even a folder");
         }
     }
 
