@@ -1,0 +1,298 @@
+use object_store::memory::InMemory;
+
+use super::*;
+
+const NAME: &str = "transactions_2023-11-23_14.csv";
+const BYTES: &[u8] = b"transaction_id,client_id\n1,2\n";
+
+async fn put(store: &Arc<dyn ObjectStore>, path: &str, bytes: &[u8]) {
+    store.put(&Path::from(path), PutPayload::from(bytes.to_vec())).await.expect("put");
+}
+
+fn note(name: &str, original: &str, size: u64, at: i64) -> Vec<u8> {
+    let original = OriginalBlob { path: original.to_owned(), etag: "e1".to_owned(), size };
+    let note = QuarantineNote {
+        quarantined_at: chrono::DateTime::from_timestamp(at, 0).expect("a time"),
+        ..QuarantineNote::example(name, original)
+    };
+    serde_json::to_vec(&note).expect("serializes")
+}
+
+/// A store holding one quarantined file (under `prefix`), as a run leaves it.
+async fn quarantined(prefix: &str) -> Arc<dyn ObjectStore> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    put(&store, &format!("error/{NAME}"), BYTES).await;
+    let original = paths::landing(prefix, NAME).to_string();
+    put(&store, &format!("error/{NAME}.error.json"), &note(NAME, &original, BYTES.len() as u64, 0)).await;
+    store
+}
+
+/// Every blob but the date locks' notes, which a release under the lock leaves released.
+async fn paths_of(store: &Arc<dyn ObjectStore>) -> Vec<(String, Bytes)> {
+    let metas: Vec<ObjectMeta> = store.list(None).try_collect().await.expect("lists");
+    let mut blobs = Vec::new();
+    for meta in metas.into_iter().filter(|meta| !meta.location.as_ref().starts_with("locks/")) {
+        let bytes = blobs::get(store, &meta.location, "read").await.expect("reads");
+        blobs.push((meta.location.to_string(), bytes));
+    }
+    blobs.sort();
+    blobs
+}
+
+#[tokio::test]
+async fn the_list_reads_every_note_sorted_by_date_then_name_and_shows_the_unreadable_ones() {
+    let store = quarantined("").await;
+    put(&store, "error/transactions_2023-11-22_9.csv", b"x").await;
+    let other = "transactions_2023-11-22_9.csv";
+    put(&store, &format!("error/{other}.error.json"), &note(other, other, 1, 60)).await;
+    put(&store, "error/clients.csv", b"x").await;
+    put(&store, "error/clients.csv.error.json", &note("clients.csv", "clients.csv", 1, 120)).await;
+    put(&store, "error/transactions_2023-11-23_2.csv.error.json", b"{ not json").await;
+    put(&store, "transactions_2023-11-22_9.csv", b"sent again").await;
+    let files = list(&store, "").await.expect("lists");
+    let names: Vec<&str> = files.iter().map(|file| file.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["clients.csv", other, NAME, "transactions_2023-11-23_2.csv"],
+        "referentials (no date) first, then by date, then by name"
+    );
+    assert!(files[0].note.as_ref().is_some_and(|note| note.date.is_none()));
+    assert!(files[1].lands_again && files[1].copy_present);
+    assert!(!files[2].lands_again && files[2].copy_present);
+    let unreadable = &files[3];
+    assert!(unreadable.note.is_none() && !unreadable.copy_present);
+    assert!(unreadable.unreadable.as_deref().is_some_and(|why| why.contains("not a quarantine note")));
+    assert_eq!(unreadable.date(), Some(IngestDate::parse("2023-11-23").expect("a date")));
+}
+
+#[tokio::test]
+async fn a_release_puts_the_bytes_back_under_the_prefix_and_clears_error() {
+    let store = quarantined("drops").await;
+    let released = release(&store, "/drops/", NAME).await.expect("released");
+    assert_eq!(released.landing_path, format!("drops/{NAME}"));
+    assert_eq!((released.bytes, released.rows), (BYTES.len() as u64, 1));
+    let blobs = paths_of(&store).await;
+    assert_eq!(blobs, [(format!("drops/{NAME}"), Bytes::from_static(BYTES))], "error/ is empty");
+    let note = blobs::get(&store, &paths::lock(IngestDate::parse("2023-11-23").expect("a date")), "read")
+        .await
+        .expect("the lock note");
+    let note: serde_json::Value = serde_json::from_slice(&note).expect("JSON");
+    assert_eq!(note["released"], true, "the lock is released: {note}");
+    assert!(matches!(release(&store, "drops", NAME).await, Err(ReleaseError::NotQuarantined { .. })));
+}
+
+#[tokio::test]
+async fn every_refusal_leaves_every_blob_as_it_was() {
+    let store = quarantined("").await;
+    put(&store, "error/clients.csv.error.json", &note("clients.csv", "clients.csv", 1, 0)).await;
+    put(&store, "error/stores.csv", b"12345").await;
+    put(&store, "error/stores.csv.error.json", &note("stores.csv", "stores.csv", 3, 0)).await;
+    put(&store, "error/products.csv.error.json", b"[]").await;
+    let before = paths_of(&store).await;
+    let refusals = [
+        ("../transactions_2023-11-23_14.csv", ""),
+        ("error/transactions_2023-11-23_14.csv", ""),
+        ("transactions_2023-11-23_14.csv/../../x", ""),
+        ("transactions_2023-11-23_24.csv", ""),
+        ("readme.md", ""),
+        ("transactions_2023-11-23_15.csv", ""),
+        (NAME, "drops"),
+        ("clients.csv", ""),
+        ("stores.csv", ""),
+        ("products.csv", ""),
+    ];
+    let mut messages = Vec::new();
+    for (name, prefix) in refusals {
+        let error = release(&store, prefix, name).await.expect_err(name);
+        messages.push(error.to_string());
+        assert_eq!(paths_of(&store).await, before, "{name}: {error}");
+    }
+    for (message, expected) in messages.iter().zip([
+        "is not a landing file name",
+        "is not a landing file name",
+        "is not a landing file name",
+        "is not a landing file name",
+        "is not a landing file name",
+        "is not quarantined",
+        r#"(release it with --prefix "")"#,
+        "error/clients.csv does not exist although error/clients.csv.error.json does",
+        "error/stores.csv holds 5 bytes, but its note says the original held 3",
+        "error/products.csv.error.json is not a readable quarantine note",
+    ]) {
+        assert!(message.contains(expected), "{message:?} lacks {expected:?}");
+    }
+}
+
+/// Quarantines the version of `NAME` landing in `store`, judged to be `judged`, as run
+/// `later`.
+async fn quarantine_landed(
+    store: &Arc<dyn ObjectStore>,
+    judged: &[u8],
+) -> Result<QuarantineReport, PipelineError> {
+    let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
+    let date = IngestDate::parse("2023-11-23").ok();
+    let subject = Subject { name: NAME, meta: &meta, date };
+    let problem = FileProblem {
+        rule: "invalid_header",
+        reason: "line 1: invalid header".to_owned(),
+        rows: 2,
+        details: serde_json::Value::Null,
+    };
+    quarantine(store, &subject, &Bytes::copy_from_slice(judged), &problem, "later").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_quarantining_one_version_at_once_keep_the_earlier_one_and_agree() {
+    // A local directory does its I/O on blocking threads: the two runs interleave.
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().expect("a directory");
+        let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("a store");
+        let store: Arc<dyn ObjectStore> = Arc::new(local);
+        put(&store, &format!("error/{NAME}"), BYTES).await;
+        let note = note(NAME, NAME, BYTES.len() as u64, 0);
+        put(&store, &format!("error/{NAME}.error.json"), &note).await;
+        two_runs_at_once(&store).await;
+        let staging = std::fs::read_dir(dir.path().join("error/incoming")).expect("the staging folder");
+        assert_eq!(staging.count(), 0, "nothing left in error/incoming, not even a folder");
+    }
+}
+
+async fn two_runs_at_once(store: &Arc<dyn ObjectStore>) {
+    let store = store.clone();
+    let version = b"a,b\n1,2\n3,4\n";
+    put(&store, NAME, version).await;
+    // Both listed and judged the file before either moved it.
+    let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
+    let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
+    let problem = FileProblem {
+        rule: "invalid_header",
+        reason: "line 1: invalid header".to_owned(),
+        rows: 2,
+        details: serde_json::Value::Null,
+    };
+    let judged = Bytes::from_static(version);
+    let (x, y) = tokio::join!(
+        quarantine(&store, &subject, &judged, &problem, "x"),
+        quarantine(&store, &subject, &judged, &problem, "y")
+    );
+    // The later one may find the original moved already: its run fails, the retry finds
+    // the file quarantined earlier.
+    assert!(x.is_ok() || y.is_ok(), "{x:?} {y:?}");
+    let blobs = paths_of(&store).await;
+    let kept: Vec<&str> = blobs
+        .iter()
+        .filter(|(path, bytes)| path.starts_with("error/superseded/") && bytes.as_ref() == BYTES)
+        .map(|(path, _)| path.as_str())
+        .collect();
+    assert!(!kept.is_empty(), "the earlier version is kept: {blobs:?}");
+    assert!(blobs.iter().all(|(path, _)| !path.starts_with("error/incoming/")), "no staged copy left");
+    assert!(blobs.iter().all(|(path, _)| path != NAME), "the original moved");
+    let copy = blobs::get(&store, &paths::quarantined(NAME), "read").await.expect("a copy");
+    let note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("a note");
+    let note: QuarantineNote = serde_json::from_slice(&note).expect("a note");
+    assert_eq!((copy.as_ref(), note.original.size), (&version[..], version.len() as u64));
+}
+
+#[tokio::test]
+async fn a_later_version_quarantined_under_the_same_name_keeps_the_earlier_one() {
+    let store = quarantined("").await;
+    let earlier_note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("note");
+    put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
+    let report = quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
+    assert_eq!(report.path, format!("error/{NAME}"));
+    let blobs = paths_of(&store).await;
+    let kept = format!("error/superseded/later/{NAME}");
+    let names: Vec<&str> = blobs.iter().map(|(path, _)| path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("error/superseded/later/{NAME}"),
+            format!("{kept}.error.json"),
+            format!("error/{NAME}"),
+            format!("error/{NAME}.error.json")
+        ],
+        "the landing file moved, the earlier version kept"
+    );
+    assert_eq!(blobs[0].1, BYTES, "the earlier version's bytes");
+    assert_eq!(blobs[1].1, earlier_note, "the earlier version's note");
+    assert_eq!(blobs[2].1.as_ref(), b"a,b\n1,2\n3,4\n");
+    let note: QuarantineNote = serde_json::from_slice(&blobs[3].1).expect("the new note");
+    assert_eq!((note.run_id.as_str(), note.rows), ("later", 2));
+    assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"));
+    let listed = list(&store, "").await.expect("lists");
+    assert_eq!(listed.len(), 1, "the kept version is not listed as quarantined: {listed:?}");
+
+    // The same bytes sent again: the new note replaces the old one, nothing more is kept.
+    put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
+    quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
+    let again = paths_of(&store).await;
+    assert_eq!(again.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), names);
+    let note: QuarantineNote = serde_json::from_slice(&again[3].1).expect("the new note");
+    assert_eq!(note.run_id, "later");
+    assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"), "still says where it went");
+}
+
+#[tokio::test]
+async fn a_copy_that_does_not_verify_leaves_every_blob_but_the_landing_file_as_it_was() {
+    for earlier in [true, false] {
+        let store: Arc<dyn ObjectStore> =
+            if earlier { quarantined("").await } else { Arc::new(InMemory::new()) };
+        let before = paths_of(&store).await;
+        put(&store, NAME, b"the version that landed meanwhile").await;
+        let error = quarantine_landed(&store, b"the version judged").await.expect_err("refused");
+        assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
+        let mut expected = before;
+        expected.push((NAME.to_owned(), Bytes::from_static(b"the version that landed meanwhile")));
+        expected.sort();
+        assert_eq!(paths_of(&store).await, expected, "earlier {earlier}: error/ untouched, the file stays");
+    }
+}
+
+#[tokio::test]
+async fn a_copy_left_by_a_run_that_died_before_its_note_is_kept_with_the_note() {
+    // A run kept nothing more, copied a version of another size, and died: the note beside
+    // that copy is the version before it's.
+    let store = quarantined("").await;
+    put(&store, &format!("error/{NAME}"), b"a,b\n1,2\n3,4\n").await;
+    put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
+    quarantine_landed(&store, b"a,b\n1,2\n3,4\n").await.expect("quarantined");
+    let kept = blobs::get(&store, &paths::superseded("later", NAME), "read").await.expect("kept");
+    assert_eq!(kept.as_ref(), b"a,b\n1,2\n3,4\n", "the copy, with the note it stood beside");
+    assert!(store.head(&paths::superseded_note("later", NAME)).await.is_ok());
+    let note = blobs::get(&store, &paths::quarantine_note(NAME), "read").await.expect("a note");
+    let note: QuarantineNote = serde_json::from_slice(&note).expect("a note");
+    assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"));
+}
+
+#[tokio::test]
+async fn a_release_under_another_prefix_names_the_prefix_of_the_note() {
+    let store = quarantined("retailer/drops").await;
+    let error = release(&store, "", NAME).await.expect_err("refused");
+    assert!(error.to_string().contains("(release it with --prefix retailer/drops)"), "{error}");
+}
+
+#[tokio::test]
+async fn a_file_sent_again_is_not_overwritten() {
+    let store = quarantined("").await;
+    put(&store, NAME, b"the retailer's new version").await;
+    let before = paths_of(&store).await;
+    let error = release(&store, "", NAME).await.expect_err("refused");
+    assert!(matches!(error, ReleaseError::LandsAgain { .. }), "{error}");
+    assert!(error.to_string().contains("the retailer sent it again"), "{error}");
+    assert_eq!(paths_of(&store).await, before);
+}
+
+#[tokio::test]
+async fn a_run_of_the_date_under_way_holds_the_release_back() {
+    let store = quarantined("").await;
+    let date = IngestDate::parse("2023-11-23").expect("a date");
+    let lock = DateLock::acquire(&store, date, "a run", Duration::ZERO, Duration::from_secs(60))
+        .await
+        .expect("locked");
+    let before = paths_of(&store).await;
+    let error = release_waiting(&store, "", NAME, Duration::ZERO).await.expect_err("refused");
+    assert!(matches!(&error, ReleaseError::Busy { holder, .. } if holder == "a run"), "{error}");
+    assert_eq!(paths_of(&store).await, before);
+    lock.release().await;
+    release_waiting(&store, "", NAME, Duration::ZERO).await.expect("released once the run ended");
+}
