@@ -212,7 +212,7 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(2);
         }
         telemetry::init_defaults(level);
-        tracing::error!("{error}: the defaults are used (JSON lines at info)");
+        tracing::error!("{error}: the defaults are used (JSON lines at the command's default level)");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
