@@ -151,8 +151,12 @@ fn released_line(released: &Released) -> String {
         Some(note) => format!("; {note} keeps this version whatever its reject ratio"),
         None => String::new(),
     };
+    let earlier = match &released.supersedes {
+        Some(folder) => format!("; the version quarantined before it stays in {folder}/"),
+        None => String::new(),
+    };
     format!(
-        "released {}: back at {} ({} bytes, {} rows, verified; quarantined for {}), {} and {} removed{kept}; {next}\n",
+        "released {}: back at {} ({} bytes, {} rows, verified; quarantined for {}), {} and {} removed{kept}{earlier}; {next}\n",
         released.name,
         released.landing_path,
         released.bytes,
@@ -161,4 +165,33 @@ fn released_line(released: &Released) -> String {
         released.removed[0],
         released.removed[1],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn released(date: Option<&str>, supersedes: Option<&str>) -> Released {
+        Released {
+            name: "stores.csv".to_owned(),
+            date: date.and_then(|date| crate::contract::IngestDate::parse(date).ok()),
+            rule: "invalid_header".to_owned(),
+            rows: 3,
+            bytes: 120,
+            landing_path: "stores.csv".to_owned(),
+            removed: ["error/stores.csv.error.json".to_owned(), "error/stores.csv".to_owned()],
+            release_note: None,
+            supersedes: supersedes.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_release_says_where_the_version_quarantined_before_it_stays() {
+        let line = released_line(&released(None, Some("error/superseded/20231124T091500.000Z-0a1b2c3d")));
+        assert!(
+            line.contains("; the version quarantined before it stays in error/superseded/20231124T091500.000Z-0a1b2c3d/;"),
+            "{line}"
+        );
+        assert!(!released_line(&released(None, None)).contains("quarantined before"));
+    }
 }

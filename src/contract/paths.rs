@@ -122,6 +122,11 @@ pub fn lock(date: IngestDate) -> Path {
     Path::from(format!("locks/{date}.json"))
 }
 
+/// `locks/files/{name}.json`: held while a landing file of that name is quarantined or released.
+pub fn file_lock(name: &str) -> Path {
+    Path::from(format!("locks/files/{name}.json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +154,7 @@ mod tests {
             quarantine_staging("run", "clients.csv"),
             release_note("clients.csv"),
             lock(date),
+            file_lock("clients.csv"),
         ];
         for kind in ReferentialKind::ALL {
             outputs.extend([referential(kind), referential_source(kind), referential_rejects(kind)]);

@@ -67,12 +67,16 @@ pub struct ReleaseNote {
 }
 
 impl ReleaseNote {
-    /// True when `etag` and `size` are the released version's. Azure quotes an ETag in a
-    /// response header and not in a listing, so quotes do not count.
+    /// True when `etag` and `size` are the released version's.
     pub fn is_version(&self, etag: Option<&str>, size: u64) -> bool {
-        let unquoted = |etag: &str| etag.trim_matches('"').to_owned();
-        size == self.size && etag.is_some_and(|etag| unquoted(etag) == unquoted(&self.etag))
+        size == self.size && etag.is_some_and(|etag| same_etag(etag, &self.etag))
     }
+}
+
+/// Whether two ETags name one version. Azure quotes an ETag in a response header and not in a
+/// listing, so quotes do not count.
+pub fn same_etag(a: &str, b: &str) -> bool {
+    a.trim_matches('"') == b.trim_matches('"')
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! One run per date at a time, and the fence that stops a run which lost its lock.
+//! One run per date at a time, one quarantine or release per file name at a time, and the
+//! fence that stops a holder which lost its lock.
 //!
-//! The lock is the note `locks/{date}.json`: the holder's run id and until when it holds it.
+//! A lock is a note, `locks/{date}.json` or `locks/files/{name}.json` ([`LockScope`]): the
+//! holder's run id and until when it holds it.
 //! Every write of the note is conditional, so two runs can never both believe they wrote the
 //! current version: taking a free date creates the note (`PutMode::Create`); taking over a note
 //! that expired or was released, renewing and releasing are updates of the version read or last
@@ -33,6 +35,56 @@ use super::PipelineError;
 use crate::contract::{IngestDate, paths};
 use crate::storage::BlobError;
 
+/// What a lock keeps to one holder at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockScope {
+    /// A date: its runs, and the release of its transaction files.
+    Date(IngestDate),
+    /// A landing file's name: the writes of its quarantine (`error/{name}` and its note) and
+    /// its release. Runs of different dates share the referentials, so only this keeps two of
+    /// them, or a run and a release, from interleaving their writes there.
+    File(String),
+}
+
+impl LockScope {
+    fn path(&self) -> Path {
+        match self {
+            Self::Date(date) => paths::lock(*date),
+            Self::File(name) => paths::file_lock(name),
+        }
+    }
+
+    /// The lock, as log lines and errors name it.
+    fn noun(&self) -> &'static str {
+        match self {
+            Self::Date(_) => "the date's lock",
+            Self::File(_) => "the file's lock",
+        }
+    }
+
+    /// The failed storage calls' actions: taking, taking over, reading.
+    fn actions(&self) -> [&'static str; 3] {
+        match self {
+            Self::Date(_) => ["take the date's lock", "take over the date's lock", "read the date's lock"],
+            Self::File(_) => ["take the file's lock", "take over the file's lock", "read the file's lock"],
+        }
+    }
+
+    fn busy(&self, holder: String, waited_s: u64) -> PipelineError {
+        match self {
+            Self::Date(date) => PipelineError::Busy { date: *date, holder, waited_s },
+            Self::File(file) => PipelineError::FileBusy { file: file.clone(), holder, waited_s },
+        }
+    }
+
+    fn lost(&self, holder: String, reason: String) -> PipelineError {
+        match self {
+            Self::Date(date) => PipelineError::LockLost { date: *date, holder, reason },
+            Self::File(file) => PipelineError::FileLockLost { file: file.clone(), holder, reason },
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct LockNote {
     run_id: String,
@@ -63,12 +115,12 @@ impl Lease {
     }
 }
 
-/// A held lock; call [`DateLock::release`] when done. Dropping it stops the renewals, so an
+/// A held lock; call [`Lock::release`] when done. Dropping it stops the renewals, so an
 /// abandoned lock expires.
-pub struct DateLock {
+pub struct Lock {
     store: Arc<dyn ObjectStore>,
     path: Path,
-    date: IngestDate,
+    scope: LockScope,
     run_id: String,
     ttl: Duration,
     lease: Arc<watch::Sender<Lease>>,
@@ -76,7 +128,7 @@ pub struct DateLock {
     renewals: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Drop for DateLock {
+impl Drop for Lock {
     fn drop(&mut self) {
         self.stop_renewing.cancel();
     }
@@ -106,15 +158,17 @@ fn version(e_tag: Option<String>, version: Option<String>) -> UpdateVersion {
 /// The note and its version; `None` when there is no note. An unreadable note is `Some((_, None))`.
 async fn read_note(
     store: &Arc<dyn ObjectStore>,
+    scope: &LockScope,
     path: &Path,
 ) -> Result<Option<(UpdateVersion, Option<LockNote>)>, BlobError> {
+    let [.., read] = scope.actions();
     let result = match store.get(path).await {
         Ok(result) => result,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(BlobError::new("read the date's lock", path, e)),
+        Err(e) => return Err(BlobError::new(read, path, e)),
     };
     let found = version(result.meta.e_tag.clone(), result.meta.version.clone());
-    let bytes = result.bytes().await.map_err(|e| BlobError::new("read the date's lock", path, e))?;
+    let bytes = result.bytes().await.map_err(|e| BlobError::new(read, path, e))?;
     Ok(Some((found, serde_json::from_slice(&bytes).ok())))
 }
 
@@ -123,6 +177,7 @@ async fn read_note(
 /// lost; other failures are only logged (the lease runs out if they last).
 fn renew_periodically(
     store: Arc<dyn ObjectStore>,
+    scope: LockScope,
     path: Path,
     run_id: String,
     ttl: Duration,
@@ -148,7 +203,7 @@ fn renew_periodically(
                     lease.written_at = started;
                 }),
                 Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
-                    match read_note(&store, &path).await {
+                    match read_note(&store, &scope, &path).await {
                         // An earlier renewal whose answer was lost did land: carry on from it.
                         Ok(Some((found, Some(note)))) if note.run_id == run_id && !note.released => {
                             lease.send_modify(|lease| lease.version = found);
@@ -158,14 +213,14 @@ fn renew_periodically(
                                 Some(note) => format!("run {} took it over", note.run_id),
                                 None => "its note was replaced or removed".to_owned(),
                             };
-                            tracing::warn!(%path, %reason, "the date's lock is no longer this run's");
+                            tracing::warn!(%path, %reason, "{} is no longer this run's", scope.noun());
                             lease.send_modify(|lease| lease.lost = Some(reason));
                             return;
                         }
-                        Err(error) => tracing::warn!(%path, %error, "could not renew the date's lock"),
+                        Err(error) => tracing::warn!(%path, %error, "could not renew {}", scope.noun()),
                     }
                 }
-                Err(error) => tracing::warn!(%path, %error, "could not renew the date's lock"),
+                Err(error) => tracing::warn!(%path, %error, "could not renew {}", scope.noun()),
             }
         }
     })
@@ -175,16 +230,17 @@ fn renew_periodically(
 /// it counts as broken: each is a release between two requests of ours.
 const VANISHED_TRIES: u32 = 16;
 
-impl DateLock {
-    /// Takes the date's lock, waiting up to `wait` for another run to finish.
+impl Lock {
+    /// Takes the lock of `scope`, waiting up to `wait` for its holder to finish.
     pub async fn acquire(
         store: &Arc<dyn ObjectStore>,
-        date: IngestDate,
+        scope: LockScope,
         run_id: &str,
         wait: Duration,
         ttl: Duration,
     ) -> Result<Self, PipelineError> {
-        let path = paths::lock(date);
+        let path = scope.path();
+        let [take, take_over, _] = scope.actions();
         let started = Instant::now();
         let mut pause = Duration::from_millis(100);
         let mut said_waiting = false;
@@ -193,11 +249,11 @@ impl DateLock {
             let attempt = Instant::now();
             let create = PutOptions::from(PutMode::Create);
             match store.put_opts(&path, lock_note(run_id, ttl), create).await {
-                Ok(put) => return Ok(Self::held(store, date, path, run_id, ttl, put.into(), attempt)),
+                Ok(put) => return Ok(Self::held(store, scope, path, run_id, ttl, put.into(), attempt)),
                 Err(object_store::Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(BlobError::new("take the date's lock", &path, e).into()),
+                Err(e) => return Err(BlobError::new(take, &path, e).into()),
             }
-            let Some((found, note)) = read_note(store, &path).await? else {
+            let Some((found, note)) = read_note(store, &scope, &path).await? else {
                 // Removed meanwhile: try again at once. A lock whose creation is refused again
                 // and again but that is never there to read is no lock (a folder of that name
                 // on a local directory): an error, not a spin.
@@ -210,26 +266,26 @@ impl DateLock {
                      is a folder of that name in its place?"
                 );
                 let source = object_store::Error::Generic { store: "lock", source: source.into() };
-                return Err(BlobError::new("take the date's lock", &path, source).into());
+                return Err(BlobError::new(take, &path, source).into());
             };
             if note.as_ref().is_some_and(|note| note.run_id == run_id && !note.released) {
                 // This run's own create, whose answer was lost and which the client retried.
-                return Ok(Self::held(store, date, path, run_id, ttl, found, attempt));
+                return Ok(Self::held(store, scope, path, run_id, ttl, found, attempt));
             }
             let free = note.as_ref().is_none_or(|note| note.released || note.expires_at < Utc::now());
             if free {
                 if note.as_ref().is_none_or(|note| !note.released) {
                     let holder = note.as_ref().map(|note| note.run_id.as_str());
-                    tracing::warn!(%date, holder, "taking over an abandoned lock");
+                    tracing::warn!(%path, holder, "taking over an abandoned lock");
                 }
                 let attempt = Instant::now();
                 match store.put_opts(&path, lock_note(run_id, ttl), update(found)).await {
-                    Ok(put) => return Ok(Self::held(store, date, path, run_id, ttl, put.into(), attempt)),
+                    Ok(put) => return Ok(Self::held(store, scope, path, run_id, ttl, put.into(), attempt)),
                     // Another run took it first, or it was removed: look again.
                     Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
                         continue;
                     }
-                    Err(e) => return Err(BlobError::new("take over the date's lock", &path, e).into()),
+                    Err(e) => return Err(BlobError::new(take_over, &path, e).into()),
                 }
             }
             if !said_waiting && !wait.is_zero() {
@@ -237,14 +293,11 @@ impl DateLock {
                 let holder = note.as_ref().map(|note| note.run_id.as_str());
                 let until =
                     note.as_ref().map(|note| note.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true));
-                tracing::warn!(%date, holder, until, "waiting for the date's lock: another run holds it");
+                tracing::warn!(%path, holder, until, "waiting for {}: another run holds it", scope.noun());
             }
             if started.elapsed() >= wait {
-                return Err(PipelineError::Busy {
-                    date,
-                    holder: note.map(|note| note.run_id).unwrap_or_default(),
-                    waited_s: started.elapsed().as_secs(),
-                });
+                let holder = note.map(|note| note.run_id).unwrap_or_default();
+                return Err(scope.busy(holder, started.elapsed().as_secs()));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
@@ -253,7 +306,7 @@ impl DateLock {
 
     fn held(
         store: &Arc<dyn ObjectStore>,
-        date: IngestDate,
+        scope: LockScope,
         path: Path,
         run_id: &str,
         ttl: Duration,
@@ -264,6 +317,7 @@ impl DateLock {
         let stop_renewing = CancellationToken::new();
         let renewals = renew_periodically(
             Arc::clone(store),
+            scope.clone(),
             path.clone(),
             run_id.to_owned(),
             ttl,
@@ -273,7 +327,7 @@ impl DateLock {
         Self {
             store: Arc::clone(store),
             path,
-            date,
+            scope,
             run_id: run_id.to_owned(),
             ttl,
             lease,
@@ -284,7 +338,12 @@ impl DateLock {
 
     /// The fence the stages ask before each write.
     pub fn fence(&self) -> Fence {
-        Fence { date: self.date, run_id: self.run_id.clone(), ttl: self.ttl, lease: self.lease.subscribe() }
+        Fence {
+            scope: self.scope.clone(),
+            run_id: self.run_id.clone(),
+            ttl: self.ttl,
+            lease: self.lease.subscribe(),
+        }
     }
 
     /// Releases the lock: the note, on the version this run wrote last, says it is released.
@@ -302,23 +361,25 @@ impl DateLock {
         }
         let lease = self.lease.borrow().clone();
         if let Some(reason) = &lease.lost {
-            tracing::info!(path = %self.path, %reason, "not releasing the date's lock: it is another run's");
+            tracing::info!(path = %self.path, %reason, "not releasing {}: it is another run's", self.scope.noun());
             return;
         }
         let remaining = self.remaining();
         if remaining.is_zero() {
-            tracing::warn!(path = %self.path, "not releasing the date's lock: its lease ran out, the note expires by itself");
+            tracing::warn!(path = %self.path, "not releasing {}: its lease ran out, the note expires by itself", self.scope.noun());
             return;
         }
         let write = self.store.put_opts(&self.path, released_note(&self.run_id), update(lease.version));
         match tokio::time::timeout(remaining, write).await {
             Ok(Ok(_)) => {}
             Ok(Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. })) => {
-                tracing::warn!(path = %self.path, "did not release the date's lock: it was no longer this run's");
+                tracing::warn!(path = %self.path, "did not release {}: it was no longer this run's", self.scope.noun());
             }
-            Ok(Err(error)) => tracing::warn!(path = %self.path, %error, "could not release the date's lock"),
+            Ok(Err(error)) => {
+                tracing::warn!(path = %self.path, %error, "could not release {}", self.scope.noun());
+            }
             Err(_) => {
-                tracing::warn!(path = %self.path, "could not release the date's lock: storage did not answer");
+                tracing::warn!(path = %self.path, "could not release {}: storage did not answer", self.scope.noun());
             }
         }
     }
@@ -328,10 +389,10 @@ impl DateLock {
     }
 }
 
-/// Whether the run still holds its date's lock: asked right before each write. Cheap to clone.
+/// Whether the holder still holds its lock: asked right before each write. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Fence {
-    date: IngestDate,
+    scope: LockScope,
     run_id: String,
     ttl: Duration,
     lease: watch::Receiver<Lease>,
@@ -397,7 +458,7 @@ impl Fence {
         } else {
             return None;
         };
-        Some(PipelineError::LockLost { date: self.date, holder: self.run_id.clone(), reason })
+        Some(self.scope.lost(self.run_id.clone(), reason))
     }
 
     /// A fence that always holds, for stages tested without a lock.
@@ -405,7 +466,8 @@ impl Fence {
     pub(super) fn unlocked(date: IngestDate) -> Self {
         let lease = Lease { version: version(None, None), written_at: Instant::now(), lost: None };
         let (_, receiver) = watch::channel(lease);
-        Self { date, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
+        let scope = LockScope::Date(date);
+        Self { scope, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
     }
 
     /// A fence that is down (another run took the lock over), for stages tested without a lock.
@@ -414,7 +476,8 @@ impl Fence {
         let lost = Some("run other took it over".to_owned());
         let lease = Lease { version: version(None, None), written_at: Instant::now(), lost };
         let (_, receiver) = watch::channel(lease);
-        Self { date, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
+        let scope = LockScope::Date(date);
+        Self { scope, run_id: "test".to_owned(), ttl: Duration::from_secs(24 * 3600), lease: receiver }
     }
 }
 
@@ -430,9 +493,9 @@ mod tests {
     }
 
     /// A fresh store whose date `run_id` holds, with `ttl` as the time-to-live.
-    async fn held(run_id: &str, ttl: Duration) -> (Arc<dyn ObjectStore>, DateLock) {
+    async fn held(run_id: &str, ttl: Duration) -> (Arc<dyn ObjectStore>, Lock) {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let lock = DateLock::acquire(&store, date(), run_id, Duration::ZERO, ttl).await.unwrap();
+        let lock = Lock::acquire(&store, LockScope::Date(date()), run_id, Duration::ZERO, ttl).await.unwrap();
         (store, lock)
     }
 
@@ -448,12 +511,14 @@ mod tests {
         // Three time-to-lives later the holder has renewed: the lock is still not abandoned.
         tokio::time::sleep(ttl * 3).await;
         held.fence().check().expect("the holder's fence holds");
-        let second = DateLock::acquire(&store, date(), "second", Duration::from_millis(200), ttl).await;
+        let second =
+            Lock::acquire(&store, LockScope::Date(date()), "second", Duration::from_millis(200), ttl).await;
         assert!(matches!(second, Err(PipelineError::Busy { ref holder, .. }) if holder == "first"));
         held.release().await;
         let released = note(&store).await;
         assert!(released.released && released.run_id == "first", "{released:?}");
-        let third = DateLock::acquire(&store, date(), "third", Duration::ZERO, ttl).await.unwrap();
+        let third =
+            Lock::acquire(&store, LockScope::Date(date()), "third", Duration::ZERO, ttl).await.unwrap();
         assert_eq!(note(&store).await.run_id, "third", "a released lock is taken at once");
         third.release().await;
         assert!(note(&store).await.released);
@@ -465,7 +530,9 @@ mod tests {
         store.put(&paths::lock(date()), "garbage".into()).await.unwrap();
         let started = Instant::now();
         let lock =
-            DateLock::acquire(&store, date(), "next", Duration::ZERO, Duration::from_secs(60)).await.unwrap();
+            Lock::acquire(&store, LockScope::Date(date()), "next", Duration::ZERO, Duration::from_secs(60))
+                .await
+                .unwrap();
         assert!(started.elapsed() < Duration::from_secs(1), "taken over in {:?}", started.elapsed());
         lock.release().await;
     }
@@ -477,7 +544,9 @@ mod tests {
         // Dropped without release: the holder died (or lost its storage) mid-run.
         drop(dead);
         let started = Instant::now();
-        let next = DateLock::acquire(&store, date(), "next", Duration::from_secs(5), ttl).await.unwrap();
+        let next = Lock::acquire(&store, LockScope::Date(date()), "next", Duration::from_secs(5), ttl)
+            .await
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(3), "taken over in {:?}", started.elapsed());
         next.release().await;
     }
@@ -491,11 +560,18 @@ mod tests {
         let attempts = (0..6).map(|i| {
             let store = Arc::clone(&store);
             async move {
-                DateLock::acquire(&store, date(), &format!("run-{i}"), Duration::from_millis(300), ttl).await
+                Lock::acquire(
+                    &store,
+                    LockScope::Date(date()),
+                    &format!("run-{i}"),
+                    Duration::from_millis(300),
+                    ttl,
+                )
+                .await
             }
         });
         let results = futures::future::join_all(attempts).await;
-        let holders: Vec<&DateLock> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let holders: Vec<&Lock> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert_eq!(holders.len(), 1, "one holder; the others were busy");
         assert_eq!(note(&store).await.run_id, holders[0].run_id);
         for result in &results {

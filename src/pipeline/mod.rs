@@ -129,6 +129,29 @@ pub enum PipelineError {
         /// How it was lost.
         reason: String,
     },
+    /// Another run, or an operator's release, holds the lock of a file this run quarantines.
+    #[error("{file} is being quarantined or released by {holder}; gave up waiting after {waited_s} s")]
+    FileBusy {
+        /// The file's name.
+        file: String,
+        /// The holder in the lock (a run id, or `release of {name}`).
+        holder: String,
+        /// How long this run waited.
+        waited_s: u64,
+    },
+    /// The holder of a file's lock lost it (it stalled past the lock's time-to-live) and
+    /// stopped before its next write of the file's quarantine.
+    #[error(
+        "quarantine of {file}: {holder} lost the file's lock ({reason}); it stopped before writing anything more"
+    )]
+    FileLockLost {
+        /// The file's name.
+        file: String,
+        /// The holder, which held the lock.
+        holder: String,
+        /// How it was lost.
+        reason: String,
+    },
     /// Another run published the date while this one was publishing: its report stands, and
     /// this run's report was not written.
     #[error(
@@ -154,7 +177,7 @@ pub enum PipelineError {
     /// The quarantine copy differs from the bytes that were judged (the source changed
     /// meanwhile): the original is kept and the run fails so that it is judged again.
     #[error(
-        "quarantine of {path} aborted: the copy differs from the file that was read (it changed meanwhile); the original is kept"
+        "quarantine of {path} aborted: the file there is no longer the version that was read (it was sent again, or moved, meanwhile); what lands there is left for the next run"
     )]
     QuarantineMismatch {
         /// The source blob.

@@ -2,6 +2,11 @@
 //! holds exactly the bytes that were judged, write `error/{name}.error.json`, and only then
 //! delete the original. A copy that cannot be confirmed leaves the original where it is.
 //!
+//! Every write to `error/{name}` and its note happens under the file's lock
+//! (`locks/files/{name}.json`): a quarantine and a release of one name, or two runs of
+//! different dates quarantining one referential, take turns instead of mixing one version's
+//! bytes with another's note.
+//!
 //! Also what an operator does with quarantined files (`retail-ingest quarantine`): [`list`]
 //! the notes, and [`release`] a file back into the landing container for the next run.
 
@@ -17,10 +22,10 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use serde::Serialize;
 
 use super::csv_file::{FileProblem, MAX_REJECT_RATIO_RULE};
-use super::lock::DateLock;
+use super::lock::{Lock, LockScope};
 use super::{PipelineError, PipelineSettings};
 use crate::contract::names::printable;
-use crate::contract::quarantine::{OriginalBlob, QuarantineNote, ReleaseNote};
+use crate::contract::quarantine::{OriginalBlob, QuarantineNote, ReleaseNote, same_etag};
 use crate::contract::report::QuarantineReport;
 use crate::contract::{IngestDate, LandingBlob, TransactionFileName, paths};
 use crate::storage::{BlobError, blobs};
@@ -43,8 +48,38 @@ pub(crate) async fn quarantine(
     problem: &FileProblem,
     run_id: &str,
 ) -> Result<QuarantineReport, PipelineError> {
+    let lock = file_lock(store, subject.name, run_id, PipelineSettings::default().lock_wait).await?;
+    let quarantined = lock.fence().write(quarantine_held(store, subject, judged, problem, run_id)).await;
+    lock.release().await;
+    quarantined
+}
+
+/// Takes the lock of the file `name`, waiting up to `wait`.
+async fn file_lock(
+    store: &Arc<dyn ObjectStore>,
+    name: &str,
+    holder: &str,
+    wait: Duration,
+) -> Result<Lock, PipelineError> {
+    let ttl = PipelineSettings::default().lock_ttl;
+    Lock::acquire(store, LockScope::File(name.to_owned()), holder, wait, ttl).await
+}
+
+/// The quarantine proper, with the file's lock held.
+async fn quarantine_held(
+    store: &Arc<dyn ObjectStore>,
+    subject: &Subject<'_>,
+    judged: &Bytes,
+    problem: &FileProblem,
+    run_id: &str,
+) -> Result<QuarantineReport, PipelineError> {
     let (name, meta) = (subject.name, subject.meta);
     let source = &meta.location;
+    // While another holder had the lock, the file may have been quarantined already, or sent
+    // again: the version that lands now is the next run's to judge.
+    if !still_lands(store, meta).await? {
+        return Err(PipelineError::QuarantineMismatch { path: source.to_string() });
+    }
     let target = paths::quarantined(name);
     // Staged under this run's own name and checked there, so that `error/{name}` only ever
     // receives bytes that were judged, whatever another run does meanwhile.
@@ -84,8 +119,16 @@ pub(crate) async fn quarantine(
     let body = serde_json::to_vec_pretty(&note).expect("a quarantine note serializes");
     blobs::put(store, &note_path, body.into()).await?;
     blobs::delete(store, &staged, "remove the staged quarantine copy").await?;
-    // Gone already when another run quarantined the same version meanwhile.
-    blobs::delete(store, source, "delete the quarantined original").await?;
+    // A version sent again since the verdict stays for the next run (storage offers no delete
+    // on a condition: this look leaves only the moment between it and the delete).
+    if still_lands(store, meta).await? {
+        blobs::delete(store, source, "delete the quarantined original").await?;
+    } else {
+        tracing::warn!(
+            file = name,
+            "the file was sent again while it was quarantined: the new version stays"
+        );
+    }
     tracing::warn!(file = name, rule = problem.rule, reason = %problem.reason, "file quarantined");
     Ok(QuarantineReport {
         rule: problem.rule.to_owned(),
@@ -94,6 +137,18 @@ pub(crate) async fn quarantine(
         error_file: note_path.to_string(),
         earlier_run: false,
     })
+}
+
+/// Whether the landing file is still the version listed (same ETag, same size).
+async fn still_lands(store: &Arc<dyn ObjectStore>, listed: &ObjectMeta) -> Result<bool, BlobError> {
+    let now = head_optional(store, &listed.location).await?;
+    Ok(now.is_some_and(|now| {
+        let same = match (&now.e_tag, &listed.e_tag) {
+            (Some(now), Some(listed)) => same_etag(now, listed),
+            (now, listed) => now == listed,
+        };
+        same && now.size == listed.size
+    }))
 }
 
 /// What `error/{name}` held before a quarantine of `name`.
@@ -111,8 +166,8 @@ enum Earlier {
 /// A note at `error/{name}` is an earlier version the retailer sent under the same name (the
 /// quarantine deleted that one from the landing container): its note and bytes are copied to
 /// `error/superseded/{this run}/` before this version takes their place, so that no version's
-/// rows are lost. The folder is this run's alone, so two runs quarantining one name at once
-/// never write over what the other kept: whichever replaces `error/{name}` first kept it.
+/// rows are lost. The folder is this run's alone: a later run keeping another version of the
+/// name never writes over it.
 async fn keep_earlier_version(
     store: &Arc<dyn ObjectStore>,
     name: &str,
@@ -240,6 +295,8 @@ pub struct Released {
     pub removed: [String; 2],
     /// The note that keeps this version whatever its reject ratio (`max_reject_ratio` only).
     pub release_note: Option<String>,
+    /// Where the version quarantined before this one is kept, if one was (it stays there).
+    pub supersedes: Option<String>,
 }
 
 /// Why a release did nothing, or stopped. Every refusal leaves every blob as it was.
@@ -337,8 +394,16 @@ pub enum ReleaseError {
         /// The run holding the lock.
         holder: String,
     },
-    /// Taking the date's lock failed otherwise.
-    #[error("could not take the date's lock: {0}")]
+    /// A run is quarantining a file of the same name (a referential: runs of every date read it).
+    #[error("{name} is being quarantined by {holder}: try again when it ends; nothing was done")]
+    Quarantining {
+        /// The file's name.
+        name: String,
+        /// The run holding the file's lock.
+        holder: String,
+    },
+    /// Taking the date's or the file's lock failed otherwise.
+    #[error("could not take the lock: {0}")]
     Lock(#[source] Box<PipelineError>),
     /// A storage call failed.
     #[error(transparent)]
@@ -348,7 +413,8 @@ pub enum ReleaseError {
 /// Puts a quarantined file back into the landing container, so that the next run ingests it:
 /// `error/{name}` is written to `{prefix}/{name}` (only if nothing lands there), read back and
 /// compared, then the note and the copy are removed. A transaction file is released under its
-/// date's lock, so no run of that date sees it half-released.
+/// date's lock, so no run of that date sees it half-released; every file under its own lock,
+/// so no run quarantines it meanwhile.
 pub async fn release(
     store: &Arc<dyn ObjectStore>,
     prefix: &str,
@@ -369,27 +435,35 @@ async fn release_waiting(
         LandingBlob::Referential(_) => None,
         _ => return Err(ReleaseError::NotAFileName { name: printable(name) }),
     };
-    let lock = match date {
+    let holder = format!("release of {name} ({})", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let refused = |error| match error {
+        PipelineError::Busy { date, holder, .. } => ReleaseError::Busy { date, holder },
+        PipelineError::FileBusy { file, holder, .. } => ReleaseError::Quarantining { name: file, holder },
+        PipelineError::Storage(error) => ReleaseError::Storage(error),
+        other => ReleaseError::Lock(Box::new(other)),
+    };
+    let ttl = PipelineSettings::default().lock_ttl;
+    let date_lock = match date {
         Some(date) => {
-            let ttl = PipelineSettings::default().lock_ttl;
-            Some(DateLock::acquire(store, date, &format!("release of {name}"), wait, ttl).await.map_err(
-                |error| match error {
-                    PipelineError::Busy { date, holder, .. } => ReleaseError::Busy { date, holder },
-                    PipelineError::Storage(error) => ReleaseError::Storage(error),
-                    other => ReleaseError::Lock(Box::new(other)),
-                },
-            )?)
+            Some(Lock::acquire(store, LockScope::Date(date), &holder, wait, ttl).await.map_err(refused)?)
         }
         None => None,
     };
-    let released = release_held(store, prefix, name).await;
-    if let Some(lock) = lock {
+    let released = match file_lock(store, name, &holder, wait).await {
+        Ok(lock) => {
+            let released = release_held(store, prefix, name).await;
+            lock.release().await;
+            released
+        }
+        Err(error) => Err(refused(error)),
+    };
+    if let Some(lock) = date_lock {
         lock.release().await;
     }
     released
 }
 
-/// The release proper, with the date's lock held.
+/// The release proper, with the file's lock (and a transaction file's date's lock) held.
 async fn release_held(
     store: &Arc<dyn ObjectStore>,
     prefix: &str,
@@ -439,8 +513,9 @@ async fn release_held(
         Err(e) => return Err(BlobError::new("put the quarantined file back", &landing, e).into()),
     };
     // A person overrules the ratio for this version: runs keep it from now on, whatever the
-    // setting. Written at once: a referential has no lock, so this leaves one request in which
-    // a run can judge the file back without it (and quarantine it again: the release stops).
+    // setting. Written at once: runs of other dates read a referential without its lock, so
+    // this leaves one request in which a run can judge the file without it (and quarantine it
+    // again once the release ends).
     let release_note = (note.rule == MAX_REJECT_RATIO_RULE).then(|| paths::release_note(name));
     if let Some(release_note) = &release_note {
         let release = ReleaseNote {
@@ -478,6 +553,7 @@ async fn release_held(
         landing_path: landing.to_string(),
         removed: [note_path.to_string(), copy_path.to_string()],
         release_note: release_note.map(|path| path.to_string()),
+        supersedes: note.supersedes,
     })
 }
 

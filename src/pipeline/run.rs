@@ -11,7 +11,7 @@ use tracing::{Instrument as _, info_span};
 
 use super::fingerprint::Fingerprint;
 use super::landing::Landing;
-use super::lock::{DateLock, Fence};
+use super::lock::{Fence, Lock, LockScope};
 use super::marker::MarkerCheck;
 use super::referentials::{self, Notes, Prepared, StoreLookup};
 use super::settle::{self, Settled};
@@ -61,9 +61,8 @@ enum Outcome {
 pub(super) async fn run_date(pipeline: &Pipeline, request: RunRequest) -> Result<RunReport, PipelineError> {
     let run = Run::start();
     let settings = &pipeline.settings;
-    let lock =
-        DateLock::acquire(&pipeline.store, request.date, &run.id, settings.lock_wait, settings.lock_ttl)
-            .await?;
+    let scope = LockScope::Date(request.date);
+    let lock = Lock::acquire(&pipeline.store, scope, &run.id, settings.lock_wait, settings.lock_ttl).await?;
     let fence = lock.fence();
     let report = Locked { pipeline, request: &request, run: &run, fence: fence.clone() }.run().await;
     // The `runs/` report goes while the lock is released: it follows `_report.json`, and no

@@ -146,7 +146,7 @@ async fn two_runs_quarantining_one_version_at_once_keep_the_earlier_one_and_agre
     // A local directory does its I/O on blocking threads: the two runs interleave.
     for _ in 0..20 {
         let dir = tempfile::tempdir().expect("a directory");
-        let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("a store");
+        let local = crate::storage::LocalStore::new(dir.path()).expect("a store");
         let store: Arc<dyn ObjectStore> = Arc::new(local);
         put(&store, &format!("error/{NAME}"), BYTES).await;
         let note = note(NAME, NAME, BYTES.len() as u64, 0);
@@ -175,16 +175,22 @@ async fn two_runs_at_once(store: &Arc<dyn ObjectStore>) {
         quarantine(&store, &subject, &judged, &problem, "x"),
         quarantine(&store, &subject, &judged, &problem, "y")
     );
-    // The later one may find the original moved already: its run fails, the retry finds
-    // the file quarantined earlier.
-    assert!(x.is_ok() || y.is_ok(), "{x:?} {y:?}");
+    // They take turns under the file's lock: the second finds the original moved, and its run
+    // fails (the retry finds the file quarantined).
+    let second = match (&x, &y) {
+        (Ok(_), Err(second)) | (Err(second), Ok(_)) => second,
+        _ => panic!("one quarantine moves the file, the other finds it gone: {x:?} {y:?}"),
+    };
+    assert!(matches!(second, PipelineError::QuarantineMismatch { .. }), "{second}");
     let blobs = paths_of(&store).await;
-    let kept: Vec<&str> = blobs
-        .iter()
-        .filter(|(path, bytes)| path.starts_with("error/superseded/") && bytes.as_ref() == BYTES)
-        .map(|(path, _)| path.as_str())
-        .collect();
-    assert!(!kept.is_empty(), "the earlier version is kept: {blobs:?}");
+    let kept: Vec<&(String, Bytes)> =
+        blobs.iter().filter(|(path, _)| path.starts_with("error/superseded/")).collect();
+    let [(copy, earlier), (note_path, earlier_note)] = kept.as_slice() else {
+        panic!("the earlier version is kept once, with its note: {blobs:?}")
+    };
+    assert_eq!((earlier.as_ref(), format!("{copy}.error.json")), (BYTES, note_path.clone()));
+    let earlier_note: QuarantineNote = serde_json::from_slice(earlier_note).expect("the earlier note");
+    assert_eq!(earlier_note.original.size, BYTES.len() as u64, "kept with its own note");
     assert!(blobs.iter().all(|(path, _)| !path.starts_with("error/incoming/")), "no staged copy left");
     assert!(blobs.iter().all(|(path, _)| path != NAME), "the original moved");
     let copy = blobs::get(&store, &paths::quarantined(NAME), "read").await.expect("a copy");
@@ -230,6 +236,13 @@ async fn a_later_version_quarantined_under_the_same_name_keeps_the_earlier_one()
     let note: QuarantineNote = serde_json::from_slice(&again[3].1).expect("the new note");
     assert_eq!(note.run_id, "later");
     assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"), "still says where it went");
+
+    // Released, it says where the earlier version stays, and leaves it there.
+    store.delete(&Path::from(NAME)).await.expect("the original moved");
+    let released = release(&store, "", NAME).await.expect("released");
+    assert_eq!(released.supersedes.as_deref(), Some("error/superseded/later"));
+    let after: Vec<String> = paths_of(&store).await.into_iter().map(|(path, _)| path).collect();
+    assert_eq!(after, [names[0].to_owned(), names[1].to_owned(), NAME.to_owned()]);
 }
 
 #[tokio::test]
@@ -286,7 +299,7 @@ async fn a_file_sent_again_is_not_overwritten() {
 async fn a_run_of_the_date_under_way_holds_the_release_back() {
     let store = quarantined("").await;
     let date = IngestDate::parse("2023-11-23").expect("a date");
-    let lock = DateLock::acquire(&store, date, "a run", Duration::ZERO, Duration::from_secs(60))
+    let lock = Lock::acquire(&store, LockScope::Date(date), "a run", Duration::ZERO, Duration::from_secs(60))
         .await
         .expect("locked");
     let before = paths_of(&store).await;
@@ -295,4 +308,128 @@ async fn a_run_of_the_date_under_way_holds_the_release_back() {
     assert_eq!(paths_of(&store).await, before);
     lock.release().await;
     release_waiting(&store, "", NAME, Duration::ZERO).await.expect("released once the run ended");
+}
+
+#[tokio::test]
+async fn a_quarantine_under_way_holds_the_release_of_its_name_back() {
+    // A referential: no date's lock, only the file's.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    put(&store, "error/clients.csv", BYTES).await;
+    let clients_note = note("clients.csv", "clients.csv", BYTES.len() as u64, 0);
+    put(&store, "error/clients.csv.error.json", &clients_note).await;
+    let scope = LockScope::File("clients.csv".to_owned());
+    let lock =
+        Lock::acquire(&store, scope, "a run", Duration::ZERO, Duration::from_secs(60)).await.expect("locked");
+    let before = paths_of(&store).await;
+    let error = release_waiting(&store, "", "clients.csv", Duration::ZERO).await.expect_err("refused");
+    assert!(matches!(&error, ReleaseError::Quarantining { holder, .. } if holder == "a run"), "{error}");
+    assert!(error.to_string().contains("clients.csv is being quarantined by a run"), "{error}");
+    assert_eq!(paths_of(&store).await, before);
+    lock.release().await;
+    let released = release_waiting(&store, "", "clients.csv", Duration::ZERO).await.expect("released");
+    assert_eq!(released.landing_path, "clients.csv");
+}
+
+#[tokio::test]
+async fn a_quarantine_waits_for_the_lock_of_its_name_and_then_finds_the_file_gone() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    put(&store, NAME, BYTES).await;
+    let scope = LockScope::File(NAME.to_owned());
+    let lock = Lock::acquire(&store, scope, "another run", Duration::ZERO, Duration::from_secs(60))
+        .await
+        .expect("locked");
+    let waiting = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { quarantine_landed(&store, BYTES).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the quarantine waits for the lock");
+    // The holder moved the file meanwhile.
+    store.delete(&Path::from(NAME)).await.expect("deleted");
+    lock.release().await;
+    let error = waiting.await.expect("joins").expect_err("the file is gone");
+    assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
+    assert!(paths_of(&store).await.is_empty(), "nothing written to error/");
+}
+
+#[tokio::test]
+async fn a_version_sent_again_while_the_earlier_one_is_quarantined_stays_in_the_landing_container() {
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(SendsAgainOnNote { inner: InMemory::new(), again: Bytes::from_static(b"a,b\n1,2\n") });
+    put(&store, NAME, BYTES).await;
+    quarantine_landed(&store, BYTES).await.expect("quarantined");
+    let blobs = paths_of(&store).await;
+    let landing = blobs.iter().find(|(path, _)| path == NAME).map(|(_, bytes)| bytes.as_ref());
+    assert_eq!(landing, Some(&b"a,b\n1,2\n"[..]), "the version sent again lands still: {blobs:?}");
+    let copy = blobs::get(&store, &paths::quarantined(NAME), "read").await.expect("a copy");
+    assert_eq!(copy.as_ref(), BYTES, "the version judged is quarantined");
+}
+
+/// A store in which the retailer sends the file again, other bytes, right before the
+/// quarantine note is written.
+#[derive(Debug)]
+struct SendsAgainOnNote {
+    inner: InMemory,
+    again: Bytes,
+}
+
+impl std::fmt::Display for SendsAgainOnNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SendsAgainOnNote")
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for SendsAgainOnNote {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        if *location == paths::quarantine_note(NAME) {
+            self.inner.put(&Path::from(NAME), self.again.clone().into()).await?;
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(
+        &self,
+        prefix: Option<&Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
 }
