@@ -451,7 +451,10 @@ async fn release_waiting(
     };
     let released = match file_lock(store, name, &holder, wait).await {
         Ok(lock) => {
-            let released = release_held(store, prefix, name).await;
+            // A release that stalls past the lock's time-to-live is abandoned, as a run's writes
+            // are: what it leaves is what a release that died leaves.
+            let held = async { Ok::<_, PipelineError>(release_held(store, prefix, name).await) };
+            let released = lock.fence().write(held).await.map_err(refused).and_then(|released| released);
             lock.release().await;
             released
         }
