@@ -52,6 +52,9 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     for input in report.inputs.iter().filter(|i| i.quarantined.is_some()) {
         if let Some(q) = &input.quarantined {
             let _ = writeln!(out, "    quarantined {} -> {} ({})", input.name, q.path, q.reason);
+            if let Some(earlier) = &q.supersedes {
+                let _ = writeln!(out, "      the version quarantined before it is kept in {earlier}/");
+            }
         }
     }
     if !report.missing_hours.is_empty() {
@@ -127,6 +130,36 @@ mod tests {
         let text = summary(report.date, &Ok(report));
         assert!(
             text.contains("    unlisted (not in the marker): transactions_2023-11-23_11.csv\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_quarantined_file_says_where_the_version_before_it_is_kept() {
+        use crate::contract::report::{InputReport, QuarantineReport, RowCounts};
+        let mut report = RunReport::example();
+        let quarantined = QuarantineReport {
+            rule: "invalid_header".to_owned(),
+            reason: "line 1: invalid header".to_owned(),
+            path: "error/transactions_2023-11-23_14.csv".to_owned(),
+            error_file: "error/transactions_2023-11-23_14.csv.error.json".to_owned(),
+            earlier_run: false,
+            supersedes: Some("error/superseded/20231124T091500.000Z-0a1b2c3d".to_owned()),
+        };
+        report.inputs.push(InputReport {
+            name: "transactions_2023-11-23_14.csv".to_owned(),
+            etag: "e1".to_owned(),
+            size: 10,
+            hour: 14,
+            counts: RowCounts::default(),
+            quarantined: Some(quarantined),
+            released: false,
+        });
+        let text = summary(report.date, &Ok(report));
+        assert!(
+            text.contains(
+                "    quarantined transactions_2023-11-23_14.csv -> error/transactions_2023-11-23_14.csv (line 1: invalid header)\n      the version quarantined before it is kept in error/superseded/20231124T091500.000Z-0a1b2c3d/\n"
+            ),
             "{text}"
         );
     }

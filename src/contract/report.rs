@@ -259,6 +259,10 @@ pub struct QuarantineReport {
     /// True when an earlier run quarantined it (this run found it under `error/`).
     #[serde(default)]
     pub earlier_run: bool,
+    /// Where the version quarantined under this name before it is kept
+    /// (`error/superseded/{run}`), or `None` (a key beyond the contract's, always present).
+    #[serde(default)]
+    pub supersedes: Option<String>,
 }
 
 /// The counts of every input summed.

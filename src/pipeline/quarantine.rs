@@ -115,6 +115,7 @@ async fn quarantine_held(
             Earlier::Nothing => None,
         },
     };
+    let supersedes = note.supersedes.clone();
     let note_path = paths::quarantine_note(name);
     let body = serde_json::to_vec_pretty(&note).expect("a quarantine note serializes");
     blobs::put(store, &note_path, body.into()).await?;
@@ -136,6 +137,7 @@ async fn quarantine_held(
         path: target.to_string(),
         error_file: note_path.to_string(),
         earlier_run: false,
+        supersedes,
     })
 }
 

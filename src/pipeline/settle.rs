@@ -83,6 +83,7 @@ pub async fn settle(
                 path: note.quarantined_path.clone(),
                 error_file: paths::quarantine_note(&note.file).to_string(),
                 earlier_run: true,
+                supersedes: note.supersedes.clone(),
             }),
             released: false,
         };

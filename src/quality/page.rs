@@ -279,10 +279,13 @@ fn files_table(html: &mut String, report: &RunReport) {
     for input in &report.inputs {
         let note = match &input.quarantined {
             Some(q) => format!(
-                "quarantined{}: {} → {}",
+                "quarantined{}: {} → {}{}",
                 if q.earlier_run { " by an earlier run" } else { "" },
                 q.reason,
-                q.path
+                q.path,
+                q.supersedes.as_ref().map_or(String::new(), |earlier| format!(
+                    " (the version quarantined before it is kept in {earlier}/)"
+                ))
             ),
             None if input.released => format!(
                 "released: kept whatever share of its rows is rejected ({})",

@@ -216,6 +216,12 @@ async fn a_later_invalid_version_keeps_the_earlier_one(store: TestStore) -> Test
     assert_eq!(store.get(COPY).await.expect("the new copy"), resent.as_slice());
     let note = store.json(NOTE).await;
     assert_eq!(note["supersedes"], format!("error/superseded/{}", report.run_id));
+    let superseded = input.quarantined.as_ref().and_then(|q| q.supersedes.clone());
+    assert_eq!(superseded, Some(format!("error/superseded/{}", report.run_id)), "the report says so");
+    let again = store.run_with(DAY, true, None).await;
+    let input = again.inputs.iter().find(|input| input.name == COMMA).expect("listed");
+    let earlier = input.quarantined.as_ref().expect("quarantined by the earlier run");
+    assert_eq!((earlier.earlier_run, earlier.supersedes.clone()), (true, superseded), "and still says so");
     let listed = quarantine::list(&store.store, "").await.expect("lists");
     assert_eq!(listed.len(), 1, "one quarantined name: {listed:?}");
 
