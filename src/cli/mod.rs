@@ -165,11 +165,11 @@ pub(super) fn parse_prefix(value: &str) -> Result<String, String> {
             crate::contract::names::printable(value)
         ));
     }
-    // object_store percent-encodes these in a path, so a prefix holding one would list a
-    // folder of another name.
+    // object_store percent-encodes these (and every non-ASCII character) in a path, so a prefix
+    // holding one would list a folder of another name.
     if object_store::path::Path::from(prefix.as_str()).as_ref() != prefix {
         return Err(format!(
-            "expected folder names without control characters or any of \\ {{ }} ^ % ` [ ] \" < > ~ # | * ?, got {:?}",
+            "expected folder names of ASCII letters, digits and punctuation, without control characters or any of \\ {{ }} ^ % ` [ ] \" < > ~ # | * ?, got {:?}",
             crate::contract::names::printable(value)
         ));
     }

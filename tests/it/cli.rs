@@ -264,6 +264,7 @@ fn a_prefix_that_cannot_be_a_landing_folder_is_refused() {
             "without control characters or any of \\ { } ^ % ` [ ] \" < > ~ # | * ?, got \"retailer/drops#2\"",
         ),
         ("drops\\2023", "got \"drops\\\\2023\""),
+        ("dépôts", "expected folder names of ASCII letters, digits and punctuation"),
         ("error", "error/ holds what retail-ingest writes; the landing files need another prefix"),
         ("formatted/drops", "formatted/ holds what retail-ingest writes"),
     ] {
