@@ -419,6 +419,11 @@ fn log_settings_that_do_not_parse_are_refused_and_blank_or_any_case_ones_are_not
     for (name, value, expected) in [
         ("INGEST_LOG_FORMAT", "xml", "error: INGEST_LOG_FORMAT: expected json or text, got \"xml\""),
         ("RUST_LOG", "retail_ingest=loud", "error: RUST_LOG: "),
+        (
+            "RUST_LOG",
+            "Warning",
+            "error: RUST_LOG: \"Warning\" is not a level (trace, debug, info, warn, error, off): did you mean warn?",
+        ),
     ] {
         let output = run_with(name, value);
         let stderr = one_line_error(&output);
