@@ -6,6 +6,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use super::IngestDate;
+use super::report::QuarantineReport;
 
 /// The content of `error/{name}.error.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,6 +37,26 @@ pub struct QuarantineNote {
     /// (`error/superseded/{the run that wrote this note}`), when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
+}
+
+impl QuarantineNote {
+    /// The report's entry for the file, as a run that finds it quarantined by another run
+    /// gives it.
+    pub fn report(&self) -> QuarantineReport {
+        QuarantineReport {
+            rule: self.rule.clone(),
+            reason: self.reason.clone(),
+            path: self.quarantined_path.clone(),
+            error_file: super::paths::quarantine_note(&self.file).to_string(),
+            earlier_run: true,
+            supersedes: self.supersedes.clone(),
+        }
+    }
+
+    /// True when the note is of the version with `etag` and `size`.
+    pub fn is_version(&self, etag: Option<&str>, size: u64) -> bool {
+        size == self.original.size && etag.is_some_and(|etag| same_etag(etag, &self.original.etag))
+    }
 }
 
 /// Identity of the blob as it was in the landing container.

@@ -35,6 +35,25 @@ use super::PipelineError;
 use crate::contract::{IngestDate, paths};
 use crate::storage::BlobError;
 
+/// How long a holder waits for a lock, and after how long without renewal it counts as
+/// abandoned.
+#[derive(Debug, Clone, Copy)]
+pub struct LockTimes {
+    /// The longest wait for another holder to finish.
+    pub wait: Duration,
+    /// The time-to-live (the holder renews every third of it).
+    pub ttl: Duration,
+}
+
+/// A run as it takes locks: its id (written in their notes) and their times.
+#[derive(Debug, Clone, Copy)]
+pub struct Holder<'a> {
+    /// The run's id.
+    pub run_id: &'a str,
+    /// The locks' wait and time-to-live.
+    pub times: LockTimes,
+}
+
 /// What a lock keeps to one holder at a time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockScope {
@@ -51,6 +70,14 @@ impl LockScope {
         match self {
             Self::Date(date) => paths::lock(*date),
             Self::File(name) => paths::file_lock(name),
+        }
+    }
+
+    /// Who else can hold it, as the line that waits for it says.
+    fn holders(&self) -> &'static str {
+        match self {
+            Self::Date(_) => "another run holds it",
+            Self::File(_) => "a run or a release holds it",
         }
     }
 
@@ -293,7 +320,7 @@ impl Lock {
                 let holder = note.as_ref().map(|note| note.run_id.as_str());
                 let until =
                     note.as_ref().map(|note| note.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true));
-                tracing::warn!(%path, holder, until, "waiting for {}: another run holds it", scope.noun());
+                tracing::warn!(%path, holder, until, "waiting for {}: {}", scope.noun(), scope.holders());
             }
             if started.elapsed() >= wait {
                 let holder = note.map(|note| note.run_id).unwrap_or_default();

@@ -77,6 +77,11 @@ impl Default for PipelineSettings {
 }
 
 impl PipelineSettings {
+    /// The wait and time-to-live of the locks a run takes.
+    pub(crate) fn lock_times(&self) -> lock::LockTimes {
+        lock::LockTimes { wait: self.lock_wait, ttl: self.lock_ttl }
+    }
+
     /// Files validated at once.
     fn parallelism(&self) -> usize {
         self.parallelism.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
@@ -181,6 +186,15 @@ pub enum PipelineError {
     )]
     QuarantineMismatch {
         /// The source blob.
+        path: String,
+    },
+    /// An operator released the file, judged over the ratio, while this run judged it: the
+    /// retry keeps it, as the release note says.
+    #[error(
+        "{path} was released by an operator while this run judged it; nothing was quarantined, and the retry keeps the file as the release says"
+    )]
+    ReleasedMeanwhile {
+        /// The landing blob.
         path: String,
     },
     /// A bug: the worker thread of a stage panicked.

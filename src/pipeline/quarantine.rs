@@ -22,7 +22,7 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
 use serde::Serialize;
 
 use super::csv_file::{FileProblem, MAX_REJECT_RATIO_RULE};
-use super::lock::{Lock, LockScope};
+use super::lock::{Holder, Lock, LockScope, LockTimes};
 use super::{PipelineError, PipelineSettings};
 use crate::contract::names::printable;
 use crate::contract::quarantine::{OriginalBlob, QuarantineNote, ReleaseNote, same_etag};
@@ -46,23 +46,23 @@ pub(crate) async fn quarantine(
     subject: &Subject<'_>,
     judged: &Bytes,
     problem: &FileProblem,
-    run_id: &str,
+    holder: Holder<'_>,
 ) -> Result<QuarantineReport, PipelineError> {
-    let lock = file_lock(store, subject.name, run_id, PipelineSettings::default().lock_wait).await?;
+    let lock = file_lock(store, subject.name, holder).await?;
+    let run_id = holder.run_id;
     let quarantined = lock.fence().write(quarantine_held(store, subject, judged, problem, run_id)).await;
     lock.release().await;
     quarantined
 }
 
-/// Takes the lock of the file `name`, waiting up to `wait`.
+/// Takes the lock of the file `name`.
 async fn file_lock(
     store: &Arc<dyn ObjectStore>,
     name: &str,
-    holder: &str,
-    wait: Duration,
+    holder: Holder<'_>,
 ) -> Result<Lock, PipelineError> {
-    let ttl = PipelineSettings::default().lock_ttl;
-    Lock::acquire(store, LockScope::File(name.to_owned()), holder, wait, ttl).await
+    let LockTimes { wait, ttl } = holder.times;
+    Lock::acquire(store, LockScope::File(name.to_owned()), holder.run_id, wait, ttl).await
 }
 
 /// The quarantine proper, with the file's lock held.
@@ -75,10 +75,24 @@ async fn quarantine_held(
 ) -> Result<QuarantineReport, PipelineError> {
     let (name, meta) = (subject.name, subject.meta);
     let source = &meta.location;
-    // While another holder had the lock, the file may have been quarantined already, or sent
-    // again: the version that lands now is the next run's to judge.
+    // While another holder had the lock, the file may have been quarantined already (by a run
+    // of another date that judged the same referential: its note stands), released, or sent
+    // again (the version that lands now is the next run's to judge).
     if !still_lands(store, meta).await? {
-        return Err(PipelineError::QuarantineMismatch { path: source.to_string() });
+        let note = blobs::get_optional(store, &paths::quarantine_note(name)).await?;
+        let note = note.and_then(|note| serde_json::from_slice::<QuarantineNote>(&note).ok());
+        return match note.filter(|note| note.is_version(meta.e_tag.as_deref(), meta.size)) {
+            Some(note) => Ok(note.report()),
+            None => Err(PipelineError::QuarantineMismatch { path: source.to_string() }),
+        };
+    }
+    // An operator released this version after the run listed `error/`: the release stands.
+    if problem.rule == MAX_REJECT_RATIO_RULE {
+        let release = blobs::get_optional(store, &paths::release_note(name)).await?;
+        let release = release.and_then(|note| serde_json::from_slice::<ReleaseNote>(&note).ok());
+        if release.is_some_and(|note| note.is_version(meta.e_tag.as_deref(), meta.size)) {
+            return Err(PipelineError::ReleasedMeanwhile { path: source.to_string() });
+        }
     }
     let target = paths::quarantined(name);
     // Staged under this run's own name and checked there, so that `error/{name}` only ever
@@ -396,14 +410,19 @@ pub enum ReleaseError {
         /// The run holding the lock.
         holder: String,
     },
-    /// A run is quarantining a file of the same name (a referential: runs of every date read it).
-    #[error("{name} is being quarantined by {holder}: try again when it ends; nothing was done")]
+    /// A run is quarantining, or another release releasing, a file of the same name.
+    #[error("{name} is being quarantined or released by {holder}: try again when it ends; nothing was done")]
     Quarantining {
         /// The file's name.
         name: String,
         /// The run holding the file's lock.
         holder: String,
     },
+    /// The release stalled past its lock's time-to-live and stopped before its next write.
+    #[error(
+        "the release stopped before it finished: {0}; `retail-ingest quarantine list` shows what is left in error/"
+    )]
+    LockLost(#[source] Box<PipelineError>),
     /// Taking the date's or the file's lock failed otherwise.
     #[error("could not take the lock: {0}")]
     Lock(#[source] Box<PipelineError>),
@@ -437,28 +456,38 @@ async fn release_waiting(
         LandingBlob::Referential(_) => None,
         _ => return Err(ReleaseError::NotAFileName { name: printable(name) }),
     };
-    let holder = format!("release of {name} ({})", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let run_id = format!("release of {name} ({})", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let times = LockTimes { wait, ..PipelineSettings::default().lock_times() };
+    let holder = Holder { run_id: &run_id, times };
     let refused = |error| match error {
         PipelineError::Busy { date, holder, .. } => ReleaseError::Busy { date, holder },
         PipelineError::FileBusy { file, holder, .. } => ReleaseError::Quarantining { name: file, holder },
         PipelineError::Storage(error) => ReleaseError::Storage(error),
+        lost @ (PipelineError::LockLost { .. } | PipelineError::FileLockLost { .. }) => {
+            ReleaseError::LockLost(Box::new(lost))
+        }
         other => ReleaseError::Lock(Box::new(other)),
     };
-    let ttl = PipelineSettings::default().lock_ttl;
     let date_lock = match date {
-        Some(date) => {
-            Some(Lock::acquire(store, LockScope::Date(date), &holder, wait, ttl).await.map_err(refused)?)
-        }
+        Some(date) => Some(
+            Lock::acquire(store, LockScope::Date(date), &run_id, times.wait, times.ttl)
+                .await
+                .map_err(refused)?,
+        ),
         None => None,
     };
-    let released = match file_lock(store, name, &holder, wait).await {
+    let released = match file_lock(store, name, holder).await {
         Ok(lock) => {
-            // A release that stalls past the lock's time-to-live is abandoned, as a run's writes
-            // are: what it leaves is what a release that died leaves.
-            let held = async { Ok::<_, PipelineError>(release_held(store, prefix, name).await) };
-            let released = lock.fence().write(held).await.map_err(refused).and_then(|released| released);
+            // A release that stalls past either lock's time-to-live is abandoned, as a run's
+            // writes are: what it leaves is what a release that died leaves.
+            let fence = lock.fence();
+            let held = fence.write(async { Ok::<_, PipelineError>(release_held(store, prefix, name).await) });
+            let released = match &date_lock {
+                Some(date_lock) => date_lock.fence().write(held).await,
+                None => held.await,
+            };
             lock.release().await;
-            released
+            released.map_err(refused).and_then(|released| released)
         }
         Err(error) => Err(refused(error)),
     };

@@ -11,7 +11,7 @@ use tracing::{Instrument as _, info_span};
 
 use super::fingerprint::Fingerprint;
 use super::landing::Landing;
-use super::lock::{Fence, Lock, LockScope};
+use super::lock::{Fence, Holder, Lock, LockScope};
 use super::marker::MarkerCheck;
 use super::referentials::{self, Notes, Prepared, StoreLookup};
 use super::settle::{self, Settled};
@@ -88,6 +88,11 @@ struct Locked<'a> {
 }
 
 impl Locked<'_> {
+    /// This run as it takes the locks of the files it quarantines.
+    fn holder(&self) -> Holder<'_> {
+        Holder { run_id: &self.run.id, times: self.pipeline.settings.lock_times() }
+    }
+
     /// The stages, then the report (its `runs/` copy is the caller's to write).
     async fn run(&self) -> Result<RunReport, PipelineError> {
         let (store, settings, date) = (&self.pipeline.store, &self.pipeline.settings, self.request.date);
@@ -118,7 +123,7 @@ impl Locked<'_> {
         let (pipeline, request) = (self.pipeline, self.request);
         let (store, settings, date) = (&pipeline.store, &pipeline.settings, request.date);
         let versions =
-            match referentials::prepare(store, landing, notes, settings.max_reject_ratio, &self.run.id)
+            match referentials::prepare(store, landing, notes, settings.max_reject_ratio, self.holder())
                 .await?
             {
                 Prepared::Usable(versions) => *versions,
@@ -145,7 +150,7 @@ impl Locked<'_> {
         let (lookups, parsed) = (lookups?, parsed?);
         let missing_hours = settle::missing_hours(landing, lookups.stores.span);
         let enriched = read::enrich_files(parsed, &lookups, parallelism).await?;
-        let settled = settle::settle(store, &self.fence, landing, enriched, &self.run.id).await?;
+        let settled = settle::settle(store, &self.fence, landing, enriched, self.holder()).await?;
         Ok(Outcome::Published {
             settled: Box::new(settled),
             referentials,

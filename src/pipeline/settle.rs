@@ -10,12 +10,11 @@ use object_store::ObjectStore;
 
 use super::PipelineError;
 use super::landing::Landing;
-use super::lock::Fence;
+use super::lock::{Fence, Holder};
 use super::quarantine::{Subject, quarantine};
 use super::read::ReadFile;
 use super::transactions::{FileRead, KeptRows};
-use crate::contract::paths;
-use crate::contract::report::{InputReport, QuarantineReport, RowCounts, Totals};
+use crate::contract::report::{InputReport, RowCounts, Totals};
 use crate::contract::rules::Warning;
 use crate::contract::violation::RuleValue;
 
@@ -40,7 +39,7 @@ pub async fn settle(
     fence: &Fence,
     landing: &Landing,
     files: Vec<ReadFile<KeptRows>>,
-    run_id: &str,
+    holder: Holder<'_>,
 ) -> Result<Settled, PipelineError> {
     let mut entries = Vec::new();
     for ReadFile { file, meta, read, judged } in files {
@@ -65,7 +64,7 @@ pub async fn settle(
                 let subject = Subject { name: &file.name, meta: &meta, date: Some(landing.date) };
                 let judged = judged.unwrap_or_default();
                 input.quarantined =
-                    Some(fence.write(quarantine(store, &subject, &judged, &problem, run_id)).await?);
+                    Some(fence.write(quarantine(store, &subject, &judged, &problem, holder)).await?);
                 entries.push((input, None));
             }
         }
@@ -77,14 +76,7 @@ pub async fn settle(
             size: note.original.size,
             hour: crate::contract::TransactionFileName::parse(&note.file).map_or(0, |f| f.hour),
             counts: RowCounts { rows: note.rows, ..RowCounts::default() },
-            quarantined: Some(QuarantineReport {
-                rule: note.rule.clone(),
-                reason: note.reason.clone(),
-                path: note.quarantined_path.clone(),
-                error_file: paths::quarantine_note(&note.file).to_string(),
-                earlier_run: true,
-                supersedes: note.supersedes.clone(),
-            }),
+            quarantined: Some(note.report()),
             released: false,
         };
         (input, None)
@@ -159,6 +151,10 @@ mod tests {
 
     const HEADER: &str = "transaction_id;client_id;date;hour;minute;product_id;quantity;store_id\n";
 
+    fn holder(run_id: &str) -> Holder<'_> {
+        Holder { run_id, times: crate::pipeline::PipelineSettings::default().lock_times() }
+    }
+
     fn no_lookups() -> Lookups {
         Lookups {
             clients: Arc::new(ClientLookup::default()),
@@ -186,14 +182,15 @@ mod tests {
         let parsed = parse_files(&store, &landing, 0.9, 2).await.expect("reads");
         let enriched = enrich_files(parsed, &no_lookups(), 2).await.expect("enriches");
         // A run that lost the date's lock quarantines nothing: the file stays where it lands.
-        let lost = settle(&store, &Fence::lost(date), &landing, enriched, "run-0").await;
+        let lost = settle(&store, &Fence::lost(date), &landing, enriched, holder("run-0")).await;
         assert!(matches!(lost, Err(PipelineError::LockLost { .. })), "{:?}", lost.err());
         assert!(store.head(&Path::from("transactions_2023-11-23_8.csv")).await.is_ok(), "still landing");
         assert!(store.head(&Path::from("error/transactions_2023-11-23_8.csv")).await.is_err());
         let parsed = parse_files(&store, &landing, 0.9, 2).await.expect("reads");
         let enriched = enrich_files(parsed, &no_lookups(), 2).await.expect("enriches");
-        let settled =
-            settle(&store, &Fence::unlocked(date), &landing, enriched, "run-1").await.expect("settles");
+        let settled = settle(&store, &Fence::unlocked(date), &landing, enriched, holder("run-1"))
+            .await
+            .expect("settles");
 
         let names: Vec<&str> = settled.inputs.iter().map(|input| input.name.as_str()).collect();
         assert_eq!(names, ["transactions_2023-11-23_8.csv", "transactions_2023-11-23_9.csv"]);
@@ -228,8 +225,9 @@ mod tests {
         let landing = Landing::list(&store, "", date).await.expect("lists");
         let parsed = parse_files(&store, &landing, 0.9, 2).await.expect("reads");
         let enriched = enrich_files(parsed, &no_lookups(), 2).await.expect("enriches");
-        let again =
-            settle(&store, &Fence::unlocked(date), &landing, enriched, "run-2").await.expect("settles");
+        let again = settle(&store, &Fence::unlocked(date), &landing, enriched, holder("run-2"))
+            .await
+            .expect("settles");
         assert_eq!(again.inputs[0].quarantined.as_ref().map(|q| q.earlier_run), Some(true));
         assert_eq!(again.totals, settled.totals);
     }

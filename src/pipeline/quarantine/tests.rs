@@ -5,6 +5,10 @@ use super::*;
 const NAME: &str = "transactions_2023-11-23_14.csv";
 const BYTES: &[u8] = b"transaction_id,client_id\n1,2\n";
 
+fn holder(run_id: &str) -> Holder<'_> {
+    Holder { run_id, times: PipelineSettings::default().lock_times() }
+}
+
 async fn put(store: &Arc<dyn ObjectStore>, path: &str, bytes: &[u8]) {
     store.put(&Path::from(path), PutPayload::from(bytes.to_vec())).await.expect("put");
 }
@@ -138,7 +142,7 @@ async fn quarantine_landed(
         rows: 2,
         details: serde_json::Value::Null,
     };
-    quarantine(store, &subject, &Bytes::copy_from_slice(judged), &problem, "later").await
+    quarantine(store, &subject, &Bytes::copy_from_slice(judged), &problem, holder("later")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,16 +176,17 @@ async fn two_runs_at_once(store: &Arc<dyn ObjectStore>) {
     };
     let judged = Bytes::from_static(version);
     let (x, y) = tokio::join!(
-        quarantine(&store, &subject, &judged, &problem, "x"),
-        quarantine(&store, &subject, &judged, &problem, "y")
+        quarantine(&store, &subject, &judged, &problem, holder("x")),
+        quarantine(&store, &subject, &judged, &problem, holder("y"))
     );
-    // They take turns under the file's lock: the second finds the original moved, and its run
-    // fails (the retry finds the file quarantined).
-    let second = match (&x, &y) {
-        (Ok(_), Err(second)) | (Err(second), Ok(_)) => second,
-        _ => panic!("one quarantine moves the file, the other finds it gone: {x:?} {y:?}"),
-    };
-    assert!(matches!(second, PipelineError::QuarantineMismatch { .. }), "{second}");
+    // They take turns under the file's lock: the second finds the version it judged moved by
+    // the first, and reports the first one's quarantine as its own finding.
+    let (Ok(x), Ok(y)) = (&x, &y) else { panic!("both account for the file: {x:?} {y:?}") };
+    let mut earlier_run = [x.earlier_run, y.earlier_run];
+    earlier_run.sort_unstable();
+    assert_eq!(earlier_run, [false, true], "one moved it, the other found it moved: {x:?} {y:?}");
+    assert_eq!((&x.path, &x.supersedes), (&y.path, &y.supersedes), "and they agree");
+    assert!(file_lock_released(&store, NAME).await, "the file's lock is released");
     let blobs = paths_of(&store).await;
     let kept: Vec<&(String, Bytes)> =
         blobs.iter().filter(|(path, _)| path.starts_with("error/superseded/")).collect();
@@ -238,7 +243,6 @@ async fn a_later_version_quarantined_under_the_same_name_keeps_the_earlier_one()
     assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"), "still says where it went");
 
     // Released, it says where the earlier version stays, and leaves it there.
-    store.delete(&Path::from(NAME)).await.expect("the original moved");
     let released = release(&store, "", NAME).await.expect("released");
     assert_eq!(released.supersedes.as_deref(), Some("error/superseded/later"));
     let after: Vec<String> = paths_of(&store).await.into_iter().map(|(path, _)| path).collect();
@@ -323,7 +327,7 @@ async fn a_quarantine_under_way_holds_the_release_of_its_name_back() {
     let before = paths_of(&store).await;
     let error = release_waiting(&store, "", "clients.csv", Duration::ZERO).await.expect_err("refused");
     assert!(matches!(&error, ReleaseError::Quarantining { holder, .. } if holder == "a run"), "{error}");
-    assert!(error.to_string().contains("clients.csv is being quarantined by a run"), "{error}");
+    assert!(error.to_string().contains("clients.csv is being quarantined or released by a run"), "{error}");
     assert_eq!(paths_of(&store).await, before);
     lock.release().await;
     let released = release_waiting(&store, "", "clients.csv", Duration::ZERO).await.expect("released");
@@ -350,6 +354,93 @@ async fn a_quarantine_waits_for_the_lock_of_its_name_and_then_finds_the_file_gon
     let error = waiting.await.expect("joins").expect_err("the file is gone");
     assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
     assert!(paths_of(&store).await.is_empty(), "nothing written to error/");
+    assert!(file_lock_released(&store, NAME).await, "the file's lock is released");
+}
+
+#[tokio::test]
+async fn a_version_another_run_quarantined_meanwhile_is_reported_from_its_note() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    put(&store, NAME, BYTES).await;
+    let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
+    // Another run (of another date, for a referential) quarantined that version meanwhile.
+    let original =
+        OriginalBlob { path: NAME.to_owned(), etag: meta.e_tag.clone().expect("an ETag"), size: meta.size };
+    let other = QuarantineNote {
+        supersedes: Some("error/superseded/other".to_owned()),
+        ..QuarantineNote::example(NAME, original)
+    };
+    put(&store, &format!("error/{NAME}"), BYTES).await;
+    put(&store, &format!("error/{NAME}.error.json"), &serde_json::to_vec(&other).expect("a note")).await;
+    store.delete(&Path::from(NAME)).await.expect("moved by the other run");
+    let before = paths_of(&store).await;
+    let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
+    let problem = FileProblem {
+        rule: "invalid_header",
+        reason: "line 1: invalid header".to_owned(),
+        rows: 1,
+        details: serde_json::Value::Null,
+    };
+    let report = quarantine(&store, &subject, &Bytes::from_static(BYTES), &problem, holder("late"))
+        .await
+        .expect("accounted for");
+    assert_eq!(report, other.report());
+    assert!(
+        report.earlier_run && report.supersedes.as_deref() == Some("error/superseded/other"),
+        "{report:?}"
+    );
+    assert_eq!(paths_of(&store).await, before, "nothing written");
+    assert!(file_lock_released(&store, NAME).await);
+
+    // Another version's note is no account of this one: the run fails, and the retry judges
+    // what lands.
+    put(&store, NAME, b"a,b\n1,2\n").await;
+    let resent = store.head(&Path::from(NAME)).await.expect("the file lands");
+    store.delete(&Path::from(NAME)).await.expect("moved by the other run");
+    let subject = Subject { meta: &resent, ..subject };
+    let error = quarantine(&store, &subject, &Bytes::from_static(b"a,b\n1,2\n"), &problem, holder("late"))
+        .await
+        .expect_err("not this version's note");
+    assert!(matches!(error, PipelineError::QuarantineMismatch { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn a_version_released_while_the_run_judged_it_is_not_quarantined_again() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    put(&store, NAME, BYTES).await;
+    let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
+    let release = ReleaseNote {
+        file: NAME.to_owned(),
+        etag: meta.e_tag.clone().expect("an ETag"),
+        size: meta.size,
+        quarantined_for: "too many rejects".to_owned(),
+        released_at: chrono::DateTime::from_timestamp(0, 0).expect("a time"),
+    };
+    put(&store, &format!("error/{NAME}.released.json"), &serde_json::to_vec(&release).expect("a note")).await;
+    let before = paths_of(&store).await;
+    let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
+    let problem = FileProblem {
+        rule: MAX_REJECT_RATIO_RULE,
+        reason: "too many rejects".to_owned(),
+        rows: 1,
+        details: serde_json::Value::Null,
+    };
+    let error = quarantine(&store, &subject, &Bytes::from_static(BYTES), &problem, holder("late"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, PipelineError::ReleasedMeanwhile { .. }), "{error}");
+    assert!(error.to_string().contains("the retry keeps the file as the release says"), "{error}");
+    assert_eq!(paths_of(&store).await, before, "the file stays, nothing in error/");
+    // Another rule is no business of the release note's.
+    let problem = FileProblem { rule: "invalid_header", ..problem };
+    quarantine(&store, &subject, &Bytes::from_static(BYTES), &problem, holder("late"))
+        .await
+        .expect("quarantined");
+}
+
+/// Whether the lock note of the file `name` says released.
+async fn file_lock_released(store: &Arc<dyn ObjectStore>, name: &str) -> bool {
+    let note = blobs::get(store, &paths::file_lock(name), "read").await.expect("a lock note");
+    serde_json::from_slice::<serde_json::Value>(&note).expect("json")["released"] == true
 }
 
 #[tokio::test]

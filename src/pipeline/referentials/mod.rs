@@ -29,6 +29,7 @@ pub use table::{NOT_AN_ID, Resolved};
 
 use super::csv_file::{CsvRead, FileProblem};
 use super::landing::Landing;
+use super::lock::Holder;
 use super::{PipelineError, blocking};
 use crate::contract::report::{ReferentialReport, ReferentialSource, RuleCounts};
 use crate::contract::{CONTRACT_VERSION, IngestDate, ReferentialKind, paths};
@@ -191,12 +192,12 @@ pub async fn prepare(
     landing: &Landing,
     notes: Notes,
     max_reject_ratio: f64,
-    run_id: &str,
+    holder: Holder<'_>,
 ) -> Result<Prepared, PipelineError> {
     let (clients, stores, products) = tokio::try_join!(
-        prepare_one::<Clients>(store, landing, notes.clients, max_reject_ratio, run_id),
-        prepare_one::<Stores>(store, landing, notes.stores, max_reject_ratio, run_id),
-        prepare_one::<Products>(store, landing, notes.products, max_reject_ratio, run_id),
+        prepare_one::<Clients>(store, landing, notes.clients, max_reject_ratio, holder),
+        prepare_one::<Stores>(store, landing, notes.stores, max_reject_ratio, holder),
+        prepare_one::<Products>(store, landing, notes.products, max_reject_ratio, holder),
     )?;
     Ok(match (clients, stores, products) {
         (Readiness::Usable(clients), Readiness::Usable(stores), Readiness::Usable(products)) => {
@@ -238,7 +239,7 @@ async fn prepare_one<R: Referential>(
     landing: &Landing,
     note: Option<SourceNote>,
     max_reject_ratio: f64,
-    run_id: &str,
+    holder: Holder<'_>,
 ) -> Result<Readiness<R>, PipelineError> {
     let (date, kind) = (landing.date, R::KIND);
     let source = landing.referentials.get(&kind);
@@ -247,7 +248,7 @@ async fn prepare_one<R: Referential>(
         Plan::Format(changed) => {
             let max_reject_ratio = landing.max_reject_ratio_of(kind.file_name(), max_reject_ratio);
             let span = info_span!("referentials", %date, referential = kind.stem());
-            format_source::<R>(store, changed, max_reject_ratio, run_id).instrument(span).await
+            format_source::<R>(store, changed, max_reject_ratio, holder).instrument(span).await
         }
     }
 }
@@ -325,7 +326,7 @@ async fn format_source<R: Referential>(
     store: &Arc<dyn ObjectStore>,
     changed: Changed,
     max_reject_ratio: f64,
-    run_id: &str,
+    holder: Holder<'_>,
 ) -> Result<Readiness<R>, PipelineError> {
     let (kind, Changed { meta, note }) = (R::KIND, changed);
     let bytes = blobs::get_listed(store, &meta).await?;
@@ -358,7 +359,7 @@ async fn format_source<R: Referential>(
                 &super::quarantine::Subject { name: kind.file_name(), meta: &meta, date: None },
                 &invalid.bytes,
                 &invalid.problem,
-                run_id,
+                holder,
             )
             .await?;
             let reason = format!("{} was quarantined: {}", kind.file_name(), quarantine.reason);
@@ -549,7 +550,8 @@ mod tests {
         let date = IngestDate::parse("2023-11-23").expect("a date");
         let landing = Landing::list(store, "", date).await.expect("lists");
         let notes = Notes::read(store, date).await.expect("reads the notes");
-        prepare(store, &landing, notes, 0.5, run_id).await.expect("prepares")
+        let holder = Holder { run_id, times: crate::pipeline::PipelineSettings::default().lock_times() };
+        prepare(store, &landing, notes, 0.5, holder).await.expect("prepares")
     }
 
     fn sources(prepared: &Prepared) -> Vec<(String, ReferentialSource)> {
