@@ -641,6 +641,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_files_lock_is_its_own_and_says_which_file_when_busy_or_lost() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let ttl = Duration::from_millis(300);
+        let clients = || LockScope::File("clients.csv".to_owned());
+        let first = Lock::acquire(&store, clients(), "first", Duration::ZERO, ttl).await.unwrap();
+        // Another name, and the date, are other locks.
+        let stores = LockScope::File("stores.csv".to_owned());
+        let other = Lock::acquire(&store, stores, "second", Duration::ZERO, ttl).await.unwrap();
+        let day =
+            Lock::acquire(&store, LockScope::Date(date()), "second", Duration::ZERO, ttl).await.unwrap();
+        let busy = Lock::acquire(&store, clients(), "second", Duration::from_millis(200), ttl).await.err();
+        assert!(
+            matches!(&busy, Some(PipelineError::FileBusy { file, holder, .. }) if file == "clients.csv" && holder == "first"),
+            "{busy:?}"
+        );
+        // The holder dies: the lock is taken over after the time-to-live, and the dead
+        // holder's fence is down with the file's name.
+        let fence = first.fence();
+        drop(first);
+        let next = Lock::acquire(&store, clients(), "next", Duration::from_secs(5), ttl).await.unwrap();
+        let lost = fence.check().expect_err("the dead holder's fence is down");
+        assert!(
+            matches!(&lost, PipelineError::FileLockLost { file, holder, .. } if file == "clients.csv" && holder == "first"),
+            "{lost}"
+        );
+        assert!(
+            lost.to_string().starts_with("quarantine of clients.csv: first lost the file's lock"),
+            "{lost}"
+        );
+        let note = blobs::get(&store, &paths::file_lock("clients.csv"), "read").await.unwrap();
+        assert_eq!(serde_json::from_slice::<LockNote>(&note).unwrap().run_id, "next");
+        for lock in [next, other, day] {
+            lock.release().await;
+        }
+    }
+
+    #[tokio::test]
     async fn a_write_still_in_flight_when_the_lease_runs_out_is_abandoned() {
         let ttl = Duration::from_millis(400);
         let (store, lock) = held("slow", ttl).await;
