@@ -1,6 +1,10 @@
+use std::time::Duration;
+
 use object_store::memory::InMemory;
+use object_store::{PutOptions, PutPayload};
 
 use super::*;
+use crate::pipeline::PipelineSettings;
 
 const NAME: &str = "transactions_2023-11-23_14.csv";
 const BYTES: &[u8] = b"transaction_id,client_id\n1,2\n";
