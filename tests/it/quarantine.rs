@@ -377,3 +377,62 @@ async fn the_binary_lists_and_releases_on_azurite() {
     tokio::task::spawn_blocking(move || the_binary_lists_and_releases(&location, &envs)).await.unwrap();
     assert_eq!(store.get(COMMA).await.expect("released"), comma_bytes().as_slice());
 }
+
+/// Runs of three dates judge one bad `stores.csv` at once (a sweep's queued dates): they take
+/// turns under the file's lock, every run finishes on the last good copy, and `error/` holds
+/// that version once, with its own note.
+async fn runs_of_other_dates_judging_one_bad_referential_at_once_all_finish(store: TestStore) {
+    let store = store.and_referentials().await;
+    let days = ["2023-11-23", "2023-11-24", "2023-11-25"];
+    let file = std::fs::read_to_string(fixture("contract").join("transactions_2023-11-23_9.csv"))
+        .expect("a fixture");
+    for day in days {
+        store.put(&format!("transactions_{day}_9.csv"), file.replace("2023-11-23", day)).await;
+    }
+    assert_eq!(store.run(days[0]).await.status, RunStatus::Succeeded, "a good stores.csv formatted");
+    let bad = "id,latlng\n1,(1,1)\n";
+    store.put("stores.csv", bad).await;
+    let (a, b, c) = tokio::join!(
+        store.run_with(days[0], true, None),
+        store.run_with(days[1], true, None),
+        store.run_with(days[2], true, None)
+    );
+    for report in [&a, &b, &c] {
+        let stores = &report.referentials["stores"];
+        assert!(
+            stores.refused && stores.source == ReferentialSource::Fallback,
+            "{}: {stores:?}",
+            report.date
+        );
+        assert_eq!(report.status, RunStatus::Succeeded, "{}", report.date);
+        assert_accounting(report);
+    }
+    assert_eq!(store.get("error/stores.csv").await.expect("quarantined"), bad.as_bytes());
+    let note = store.json("error/stores.csv.error.json").await;
+    assert_eq!(note["original"]["size"], bad.len(), "the note of those bytes: {note:#}");
+    let quarantined_by = note["run_id"].as_str().expect("a run id");
+    assert!([&a, &b, &c].iter().any(|report| report.run_id == quarantined_by), "{note:#}");
+    let paths = store.paths().await;
+    assert!(!paths.iter().any(|path| path == "stores.csv"), "moved: {paths:?}");
+    assert!(
+        !paths
+            .iter()
+            .any(|path| path.starts_with("error/superseded/") || path.starts_with("error/incoming/")),
+        "one version, kept once: {paths:?}"
+    );
+    let lock = store.json("locks/files/stores.csv.json").await;
+    assert_eq!(lock["released"], true, "{lock:#}");
+}
+
+#[tokio::test]
+async fn runs_of_other_dates_judging_one_bad_referential_at_once_all_finish_on_a_local_directory() {
+    runs_of_other_dates_judging_one_bad_referential_at_once_all_finish(TestStore::new()).await;
+}
+
+#[tokio::test]
+async fn runs_of_other_dates_judging_one_bad_referential_at_once_all_finish_on_azurite() {
+    runs_of_other_dates_judging_one_bad_referential_at_once_all_finish(TestStore::azurite(
+        "referential-at-once",
+    ))
+    .await;
+}
