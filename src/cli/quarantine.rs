@@ -129,8 +129,8 @@ async fn release(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
             print(&released_line(&released));
             Ok(ExitCode::SUCCESS)
         }
-        Err(ReleaseError::Storage(error)) => {
-            eprintln!("failed: {error}");
+        Err(stop) if stop.is_stop() => {
+            eprintln!("failed: {stop}");
             Ok(ExitCode::from(1))
         }
         Err(refusal) => {

@@ -146,9 +146,7 @@ pub enum PipelineError {
     },
     /// The holder of a file's lock lost it (it stalled past the lock's time-to-live) and
     /// stopped before its next write of the file's quarantine.
-    #[error(
-        "quarantine of {file}: {holder} lost the file's lock ({reason}); it stopped before writing anything more"
-    )]
+    #[error("{file}: {holder} lost the file's lock ({reason}); it stopped before writing anything more")]
     FileLockLost {
         /// The file's name.
         file: String,

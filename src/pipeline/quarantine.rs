@@ -8,7 +8,7 @@
 //! bytes with another's note.
 //!
 //! Also what an operator does with quarantined files (`retail-ingest quarantine`): [`list`]
-//! the notes, and [`release`] a file back into the landing container for the next run.
+//! the notes, and [`release()`] a file back into the landing container for the next run.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -79,10 +79,14 @@ async fn quarantine_held(
     if !still_lands(store, meta).await? {
         let note = blobs::get_optional(store, &paths::quarantine_note(name)).await?;
         let note = note.and_then(|note| serde_json::from_slice::<QuarantineNote>(&note).ok());
-        return match note.filter(|note| note.is_version(meta.e_tag.as_deref(), meta.size)) {
-            Some(note) => Ok(note.report()),
-            None => Err(PipelineError::QuarantineMismatch { path: source.to_string() }),
-        };
+        if let Some(note) = note.filter(|note| note.is_version(meta.e_tag.as_deref(), meta.size))
+            // The copy too: a holder cut off between its copy and its note leaves another
+            // version's bytes beside this version's note.
+            && blobs::get_optional(store, &paths::quarantined(name)).await?.is_some_and(|copy| copy == *judged)
+        {
+            return Ok(note.report());
+        }
+        return Err(PipelineError::QuarantineMismatch { path: source.to_string() });
     }
     // An operator released this version after the run listed `error/`: the release stands.
     if problem.rule == MAX_REJECT_RATIO_RULE {

@@ -392,6 +392,11 @@ async fn runs_of_other_dates_judging_one_bad_referential_at_once_all_finish(stor
     assert_eq!(store.run(days[0]).await.status, RunStatus::Succeeded, "a good stores.csv formatted");
     let bad = "id,latlng\n1,(1,1)\n";
     store.put("stores.csv", bad).await;
+    // A holder that never renews keeps the file's lock for a second more: all three runs list
+    // and judge the file before any of them can move it.
+    let until = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let note = serde_json::json!({"run_id": "a stalled holder", "expires_at": until, "released": false});
+    store.put("locks/files/stores.csv.json", note.to_string()).await;
     let (a, b, c) = tokio::join!(
         store.run_with(days[0], true, None),
         store.run_with(days[1], true, None),
@@ -403,6 +408,11 @@ async fn runs_of_other_dates_judging_one_bad_referential_at_once_all_finish(stor
             stores.refused && stores.source == ReferentialSource::Fallback,
             "{}: {stores:?}",
             report.date
+        );
+        let reason = stores.reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.starts_with("stores.csv was quarantined: line 1: invalid header"),
+            "judged by each: {reason}"
         );
         assert_eq!(report.status, RunStatus::Succeeded, "{}", report.date);
         assert_accounting(report);

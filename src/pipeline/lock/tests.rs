@@ -148,7 +148,7 @@ async fn a_files_lock_is_its_own_and_says_which_file_when_busy_or_lost() {
         matches!(&lost, PipelineError::FileLockLost { file, holder, .. } if file == "clients.csv" && holder == "first"),
         "{lost}"
     );
-    assert!(lost.to_string().starts_with("quarantine of clients.csv: first lost the file's lock"), "{lost}");
+    assert!(lost.to_string().starts_with("clients.csv: first lost the file's lock"), "{lost}");
     let note = blobs::get(&store, &paths::file_lock("clients.csv"), "read").await.unwrap();
     assert_eq!(serde_json::from_slice::<LockNote>(&note).unwrap().run_id, "next");
     for lock in [next, other, day] {

@@ -41,7 +41,8 @@ pub struct Released {
     pub supersedes: Option<String>,
 }
 
-/// Why a release did nothing, or stopped. Every refusal leaves every blob as it was.
+/// Why a release did nothing, or stopped. Every refusal leaves every blob as it was; a release
+/// that stopped midway ([`ReleaseError::is_stop`]) leaves what a release that died leaves.
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
     /// The name is not one the contract lets land (a path, `..`, an unknown name).
@@ -144,17 +145,37 @@ pub enum ReleaseError {
         /// The run holding the file's lock.
         holder: String,
     },
-    /// The release stalled past its lock's time-to-live and stopped before its next write.
+    /// The release stalled past its lock's time-to-live and stopped before its next write: the
+    /// file may be back and its note still there (what a release that died leaves).
     #[error(
-        "the release stopped before it finished: {0}; `retail-ingest quarantine list` shows what is left in error/"
+        "the release stopped before it finished: it lost {lock} ({reason}); `retail-ingest quarantine list` shows what is left in error/"
     )]
-    LockLost(#[source] Box<PipelineError>),
+    LockLost {
+        /// `the date's lock` or `the file's lock`.
+        lock: &'static str,
+        /// How it was lost.
+        reason: String,
+    },
     /// Taking the date's or the file's lock failed otherwise.
     #[error("could not take the lock: {0}")]
     Lock(#[source] Box<PipelineError>),
     /// A storage call failed.
     #[error(transparent)]
     Storage(#[from] BlobError),
+}
+
+impl ReleaseError {
+    /// True when the release stopped midway (its lock lost, its copy changed, a run took the file
+    /// back into quarantine) or storage failed: not a refusal, and blobs may have changed.
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self,
+            Self::LockLost { .. }
+                | Self::CopyMismatch { .. }
+                | Self::QuarantinedMeanwhile { .. }
+                | Self::Storage(_)
+        )
+    }
 }
 
 /// Puts a quarantined file back into the landing container, so that the next run ingests it:
@@ -189,8 +210,9 @@ pub(super) async fn release_waiting(
         PipelineError::Busy { date, holder, .. } => ReleaseError::Busy { date, holder },
         PipelineError::FileBusy { file, holder, .. } => ReleaseError::Quarantining { name: file, holder },
         PipelineError::Storage(error) => ReleaseError::Storage(error),
-        lost @ (PipelineError::LockLost { .. } | PipelineError::FileLockLost { .. }) => {
-            ReleaseError::LockLost(Box::new(lost))
+        PipelineError::LockLost { reason, .. } => ReleaseError::LockLost { lock: "the date's lock", reason },
+        PipelineError::FileLockLost { reason, .. } => {
+            ReleaseError::LockLost { lock: "the file's lock", reason }
         }
         other => ReleaseError::Lock(Box::new(other)),
     };

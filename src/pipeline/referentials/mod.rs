@@ -194,11 +194,14 @@ pub async fn prepare(
     max_reject_ratio: f64,
     holder: Holder<'_>,
 ) -> Result<Prepared, PipelineError> {
-    let (clients, stores, products) = tokio::try_join!(
+    // Each one finishes whatever the others do: a quarantine dropped midway would leave its
+    // file's lock to expire and its copy without its note.
+    let (clients, stores, products) = tokio::join!(
         prepare_one::<Clients>(store, landing, notes.clients, max_reject_ratio, holder),
         prepare_one::<Stores>(store, landing, notes.stores, max_reject_ratio, holder),
         prepare_one::<Products>(store, landing, notes.products, max_reject_ratio, holder),
-    )?;
+    );
+    let (clients, stores, products) = (clients?, stores?, products?);
     Ok(match (clients, stores, products) {
         (Readiness::Usable(clients), Readiness::Usable(stores), Readiness::Usable(products)) => {
             Prepared::Usable(Box::new(Versions { clients, stores, products }))
