@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{open_store, print};
-use crate::pipeline::quarantine::{self, QuarantinedFile, ReleaseError, Released};
+use crate::pipeline::quarantine::{self, Leftovers, QuarantinedFile, ReleaseError, Released};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum QuarantineCommand {
@@ -67,10 +67,38 @@ async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     };
     if args.json {
         print(&format!("{}\n", serde_json::to_string_pretty(&files)?));
-    } else {
-        print(&table(&files));
+        return Ok(ExitCode::SUCCESS);
     }
+    let leftovers = match quarantine::leftovers(&store).await {
+        Ok(leftovers) => leftovers,
+        Err(error) => {
+            eprintln!("failed: {error}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    print(&format!("{}{}", table(&files), leftover_lines(&leftovers)));
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `error/`'s folders keep, which no run removes: a line each, when not empty.
+fn leftover_lines(leftovers: &Leftovers) -> String {
+    let mut out = String::new();
+    let Leftovers { superseded, incoming } = leftovers;
+    if superseded.files > 0 {
+        let _ = writeln!(
+            out,
+            "error/superseded/ keeps {} earlier version(s) of quarantined files ({} bytes): records, delete them when no longer needed",
+            superseded.files, superseded.bytes
+        );
+    }
+    if incoming.files > 0 {
+        let _ = writeln!(
+            out,
+            "error/incoming/ holds {} staged copy(ies) ({} bytes) left by runs that stopped midway (or under way): safe to delete when no run is",
+            incoming.files, incoming.bytes
+        );
+    }
+    out
 }
 
 /// One line per note; the reason last, since it is the long column.
@@ -183,6 +211,21 @@ mod tests {
             release_note: None,
             supersedes: supersedes.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn the_list_says_what_error_keeps_in_its_folders_only_when_they_hold_something() {
+        use crate::pipeline::quarantine::FolderUse;
+        assert_eq!(leftover_lines(&Leftovers::default()), "");
+        let leftovers = Leftovers {
+            superseded: FolderUse { files: 2, bytes: 4452 },
+            incoming: FolderUse { files: 1, bytes: 20 },
+        };
+        assert_eq!(
+            leftover_lines(&leftovers),
+            "error/superseded/ keeps 2 earlier version(s) of quarantined files (4452 bytes): records, delete them when no longer needed\n\
+             error/incoming/ holds 1 staged copy(ies) (20 bytes) left by runs that stopped midway (or under way): safe to delete when no run is\n"
+        );
     }
 
     #[test]

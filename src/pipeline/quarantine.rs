@@ -294,6 +294,41 @@ pub async fn list(store: &Arc<dyn ObjectStore>, prefix: &str) -> Result<Vec<Quar
 
 const NOTE_SUFFIX: &str = ".error.json";
 
+/// What `error/`'s folders hold, which nothing removes by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Leftovers {
+    /// Earlier versions kept in `error/superseded/` (their notes not counted).
+    pub superseded: FolderUse,
+    /// Staged copies in `error/incoming/`: left by runs that stopped midway, or under way.
+    pub incoming: FolderUse,
+}
+
+/// Files and bytes under one folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FolderUse {
+    /// The files.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Counts what `error/superseded/` and `error/incoming/` hold (a listing of each).
+pub async fn leftovers(store: &Arc<dyn ObjectStore>) -> Result<Leftovers, BlobError> {
+    let in_folder = |folder: &'static str| async move {
+        let prefix = Path::from(folder);
+        let metas: Vec<ObjectMeta> =
+            store.list(Some(&prefix)).try_collect().await.map_err(|e| BlobError::new("list", &prefix, e))?;
+        let copies = metas.iter().filter(|meta| !meta.location.as_ref().ends_with(NOTE_SUFFIX));
+        Ok::<_, BlobError>(copies.fold(FolderUse::default(), |used, meta| FolderUse {
+            files: used.files + 1,
+            bytes: used.bytes + meta.size,
+        }))
+    };
+    let (superseded, incoming) =
+        futures::try_join!(in_folder("error/superseded"), in_folder("error/incoming"))?;
+    Ok(Leftovers { superseded, incoming })
+}
+
 /// A blob's metadata, `None` when it does not exist.
 async fn head_optional(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<Option<ObjectMeta>, BlobError> {
     match store.head(path).await {

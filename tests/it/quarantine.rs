@@ -240,6 +240,13 @@ async fn a_later_invalid_version_keeps_the_earlier_one(store: TestStore) -> Test
     assert_eq!(store.json(&format!("{kept}.error.json")).await["run_id"], first.run_id.as_str());
     assert_eq!(store.get("error/stores.csv").await.expect("the second"), "id,latlng\n11,(2,2)\n".as_bytes());
     assert_eq!(store.json("error/stores.csv.error.json").await["run_id"], second.run_id.as_str());
+    // Both earlier versions are what `quarantine list` says error/superseded/ keeps.
+    let leftovers = quarantine::leftovers(&store.store).await.expect("counts");
+    let bytes = (comma_bytes().len() + "id,latlng,opening,closing,type\n10,(1,1),8,20,0\n".len()) as u64;
+    assert_eq!(
+        (leftovers.superseded.files, leftovers.superseded.bytes, leftovers.incoming.files),
+        (2, bytes, 0)
+    );
     store
 }
 

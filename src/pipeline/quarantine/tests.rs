@@ -236,6 +236,16 @@ async fn a_later_version_quarantined_under_the_same_name_keeps_the_earlier_one()
     assert_eq!(note.supersedes.as_deref(), Some("error/superseded/later"));
     let listed = list(&store, "").await.expect("lists");
     assert_eq!(listed.len(), 1, "the kept version is not listed as quarantined: {listed:?}");
+    let kept = leftovers(&store).await.expect("counts");
+    let expected = FolderUse { files: 1, bytes: BYTES.len() as u64 };
+    assert_eq!(
+        kept,
+        Leftovers { superseded: expected, incoming: FolderUse::default() },
+        "the copy, not its note"
+    );
+    put(&store, &format!("error/incoming/stopped-{NAME}"), b"abc").await;
+    assert_eq!(leftovers(&store).await.expect("counts").incoming, FolderUse { files: 1, bytes: 3 });
+    store.delete(&Path::from(format!("error/incoming/stopped-{NAME}"))).await.expect("deleted");
 
     // The same bytes sent again: the new note replaces the old one, nothing more is kept.
     put(&store, NAME, b"a,b\n1,2\n3,4\n").await;
