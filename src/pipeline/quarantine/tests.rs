@@ -9,6 +9,10 @@ use crate::pipeline::PipelineSettings;
 const NAME: &str = "transactions_2023-11-23_14.csv";
 const BYTES: &[u8] = b"transaction_id,client_id\n1,2\n";
 
+fn problem(rule: &'static str, reason: &str, rows: u64) -> FileProblem {
+    FileProblem { rule, reason: reason.to_owned(), rows, details: serde_json::Value::Null }
+}
+
 fn holder(run_id: &str) -> Holder<'_> {
     Holder { run_id, times: PipelineSettings::default().lock_times() }
 }
@@ -140,12 +144,7 @@ async fn quarantine_landed(
     let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
     let date = IngestDate::parse("2023-11-23").ok();
     let subject = Subject { name: NAME, meta: &meta, date };
-    let problem = FileProblem {
-        rule: "invalid_header",
-        reason: "line 1: invalid header".to_owned(),
-        rows: 2,
-        details: serde_json::Value::Null,
-    };
+    let problem = problem("invalid_header", "line 1: invalid header", 2);
     quarantine(store, &subject, &Bytes::copy_from_slice(judged), &problem, holder("later")).await
 }
 
@@ -172,12 +171,7 @@ async fn two_runs_at_once(store: &Arc<dyn ObjectStore>) {
     // Both listed and judged the file before either moved it.
     let meta = store.head(&Path::from(NAME)).await.expect("the file lands");
     let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
-    let problem = FileProblem {
-        rule: "invalid_header",
-        reason: "line 1: invalid header".to_owned(),
-        rows: 2,
-        details: serde_json::Value::Null,
-    };
+    let problem = problem("invalid_header", "line 1: invalid header", 2);
     let judged = Bytes::from_static(version);
     let (x, y) = tokio::join!(
         quarantine(&store, &subject, &judged, &problem, holder("x")),
@@ -388,12 +382,7 @@ async fn a_version_another_run_quarantined_meanwhile_is_reported_from_its_note()
     store.delete(&Path::from(NAME)).await.expect("moved by the other run");
     let before = paths_of(&store).await;
     let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
-    let problem = FileProblem {
-        rule: "invalid_header",
-        reason: "line 1: invalid header".to_owned(),
-        rows: 1,
-        details: serde_json::Value::Null,
-    };
+    let problem = problem("invalid_header", "line 1: invalid header", 1);
     let report = quarantine(&store, &subject, &Bytes::from_static(BYTES), &problem, holder("late"))
         .await
         .expect("accounted for");
@@ -432,12 +421,7 @@ async fn a_version_released_while_the_run_judged_it_is_not_quarantined_again() {
     put(&store, &format!("error/{NAME}.released.json"), &serde_json::to_vec(&release).expect("a note")).await;
     let before = paths_of(&store).await;
     let subject = Subject { name: NAME, meta: &meta, date: IngestDate::parse("2023-11-23").ok() };
-    let problem = FileProblem {
-        rule: MAX_REJECT_RATIO_RULE,
-        reason: "too many rejects".to_owned(),
-        rows: 1,
-        details: serde_json::Value::Null,
-    };
+    let problem = problem(MAX_REJECT_RATIO_RULE, "too many rejects", 1);
     let error = quarantine(&store, &subject, &Bytes::from_static(BYTES), &problem, holder("late"))
         .await
         .expect_err("refused");
