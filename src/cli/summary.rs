@@ -16,21 +16,19 @@ pub(super) fn summary(date: IngestDate, outcome: &Result<RunReport, String>) -> 
     let totals = &report.totals;
     // A run that stopped before reading has no counts to give ("0 rows in 0 files" would read
     // as an empty day): its reason, on the next line, says why.
-    let read_nothing = match report.status {
-        RunStatus::Blocked | RunStatus::Incomplete => Some("no transaction file read, nothing published"),
-        RunStatus::NoFiles => Some(""), // its reason says it all
-        RunStatus::Succeeded | RunStatus::Unchanged => None,
-    };
-    match read_nothing {
-        Some(what) => {
-            let line = format!("{date}  {:<10}  {what}", report.status.as_str());
-            let _ = writeln!(out, "{}", line.trim_end());
+    let status = report.status.as_str();
+    match report.status {
+        RunStatus::Blocked | RunStatus::Incomplete => {
+            let _ = writeln!(out, "{date}  {status:<10}  no transaction file read, nothing published");
         }
-        None => {
+        // Its reason says it all.
+        RunStatus::NoFiles => {
+            let _ = writeln!(out, "{date}  {status}");
+        }
+        RunStatus::Succeeded | RunStatus::Unchanged => {
             let _ = writeln!(
                 out,
-                "{date}  {:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
-                report.status.as_str(),
+                "{date}  {status:<10}  {} rows: {} kept, {} rejected, {} flagged, {} quarantined in {} file(s)",
                 totals.counts.rows,
                 totals.counts.kept,
                 totals.counts.rejected_rows,
