@@ -112,7 +112,7 @@ pub enum ReleaseError {
     },
     /// The copy put back does not read back as the quarantined bytes; `error/` is untouched.
     #[error(
-        "{landing} does not read back as {copy} (it changed meanwhile); {copy} and its note are left as they are"
+        "{landing} does not read back as {copy} (the retailer sent it again meanwhile: that version is the one the next run ingests); {copy} and its note are left as they are"
     )]
     CopyMismatch {
         /// The landing path.
@@ -120,12 +120,12 @@ pub enum ReleaseError {
         /// The quarantined copy's path.
         copy: String,
     },
-    /// The copy put back left the landing container before `error/` was cleared: a run
-    /// quarantined it again, and `error/` now holds that run's copy and note.
+    /// The copy put back changed before `error/` was cleared (runs wait for the file's lock, so
+    /// the retailer sent it again): what is left in `error/` stays.
     #[error(
-        "{landing} was taken back into quarantine by a run meanwhile; error/ holds that run's copy and note"
+        "{landing} changed after the release put it back (the retailer sent it again: that version is the one the next run ingests); what is left of it in error/ stays"
     )]
-    QuarantinedMeanwhile {
+    ChangedMeanwhile {
         /// The landing path.
         landing: String,
     },
@@ -165,14 +165,14 @@ pub enum ReleaseError {
 }
 
 impl ReleaseError {
-    /// True when the release stopped midway (its lock lost, its copy changed, a run took the file
-    /// back into quarantine) or storage failed: not a refusal, and blobs may have changed.
+    /// True when the release stopped midway (its lock lost, or the retailer sent the file again
+    /// while it was put back) or storage failed: not a refusal, and blobs may have changed.
     pub fn is_stop(&self) -> bool {
         matches!(
             self,
             Self::LockLost { .. }
                 | Self::CopyMismatch { .. }
-                | Self::QuarantinedMeanwhile { .. }
+                | Self::ChangedMeanwhile { .. }
                 | Self::Storage(_)
         )
     }
@@ -321,7 +321,7 @@ async fn release_held(
     {
         let ours = head_optional(store, &landing).await?.is_some_and(|meta| meta.e_tag == put.e_tag);
         if !ours {
-            return Err(ReleaseError::QuarantinedMeanwhile { landing: landing.to_string() });
+            return Err(ReleaseError::ChangedMeanwhile { landing: landing.to_string() });
         }
         blobs::delete(store, path, action).await?;
     }

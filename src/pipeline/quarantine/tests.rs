@@ -443,8 +443,11 @@ async fn file_lock_released(store: &Arc<dyn ObjectStore>, name: &str) -> bool {
 
 #[tokio::test]
 async fn a_version_sent_again_while_the_earlier_one_is_quarantined_stays_in_the_landing_container() {
-    let store: Arc<dyn ObjectStore> =
-        Arc::new(SendsAgainOnNote { inner: InMemory::new(), again: Bytes::from_static(b"a,b\n1,2\n") });
+    let store: Arc<dyn ObjectStore> = Arc::new(SendsAgain {
+        inner: InMemory::new(),
+        when_written: paths::quarantine_note(NAME),
+        again: Bytes::from_static(b"a,b\n1,2\n"),
+    });
     put(&store, NAME, BYTES).await;
     quarantine_landed(&store, BYTES).await.expect("quarantined");
     let blobs = paths_of(&store).await;
@@ -454,29 +457,53 @@ async fn a_version_sent_again_while_the_earlier_one_is_quarantined_stays_in_the_
     assert_eq!(copy.as_ref(), BYTES, "the version judged is quarantined");
 }
 
-/// A store in which the retailer sends the file again, other bytes, right before the
-/// quarantine note is written.
+#[tokio::test]
+async fn a_version_sent_again_while_the_release_puts_the_file_back_stops_it_and_error_keeps_its_version() {
+    let store: Arc<dyn ObjectStore> = Arc::new(SendsAgain {
+        inner: InMemory::new(),
+        when_written: paths::release_note(NAME),
+        again: Bytes::from_static(b"a,b\n1,2\n"),
+    });
+    put(&store, &format!("error/{NAME}"), BYTES).await;
+    let ratio = QuarantineNote {
+        rule: MAX_REJECT_RATIO_RULE.to_owned(),
+        ..serde_json::from_slice(&note(NAME, NAME, BYTES.len() as u64, 0)).expect("a note")
+    };
+    put(&store, &format!("error/{NAME}.error.json"), &serde_json::to_vec(&ratio).expect("a note")).await;
+    let error = release(&store, "", NAME).await.expect_err("stopped");
+    assert!(error.is_stop() && matches!(error, ReleaseError::CopyMismatch { .. }), "{error}");
+    assert!(error.to_string().contains("the retailer sent it again"), "{error}");
+    let blobs = paths_of(&store).await;
+    let find = |path: &str| blobs.iter().find(|(p, _)| p == path).map(|(_, bytes)| bytes.as_ref());
+    assert_eq!(find(NAME), Some(&b"a,b\n1,2\n"[..]), "the retailer's version lands: {blobs:?}");
+    assert_eq!(find(&format!("error/{NAME}")), Some(BYTES), "the released version stays in error/");
+    assert!(find(&format!("error/{NAME}.error.json")).is_some(), "with its note");
+}
+
+/// A store in which the retailer sends the file `NAME` again, other bytes, right before the
+/// blob `when_written` is written.
 #[derive(Debug)]
-struct SendsAgainOnNote {
+struct SendsAgain {
     inner: InMemory,
+    when_written: Path,
     again: Bytes,
 }
 
-impl std::fmt::Display for SendsAgainOnNote {
+impl std::fmt::Display for SendsAgain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SendsAgainOnNote")
+        f.write_str("SendsAgain")
     }
 }
 
 #[async_trait::async_trait]
-impl ObjectStore for SendsAgainOnNote {
+impl ObjectStore for SendsAgain {
     async fn put_opts(
         &self,
         location: &Path,
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<object_store::PutResult> {
-        if *location == paths::quarantine_note(NAME) {
+        if *location == self.when_written {
             self.inner.put(&Path::from(NAME), self.again.clone().into()).await?;
         }
         self.inner.put_opts(location, payload, opts).await
